@@ -1,0 +1,845 @@
+//! The cache: single-flight fetches, refresh-ahead, stale-if-error,
+//! compare-and-invalidate, and an optional shared second level.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::policy::{Deadlines, Policy};
+use crate::stats::{CacheStats, Counters};
+use crate::{
+    AccessToken, Clock, FetchContext, FetchReason, Fingerprint, SharedClock, StoredToken,
+    SystemClock, Token, TokenError, TokenKey, TokenSource, TokenStore,
+};
+
+/// Called with the key and the new token whenever a key's token changes,
+/// e.g. to persist a rotated refresh token.
+pub type ChangeHook = Arc<dyn Fn(&TokenKey, &Token) + Send + Sync>;
+
+type SharedFetch = Shared<BoxFuture<'static, Result<Arc<Entry>, TokenError>>>;
+
+/// An expiry-aware, single-flight cache of access tokens from one
+/// [`TokenSource`]. Cheap to clone; clones share everything.
+///
+/// ```
+/// use bearer_cache::{StaticSource, TokenCache, TokenKey};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cache = TokenCache::builder(StaticSource::new("a-token")).build();
+/// let token = cache.get(&TokenKey::default()).await.unwrap();
+/// assert_eq!(token.access_token().expose_secret(), "a-token");
+/// assert_eq!(cache.stats().fetches, 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: Arc<dyn TokenSource>,
+    slots: moka::future::Cache<TokenKey, Arc<Slot>>,
+    policy: Policy,
+    clock: SharedClock,
+    store: Option<StoreLink>,
+    on_change: Option<ChangeHook>,
+    counters: Counters,
+}
+
+struct StoreLink {
+    store: Arc<dyn TokenStore>,
+    call_timeout: Duration,
+    lease_ttl: Duration,
+    wait_timeout: Duration,
+    healthy: AtomicBool,
+}
+
+/// One key's state. Readers only touch `current`; the mutex guards the
+/// bookkeeping of fetches and failures and is never held across an await.
+struct Slot {
+    key: TokenKey,
+    store_key: OnceLock<String>,
+    current: ArcSwapOption<Entry>,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    inflight: Option<SharedFetch>,
+    /// The newest token, even once rejected or expired: its refresh token is
+    /// what the next fetch uses.
+    latest: Option<Arc<Entry>>,
+    failures: u32,
+    last_error: Option<TokenError>,
+    /// No foreground fetch before this after a failure (backoff).
+    retry_not_before: Option<Instant>,
+    /// No background refresh before this.
+    next_background_at: Option<Instant>,
+}
+
+struct Entry {
+    token: Token,
+    authorization: SecretString,
+    fingerprint: Fingerprint,
+    deadlines: Deadlines,
+}
+
+/// A token handed out by the cache, with what the caller may need to report
+/// it rejected. Cheap to clone. `Debug` shows only the fingerprint.
+#[derive(Clone)]
+pub struct CachedToken {
+    entry: Arc<Entry>,
+    hit: bool,
+}
+
+impl CachedToken {
+    /// The token.
+    pub fn token(&self) -> &Token {
+        &self.entry.token
+    }
+
+    /// The access token value.
+    pub fn access_token(&self) -> &AccessToken {
+        self.entry.token.access_token()
+    }
+
+    /// `Bearer <token>`, ready for an `Authorization` header (or gRPC
+    /// `authorization` metadata). Checked at fetch time to hold only visible
+    /// ASCII, so it can never inject a header.
+    pub fn expose_authorization_value(&self) -> &str {
+        self.entry.authorization.expose_secret()
+    }
+
+    /// The loggable fingerprint of the access token.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.entry.fingerprint
+    }
+
+    /// Whether the cache had it (no fetch was awaited).
+    pub fn was_hit(&self) -> bool {
+        self.hit
+    }
+
+    /// When the cache stops handing it out.
+    pub fn expires_at(&self) -> Instant {
+        self.entry.deadlines.expires_at
+    }
+
+    /// When the cache starts refreshing it in the background.
+    pub fn refresh_at(&self) -> Instant {
+        self.entry.deadlines.refresh_at
+    }
+
+    /// Whether both came from the same fetch.
+    pub fn same_fetch(&self, other: &CachedToken) -> bool {
+        Arc::ptr_eq(&self.entry, &other.entry)
+    }
+}
+
+impl fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("fingerprint", &self.entry.fingerprint)
+            .field("hit", &self.hit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("source", &self.inner.source.id())
+            .field("keys", &self.inner.slots.entry_count())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`TokenCache`]. Every knob has a default that suits tokens
+/// living minutes to hours.
+pub struct TokenCacheBuilder {
+    source: Arc<dyn TokenSource>,
+    policy: Policy,
+    clock: SharedClock,
+    store: Option<Arc<dyn TokenStore>>,
+    store_call_timeout: Duration,
+    store_lease_ttl: Duration,
+    store_wait_timeout: Duration,
+    on_change: Option<ChangeHook>,
+    max_keys: u64,
+    idle_key_ttl: Duration,
+}
+
+impl TokenCache {
+    /// Starts configuring a cache over `source`.
+    pub fn builder(source: impl TokenSource) -> TokenCacheBuilder {
+        Self::builder_shared(Arc::new(source))
+    }
+
+    /// Like [`builder`](Self::builder), for a source already behind an `Arc`.
+    pub fn builder_shared(source: Arc<dyn TokenSource>) -> TokenCacheBuilder {
+        TokenCacheBuilder {
+            source,
+            policy: Policy::default(),
+            clock: Arc::new(SystemClock),
+            store: None,
+            store_call_timeout: Duration::from_millis(250),
+            store_lease_ttl: Duration::from_secs(30),
+            store_wait_timeout: Duration::from_secs(10),
+            on_change: None,
+            max_keys: 10_000,
+            idle_key_ttl: Duration::from_secs(3600),
+        }
+    }
+
+    /// The source's identity.
+    pub fn source_id(&self) -> &str {
+        self.inner.source.id()
+    }
+
+    /// A token for `key`: at once when the cache holds a valid one (starting
+    /// a background refresh when it nears expiry), else after the one fetch
+    /// all concurrent callers of this key share.
+    ///
+    /// Dropping the returned future never cancels a fetch other callers
+    /// wait on. After a failure, callers within the backoff window get the
+    /// same error at once instead of a new request to the endpoint.
+    pub async fn get(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
+        let slot = self.slot(key).await;
+        let now = self.inner.clock.now();
+        if let Some(entry) = slot.current.load_full() {
+            if now < entry.deadlines.refresh_at {
+                self.inner.counters.hit();
+                return Ok(CachedToken { entry, hit: true });
+            }
+            if now < entry.deadlines.expires_at {
+                self.inner.counters.hit();
+                self.refresh_in_background(&slot, now);
+                return Ok(CachedToken { entry, hit: true });
+            }
+        }
+        self.inner.counters.miss();
+        self.join_or_fetch(&slot, false).await
+    }
+
+    /// Reports that a server rejected `rejected`. The key is invalidated only
+    /// if `rejected` is still its current token, so any number of reports of
+    /// the same token, and reports of tokens already replaced, cause at most
+    /// one new fetch. Returns whether it invalidated.
+    pub async fn invalidate_if_current(&self, key: &TokenKey, rejected: &CachedToken) -> bool {
+        let Some(slot) = self.inner.slots.get(key).await else {
+            return false;
+        };
+        let _state = lock(&slot.state);
+        let is_current = slot
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|e| Arc::ptr_eq(e, &rejected.entry));
+        if is_current {
+            slot.current.store(None);
+            self.inner.counters.invalidation();
+            tracing::info!(
+                target: "bearer_cache",
+                key = %key,
+                token = %rejected.fingerprint(),
+                "token rejected by server; invalidated"
+            );
+        }
+        is_current
+    }
+
+    /// Reports `rejected` (see [`invalidate_if_current`]) and returns a token
+    /// that is not it: the one a concurrent report already fetched, or a new one.
+    ///
+    /// [`invalidate_if_current`]: Self::invalidate_if_current
+    pub async fn replace_rejected(
+        &self,
+        key: &TokenKey,
+        rejected: &CachedToken,
+    ) -> Result<CachedToken, TokenError> {
+        self.invalidate_if_current(key, rejected).await;
+        self.get(key).await
+    }
+
+    /// Fetches a new token for `key` now, whatever the cache holds, and
+    /// waits for it (joining a fetch already under way).
+    pub async fn refresh(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
+        let slot = self.slot(key).await;
+        self.join_or_fetch(&slot, true).await
+    }
+
+    /// Forgets every key.
+    pub fn clear(&self) {
+        self.inner.slots.invalidate_all();
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.counters.snapshot()
+    }
+
+    async fn slot(&self, key: &TokenKey) -> Arc<Slot> {
+        if let Some(slot) = self.inner.slots.get(key).await {
+            return slot;
+        }
+        self.inner
+            .slots
+            .get_with_by_ref(key, async { Arc::new(Slot::new(key.clone())) })
+            .await
+    }
+
+    async fn join_or_fetch(
+        &self,
+        slot: &Arc<Slot>,
+        force: bool,
+    ) -> Result<CachedToken, TokenError> {
+        let fetch = {
+            let mut state = lock(&slot.state);
+            let now = self.inner.clock.now();
+            if !force {
+                if let Some(entry) = slot.current.load_full() {
+                    if now < entry.deadlines.expires_at {
+                        // Another caller's fetch landed while we took the lock.
+                        return Ok(CachedToken { entry, hit: true });
+                    }
+                }
+            }
+            match &state.inflight {
+                Some(fetch) => fetch.clone(),
+                None => {
+                    if !force {
+                        if let (Some(err), Some(at)) = (&state.last_error, state.retry_not_before) {
+                            if now < at {
+                                self.inner.counters.backoff_refusal();
+                                return Err(err.clone());
+                            }
+                        }
+                    }
+                    let reason = if force {
+                        FetchReason::Forced
+                    } else if slot.current.load().is_some() {
+                        FetchReason::Expired
+                    } else if state.latest.is_some() {
+                        FetchReason::Rejected
+                    } else {
+                        FetchReason::Initial
+                    };
+                    self.start_fetch(slot, &mut state, reason)
+                }
+            }
+        };
+        self.inner.counters.wait();
+        fetch.await.map(|entry| CachedToken { entry, hit: false })
+    }
+
+    fn refresh_in_background(&self, slot: &Arc<Slot>, now: Instant) {
+        // Whoever holds the lock is already deciding; don't queue behind it.
+        let Ok(mut state) = slot.state.try_lock() else {
+            return;
+        };
+        if state.inflight.is_some() || state.next_background_at.is_some_and(|at| now < at) {
+            return;
+        }
+        self.inner.counters.background_refresh();
+        drop(self.start_fetch(slot, &mut state, FetchReason::RefreshAhead));
+    }
+
+    /// Spawns the fetch so that it outlives any caller, and records it as the
+    /// slot's one fetch in flight. Called with the slot's lock held.
+    fn start_fetch(
+        &self,
+        slot: &Arc<Slot>,
+        state: &mut SlotState,
+        reason: FetchReason,
+    ) -> SharedFetch {
+        let inner = Arc::clone(&self.inner);
+        let slot_for_task = Arc::clone(slot);
+        let previous = state.latest.clone();
+        let task = tokio::spawn(async move {
+            inner
+                .fetch_and_install(&slot_for_task, previous, reason)
+                .await
+        });
+        let fetch = task
+            .map(|joined| {
+                joined
+                    .unwrap_or_else(|_| Err(TokenError::source("the token source panicked", true)))
+            })
+            .boxed()
+            .shared();
+        state.inflight = Some(fetch.clone());
+        fetch
+    }
+}
+
+impl Slot {
+    fn new(key: TokenKey) -> Self {
+        Slot {
+            key,
+            store_key: OnceLock::new(),
+            current: ArcSwapOption::empty(),
+            state: Mutex::new(SlotState::default()),
+        }
+    }
+}
+
+fn lock(m: &Mutex<SlotState>) -> MutexGuard<'_, SlotState> {
+    // A panic while holding it leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a fetch produced, before it is installed.
+struct Fetched {
+    token: Token,
+    sent_at: Instant,
+    sent_at_system: SystemTime,
+    from_store: bool,
+}
+
+impl Inner {
+    async fn fetch_and_install(
+        &self,
+        slot: &Slot,
+        previous: Option<Arc<Entry>>,
+        reason: FetchReason,
+    ) -> Result<Arc<Entry>, TokenError> {
+        tracing::debug!(target: "bearer_cache", key = %slot.key, ?reason, "fetching token");
+        let result = match &self.store {
+            Some(link) => {
+                self.fetch_via_store(link, slot, previous.as_deref(), reason)
+                    .await
+            }
+            None => {
+                self.fetch_from_source(&slot.key, previous.as_deref().map(|e| &e.token), reason)
+                    .await
+            }
+        };
+        let installed = result.and_then(|fetched| self.make_entry(fetched));
+
+        let mut state = lock(&slot.state);
+        state.inflight = None;
+        let now = self.clock.now();
+        match installed {
+            Ok((entry, from_store)) => {
+                slot.current.store(Some(Arc::clone(&entry)));
+                let changed = previous
+                    .as_ref()
+                    .is_none_or(|p| p.token.access_token() != entry.token.access_token());
+                state.latest = Some(Arc::clone(&entry));
+                state.failures = 0;
+                state.last_error = None;
+                state.retry_not_before = None;
+                // A server that hands back a token already due for refresh
+                // (its own cache window) must not make every request refresh.
+                state.next_background_at =
+                    (entry.deadlines.refresh_at <= now).then(|| now + self.policy.backoff.initial);
+                drop(state);
+                tracing::debug!(
+                    target: "bearer_cache",
+                    key = %slot.key,
+                    token = %entry.fingerprint,
+                    from_store,
+                    expires_in_ms = entry.deadlines.expires_at.saturating_duration_since(now).as_millis() as u64,
+                    "token installed"
+                );
+                if changed {
+                    if let Some(hook) = &self.on_change {
+                        hook(&slot.key, &entry.token);
+                    }
+                }
+                Ok(entry)
+            }
+            Err(error) => {
+                state.failures = state.failures.saturating_add(1);
+                let delay = self.policy.backoff.delay(
+                    state.failures,
+                    error.retry_after(),
+                    &mut rand::rng(),
+                );
+                state.retry_not_before = Some(now + delay);
+                state.next_background_at = Some(now + delay);
+                state.last_error = Some(error.clone());
+                let failures = state.failures;
+                drop(state);
+                self.counters.failure();
+                tracing::warn!(
+                    target: "bearer_cache",
+                    key = %slot.key,
+                    ?reason,
+                    %error,
+                    transient = error.is_transient(),
+                    consecutive_failures = failures,
+                    backoff_ms = delay.as_millis() as u64,
+                    "token fetch failed"
+                );
+                Err(error)
+            }
+        }
+    }
+
+    fn make_entry(&self, fetched: Fetched) -> Result<(Arc<Entry>, bool), TokenError> {
+        let token = fetched.token;
+        if !token.token_type().eq_ignore_ascii_case("bearer") {
+            return Err(TokenError::UnsupportedTokenType(
+                token.token_type().to_owned(),
+            ));
+        }
+        if !token.header_safe() {
+            return Err(TokenError::InvalidTokenValue);
+        }
+        let deadlines = self.policy.deadlines(
+            &token,
+            fetched.sent_at,
+            fetched.sent_at_system,
+            rand::rng().random::<f64>(),
+        );
+        let authorization =
+            SecretString::from(format!("Bearer {}", token.access_token().expose_secret()));
+        let fingerprint = token.access_token().fingerprint();
+        Ok((
+            Arc::new(Entry {
+                token,
+                authorization,
+                fingerprint,
+                deadlines,
+            }),
+            fetched.from_store,
+        ))
+    }
+
+    async fn fetch_from_source(
+        &self,
+        key: &TokenKey,
+        previous: Option<&Token>,
+        reason: FetchReason,
+    ) -> Result<Fetched, TokenError> {
+        let sent_at = self.clock.now();
+        let sent_at_system = self.clock.system_now();
+        self.counters.fetch();
+        let cx = FetchContext::new(key, previous, reason);
+        let token = tokio::time::timeout(self.policy.fetch_timeout, self.source.fetch(cx))
+            .await
+            .map_err(|_| TokenError::Timeout(self.policy.fetch_timeout))??;
+        Ok(Fetched {
+            token,
+            sent_at,
+            sent_at_system,
+            from_store: false,
+        })
+    }
+
+    /// The fleet path: use what another instance stored; else take the
+    /// lease and fetch; else wait for the holder. Any store failure falls
+    /// back to fetching alone.
+    async fn fetch_via_store(
+        &self,
+        link: &StoreLink,
+        slot: &Slot,
+        previous: Option<&Entry>,
+        reason: FetchReason,
+    ) -> Result<Fetched, TokenError> {
+        let key = slot
+            .store_key
+            .get_or_init(|| slot.key.digest(self.source.id()));
+        let previous_token = previous.map(|e| &e.token);
+        let stored = self.store_call(link, link.store.load(key)).await.flatten();
+        if let Some(fetched) = self.usable_stored(stored.as_ref(), previous, reason) {
+            return Ok(fetched);
+        }
+        // The stored token carries the newest (rotated) refresh token.
+        let newest = stored.as_ref().map(|s| &s.token).or(previous_token);
+
+        match self
+            .store_call(link, link.store.try_lease(key, link.lease_ttl))
+            .await
+        {
+            Some(Some(lease)) => {
+                let result = self.fetch_from_source(&slot.key, newest, reason).await;
+                if let Ok(fetched) = &result {
+                    self.save(link, key, fetched, Some(&lease)).await;
+                }
+                self.store_call(link, link.store.release(key, &lease)).await;
+                result
+            }
+            Some(None) => {
+                let waited = self
+                    .store_call_with(
+                        link,
+                        link.store.wait_for_update(key, link.wait_timeout),
+                        link.wait_timeout + link.call_timeout,
+                    )
+                    .await
+                    .flatten();
+                if let Some(fetched) = self.usable_stored(waited.as_ref(), previous, reason) {
+                    return Ok(fetched);
+                }
+                // The holder died or is slow: fetch alone, share what we get.
+                let newest = waited.as_ref().map(|s| &s.token).or(newest);
+                let result = self.fetch_from_source(&slot.key, newest, reason).await;
+                if let Ok(fetched) = &result {
+                    self.save(link, key, fetched, None).await;
+                }
+                result
+            }
+            None => self.fetch_from_source(&slot.key, newest, reason).await,
+        }
+    }
+
+    async fn save(
+        &self,
+        link: &StoreLink,
+        key: &str,
+        fetched: &Fetched,
+        lease: Option<&crate::Lease>,
+    ) {
+        let stored = StoredToken::new(&fetched.token, fetched.sent_at_system);
+        let ttl = self.policy.lifetime(&fetched.token, fetched.sent_at_system);
+        self.store_call(link, link.store.save(key, &stored, ttl, lease))
+            .await;
+    }
+
+    /// A stored token is used only if it is fresher than what prompted the
+    /// fetch: not the rejected one, not due for refresh itself.
+    fn usable_stored(
+        &self,
+        stored: Option<&StoredToken>,
+        previous: Option<&Entry>,
+        reason: FetchReason,
+    ) -> Option<Fetched> {
+        let stored = stored?;
+        if previous.is_some_and(|p| p.token.access_token() == stored.token.access_token()) {
+            return None;
+        }
+        if reason == FetchReason::Forced {
+            return None;
+        }
+        let now = self.clock.now();
+        let now_system = self.clock.system_now();
+        let age = now_system
+            .duration_since(stored.fetched_at)
+            .unwrap_or(Duration::ZERO);
+        let sent_at = now.checked_sub(age).unwrap_or(now);
+        let deadlines = self
+            .policy
+            .deadlines(&stored.token, sent_at, stored.fetched_at, 0.0);
+        if now >= deadlines.refresh_at {
+            return None;
+        }
+        self.counters.store_hit();
+        Some(Fetched {
+            token: stored.token.clone(),
+            sent_at,
+            sent_at_system: stored.fetched_at,
+            from_store: true,
+        })
+    }
+
+    async fn store_call<T>(
+        &self,
+        link: &StoreLink,
+        call: impl Future<Output = Result<T, crate::StoreError>>,
+    ) -> Option<T> {
+        self.store_call_with(link, call, link.call_timeout).await
+    }
+
+    /// Runs one store call within `limit`; a failure is logged once per
+    /// outage and turns into `None`, never into a caller's error.
+    async fn store_call_with<T>(
+        &self,
+        link: &StoreLink,
+        call: impl Future<Output = Result<T, crate::StoreError>>,
+        limit: Duration,
+    ) -> Option<T> {
+        let outcome = match tokio::time::timeout(limit, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {limit:?}")),
+        };
+        match outcome {
+            Ok(value) => {
+                if !link.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!(target: "bearer_cache", "token store is back; sharing tokens again");
+                }
+                Some(value)
+            }
+            Err(message) => {
+                self.counters.store_error();
+                if link.healthy.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "bearer_cache",
+                        error = %message,
+                        "token store unavailable; fetching locally until it returns"
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
+impl TokenCacheBuilder {
+    /// How long before hard expiry a background refresh starts (default
+    /// 5 min), at most [`max_refresh_ahead_fraction`] of the lifetime.
+    ///
+    /// [`max_refresh_ahead_fraction`]: Self::max_refresh_ahead_fraction
+    pub fn refresh_ahead(mut self, ahead: Duration) -> Self {
+        self.policy.refresh_ahead = ahead;
+        self
+    }
+
+    /// The largest share of a token's usable lifetime the refresh window
+    /// may take (default 0.5): a 10 s token refreshes after about 5 s.
+    pub fn max_refresh_ahead_fraction(mut self, fraction: f64) -> Self {
+        self.policy.max_refresh_ahead_fraction = fraction.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Random extra lead, as a fraction of the refresh window (default 0.2),
+    /// so instances do not refresh in step.
+    pub fn refresh_jitter(mut self, fraction: f64) -> Self {
+        self.policy.refresh_jitter = fraction.clamp(0.0, 1.0);
+        self
+    }
+
+    /// How long before the server's expiry a token is no longer handed out
+    /// (default 30 s): covers clock skew and time in flight.
+    pub fn expiry_margin(mut self, margin: Duration) -> Self {
+        self.policy.expiry_margin = margin;
+        self
+    }
+
+    /// The largest share of a lifetime the margin may take (default 0.1),
+    /// so short-lived tokens stay usable.
+    pub fn max_margin_fraction(mut self, fraction: f64) -> Self {
+        self.policy.max_margin_fraction = fraction.clamp(0.0, 0.9);
+        self
+    }
+
+    /// The lifetime assumed for tokens that carry no expiry (default 5 min).
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.policy.default_lifetime = lifetime;
+        self
+    }
+
+    /// The first wait after a failed fetch (default 500 ms); it doubles per
+    /// consecutive failure, with jitter, up to [`max_backoff`](Self::max_backoff).
+    pub fn initial_backoff(mut self, initial: Duration) -> Self {
+        self.policy.backoff.initial = initial;
+        self
+    }
+
+    /// The longest wait between failed fetches (default 30 s).
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.policy.backoff.max = max;
+        self
+    }
+
+    /// The longest server `Retry-After` honoured (default 5 min).
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.policy.backoff.max_retry_after = max;
+        self
+    }
+
+    /// A deadline for each fetch from the source (default 30 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.policy.fetch_timeout = timeout;
+        self
+    }
+
+    /// The clock (default [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The clock, already shared.
+    pub fn shared_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A second-level store shared by many instances.
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The deadline of each store call (default 250 ms); past it the cache
+    /// carries on without the store.
+    pub fn store_call_timeout(mut self, timeout: Duration) -> Self {
+        self.store_call_timeout = timeout;
+        self
+    }
+
+    /// How long a fetch lease lasts if its holder dies (default 30 s).
+    pub fn store_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.store_lease_ttl = ttl;
+        self
+    }
+
+    /// How long to wait for another instance's fetch (default 10 s).
+    pub fn store_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.store_wait_timeout = timeout;
+        self
+    }
+
+    /// Called whenever a key's token changes.
+    pub fn on_change(mut self, hook: impl Fn(&TokenKey, &Token) + Send + Sync + 'static) -> Self {
+        self.on_change = Some(Arc::new(hook));
+        self
+    }
+
+    /// The most keys kept (default 10,000); least used go first.
+    pub fn max_keys(mut self, max: u64) -> Self {
+        self.max_keys = max;
+        self
+    }
+
+    /// A key unused this long is dropped (default 1 h).
+    pub fn idle_key_ttl(mut self, ttl: Duration) -> Self {
+        self.idle_key_ttl = ttl;
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> TokenCache {
+        let slots = moka::future::Cache::builder()
+            .max_capacity(self.max_keys)
+            .time_to_idle(self.idle_key_ttl)
+            .build();
+        TokenCache {
+            inner: Arc::new(Inner {
+                source: self.source,
+                slots,
+                policy: self.policy,
+                clock: self.clock,
+                store: self.store.map(|store| StoreLink {
+                    store,
+                    call_timeout: self.store_call_timeout,
+                    lease_ttl: self.store_lease_ttl,
+                    wait_timeout: self.store_wait_timeout,
+                    healthy: AtomicBool::new(true),
+                }),
+                on_change: self.on_change,
+                counters: Counters::default(),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for TokenCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCacheBuilder")
+            .field("source", &self.source.id())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,110 @@
+//! Time, injectable.
+//!
+//! Every rule of the cache (refresh point, hard expiry, backoff) is a
+//! comparison against [`Clock::now`]; the cache starts no timers of its own.
+//! Tests therefore control time exactly: either with tokio's paused time
+//! ([`SystemClock`] reads tokio's clock) or, when real sockets are involved
+//! and paused time would auto-advance under them, with a [`ManualClock`]
+//! shared by the client and the test server.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A source of monotonic and wall-clock time.
+///
+/// ```
+/// use bearer_cache::{Clock, ManualClock};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let t0 = clock.now();
+/// clock.advance(Duration::from_secs(5));
+/// assert_eq!(clock.now() - t0, Duration::from_secs(5));
+/// ```
+pub trait Clock: Send + Sync + Debug + 'static {
+    /// Monotonic now: all expiry arithmetic uses this.
+    fn now(&self) -> Instant;
+    /// Wall-clock now: used only to convert absolute expiry times
+    /// (`expires_at`, a JWT `exp`) into a remaining lifetime.
+    fn system_now(&self) -> SystemTime;
+}
+
+/// The default clock: tokio's monotonic clock (so `start_paused` tests
+/// control it) and the system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn system_now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told to; cheap to clone, clones share time.
+///
+/// Both views (monotonic and wall) advance together.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    inner: Arc<ManualInner>,
+}
+
+#[derive(Debug)]
+struct ManualInner {
+    base: Instant,
+    system_base: SystemTime,
+    offset_nanos: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock starting at the real current time.
+    pub fn new() -> Self {
+        Self::starting_at(SystemTime::now())
+    }
+
+    /// A clock whose wall-clock view starts at `system_now`.
+    pub fn starting_at(system_now: SystemTime) -> Self {
+        ManualClock {
+            inner: Arc::new(ManualInner {
+                base: Instant::now(),
+                system_base: system_now,
+                offset_nanos: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Moves time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.inner.offset_nanos.fetch_add(nanos, Ordering::SeqCst);
+    }
+
+    /// How far this clock has been advanced since it was made.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.inner.offset_nanos.load(Ordering::SeqCst))
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.inner.base + self.elapsed()
+    }
+
+    fn system_now(&self) -> SystemTime {
+        self.inner.system_base + self.elapsed()
+    }
+}
+
+/// A shared, type-erased clock.
+pub type SharedClock = Arc<dyn Clock>;

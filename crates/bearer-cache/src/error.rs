@@ -1,0 +1,211 @@
+//! The typed error every token source and the cache return.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An RFC 6749 §5.2 error response, kept as the server sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The `error` code, e.g. `invalid_client`.
+    pub code: String,
+    /// `error_description`, if any.
+    pub description: Option<String>,
+    /// `error_uri`, if any.
+    pub uri: Option<String>,
+    /// The HTTP status it came with.
+    pub status: u16,
+}
+
+impl OAuthError {
+    /// Whether trying again later may succeed (`server_error`,
+    /// `temporarily_unavailable`, or a 5xx/429 status).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "server_error" | "temporarily_unavailable"
+        ) || transient_status(self.status)
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (HTTP {})", self.code, self.status)?;
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether an HTTP status from a token endpoint is worth retrying.
+pub fn transient_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// A shared, clonable underlying cause.
+pub type Cause = Arc<dyn StdError + Send + Sync>;
+
+/// Why a token could not be obtained.
+///
+/// Cloneable, because one failed fetch answers every caller that waited on
+/// it. [`TokenError::is_transient`] tells retry layers whether trying again
+/// may help; [`TokenError::oauth`] gives the RFC 6749 error when there was one.
+///
+/// ```
+/// use bearer_cache::{OAuthError, TokenError};
+/// let e = TokenError::OAuth {
+///     error: OAuthError { code: "invalid_client".into(), description: None, uri: None, status: 401 },
+///     retry_after: None,
+/// };
+/// assert!(!e.is_transient());
+/// assert_eq!(e.oauth().unwrap().code, "invalid_client");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The authorization server answered with an RFC 6749 §5.2 error.
+    #[error("authorization server error: {error}")]
+    OAuth {
+        /// The error as sent.
+        error: OAuthError,
+        /// The `Retry-After` the server sent, if any.
+        retry_after: Option<Duration>,
+    },
+    /// A non-success HTTP status without an OAuth error body.
+    #[error("token endpoint answered HTTP {status}: {excerpt:?}")]
+    Http {
+        /// The status.
+        status: u16,
+        /// The start of the body, scrubbed of secrets.
+        excerpt: String,
+        /// The `Retry-After` the server sent, if any.
+        retry_after: Option<Duration>,
+    },
+    /// The answer could not be understood.
+    #[error("malformed token response (HTTP {status}): {reason}; body starts {excerpt:?}")]
+    Malformed {
+        /// The status it came with.
+        status: u16,
+        /// What was wrong.
+        reason: String,
+        /// The start of the body, scrubbed of secrets.
+        excerpt: String,
+    },
+    /// The server issued a token that is not a bearer token (DPoP, MAC…).
+    #[error("unsupported token type {0:?}: only Bearer tokens are supported")]
+    UnsupportedTokenType(String),
+    /// The token value cannot be sent in a header (control characters, CR/LF…).
+    #[error("the token contains characters not allowed in an Authorization header")]
+    InvalidTokenValue,
+    /// The answer was larger than the configured cap.
+    #[error("token response exceeded {limit} bytes")]
+    BodyTooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The fetch took longer than allowed.
+    #[error("token request timed out after {0:?}")]
+    Timeout(Duration),
+    /// The token endpoint could not be reached or the connection broke.
+    #[error("could not reach the token endpoint: {0}")]
+    Transport(Cause),
+    /// The refresh token was refused and there is no other grant to fall back on.
+    #[error("re-authentication required: {0}")]
+    ReauthenticationRequired(String),
+    /// Any other failure of a token source.
+    #[error("{message}")]
+    Source {
+        /// What went wrong (no secrets).
+        message: String,
+        /// Whether trying again may help.
+        transient: bool,
+        /// The underlying cause.
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+impl TokenError {
+    /// A custom source failure.
+    pub fn source(message: impl Into<String>, transient: bool) -> Self {
+        TokenError::Source {
+            message: message.into(),
+            transient,
+            cause: None,
+        }
+    }
+
+    /// A transport failure from any error type.
+    pub fn transport(cause: impl StdError + Send + Sync + 'static) -> Self {
+        TokenError::Transport(Arc::new(cause))
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TokenError::OAuth { error, .. } => error.is_transient(),
+            TokenError::Http { status, .. } => transient_status(*status),
+            // A garbled answer is usually a proxy or a server mid-deploy.
+            TokenError::Malformed { .. } => true,
+            TokenError::Timeout(_) | TokenError::Transport(_) => true,
+            TokenError::Source { transient, .. } => *transient,
+            TokenError::UnsupportedTokenType(_)
+            | TokenError::InvalidTokenValue
+            | TokenError::BodyTooLarge { .. }
+            | TokenError::ReauthenticationRequired(_) => false,
+        }
+    }
+
+    /// The RFC 6749 error, if the server sent one.
+    pub fn oauth(&self) -> Option<&OAuthError> {
+        match self {
+            TokenError::OAuth { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// How long the server asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TokenError::OAuth { retry_after, .. } | TokenError::Http { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A failure of a second-level [`TokenStore`](crate::TokenStore).
+///
+/// The cache never fails a caller because of one: it logs, then works
+/// without the store.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("token store: {message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    cause: Option<Cause>,
+}
+
+impl StoreError {
+    /// A store error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A store error wrapping a cause.
+    pub fn with_cause(
+        message: impl Into<String>,
+        cause: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        StoreError {
+            message: message.into(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
+}

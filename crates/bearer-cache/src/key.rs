@@ -1,0 +1,164 @@
+//! What makes one token different from another.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// The parameters a token is requested with: scopes, audience, resource and
+/// any extra parameters. Two requests with equal keys share a token.
+///
+/// It never holds a secret, so it is safe to log and to derive store keys
+/// from. The empty key means "the source's configured defaults".
+///
+/// ```
+/// use bearer_cache::TokenKey;
+/// let a = TokenKey::new().scope("write").scope("read").audience("api://orders");
+/// let b = TokenKey::new().scopes(["read", "write"]).audience("api://orders");
+/// assert_eq!(a, b); // scope order does not matter
+/// assert_ne!(a, TokenKey::new());
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenKey {
+    scopes: BTreeSet<String>,
+    audience: Option<String>,
+    resources: BTreeSet<String>,
+    extra: BTreeMap<String, String>,
+}
+
+impl TokenKey {
+    /// The empty key: the source's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.insert(scope.into());
+        self
+    }
+
+    /// Adds scopes.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the `audience` parameter.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Adds a `resource` indicator (RFC 8707).
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.insert(resource.into());
+        self
+    }
+
+    /// Adds any other parameter sent with the token request.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.insert(name.into(), value.into());
+        self
+    }
+
+    /// The requested scopes, sorted.
+    pub fn requested_scopes(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.scopes.iter().map(String::as_str)
+    }
+
+    /// The `audience`, if set.
+    pub fn requested_audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// The resource indicators, sorted.
+    pub fn requested_resources(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.resources.iter().map(String::as_str)
+    }
+
+    /// The extra parameters, sorted by name.
+    pub fn params(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Whether this is the empty key.
+    pub fn is_default(&self) -> bool {
+        self.scopes.is_empty()
+            && self.audience.is_none()
+            && self.resources.is_empty()
+            && self.extra.is_empty()
+    }
+
+    /// A stable digest of the source identity and this key, for naming
+    /// entries in a shared store. Contains no secret and no raw parameter.
+    ///
+    /// ```
+    /// use bearer_cache::TokenKey;
+    /// let k = TokenKey::new().scope("read");
+    /// assert_eq!(k.digest("src"), k.clone().digest("src"));
+    /// assert_ne!(k.digest("src"), k.digest("other"));
+    /// assert_eq!(k.digest("src").len(), 64);
+    /// ```
+    pub fn digest(&self, source_id: &str) -> String {
+        let mut h = Sha256::new();
+        // Length-prefix every field so no two keys encode alike.
+        let mut field = |tag: &str, v: &str| {
+            h.update(tag.as_bytes());
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(v.as_bytes());
+        };
+        field("source", source_id);
+        for s in &self.scopes {
+            field("scope", s);
+        }
+        if let Some(a) = &self.audience {
+            field("audience", a);
+        }
+        for r in &self.resources {
+            field("resource", r);
+        }
+        for (k, v) in &self.extra {
+            field("param", k);
+            field("value", v);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenKey({self})")
+    }
+}
+
+impl fmt::Display for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_default() {
+            return f.write_str("default");
+        }
+        let mut sep = "";
+        if !self.scopes.is_empty() {
+            let scopes: Vec<&str> = self.requested_scopes().collect();
+            write!(f, "scope={}", scopes.join(" "))?;
+            sep = " ";
+        }
+        if let Some(a) = &self.audience {
+            write!(f, "{sep}audience={a}")?;
+            sep = " ";
+        }
+        for r in &self.resources {
+            write!(f, "{sep}resource={r}")?;
+            sep = " ";
+        }
+        for (k, v) in &self.extra {
+            write!(f, "{sep}{k}={v}")?;
+            sep = " ";
+        }
+        Ok(())
+    }
+}

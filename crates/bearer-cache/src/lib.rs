@@ -1,0 +1,77 @@
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+//! An expiry-aware, single-flight access-token cache, independent of any
+//! HTTP client: it serves `reqwest`, `hyper`, `tonic` or anything else that
+//! sends `Authorization: Bearer …`.
+//!
+//! What it guarantees, per [`TokenKey`]:
+//! - **Single flight.** Any number of concurrent callers on a missing or
+//!   expired token cause exactly one fetch; all get its result. The fetch
+//!   runs on its own task, so a caller that gives up cancels nothing.
+//! - **Refresh ahead.** Past the refresh point callers keep getting the
+//!   current token at once while one background fetch replaces it, so no
+//!   request waits at a normal expiry. The point is jittered, respects the
+//!   server's `refresh_in` hint, and never leaves a short-lived token
+//!   without a usable window.
+//! - **Stale if error.** A failed refresh keeps the still-valid token in
+//!   service and backs off (bounded exponential, jittered, `Retry-After`
+//!   honoured). Nothing is served past hard expiry; after it, the next
+//!   caller outside the backoff window triggers a new attempt.
+//! - **Compare and invalidate.** A server's rejection invalidates a key only
+//!   if the rejected token is still the current one: a thousand concurrent
+//!   401s for one token cause one fetch.
+//! - **A shared second level** ([`TokenStore`]) lets a fleet share a token;
+//!   the store is an optimisation, never a point of failure.
+//!
+//! Expiry is counted from when the token request was *sent*. Time comes from
+//! an injectable [`Clock`], so every rule is testable without sleeping.
+//!
+//! ```
+//! use bearer_cache::{Expiry, FetchContext, Token, TokenCache, TokenError, TokenKey, TokenSource};
+//! use std::time::Duration;
+//!
+//! #[derive(Debug)]
+//! struct MySource;
+//!
+//! #[async_trait::async_trait]
+//! impl TokenSource for MySource {
+//!     fn id(&self) -> &str { "my-source" }
+//!     async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, TokenError> {
+//!         Ok(Token::bearer("t0k3n").with_expiry(Expiry::In(Duration::from_secs(3600))))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), TokenError> {
+//! let cache = TokenCache::builder(MySource)
+//!     .refresh_ahead(Duration::from_secs(120))
+//!     .expiry_margin(Duration::from_secs(10))
+//!     .build();
+//! let token = cache.get(&TokenKey::new().scope("orders:read")).await?;
+//! assert_eq!(token.expose_authorization_value(), "Bearer t0k3n");
+//! # Ok(()) }
+//! ```
+//!
+//! Built on [`moka`] for the key map (bounded, idle keys evicted); the
+//! per-key state machine is ours, because no cache crate offers
+//! refresh-ahead with stale-if-error and compare-and-invalidate.
+
+mod cache;
+mod clock;
+mod error;
+mod key;
+mod policy;
+mod source;
+pub mod sources;
+mod stats;
+mod store;
+mod token;
+
+pub use cache::{CachedToken, ChangeHook, TokenCache, TokenCacheBuilder};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use error::{Cause, OAuthError, StoreError, TokenError, transient_status};
+pub use key::TokenKey;
+pub use source::{FetchContext, FetchReason, TokenSource};
+pub use sources::StaticSource;
+pub use stats::CacheStats;
+pub use store::{Lease, StoredToken, TokenStore};
+pub use token::{AccessToken, Expiry, Fingerprint, RefreshToken, Secret, Token, fingerprint};

@@ -1,0 +1,168 @@
+//! The second-level store a fleet of instances shares (e.g. Redis).
+
+use std::fmt::Debug;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{Expiry, RefreshToken, StoreError, Token};
+
+/// A token as kept in a shared store: expiry in wall-clock time, since the
+/// instances sharing it do not share a monotonic clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// The token; its expiry is always [`Expiry::At`] or [`Expiry::Unknown`].
+    pub token: Token,
+    /// When the instance that fetched it sent the request.
+    pub fetched_at: SystemTime,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    v: u8,
+    access_token: String,
+    token_type: String,
+    expires_at_ms: Option<u64>,
+    refresh_token: Option<String>,
+    scopes: Option<Vec<String>>,
+    refresh_in_ms: Option<u64>,
+    fetched_at_ms: u64,
+}
+
+fn to_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl StoredToken {
+    /// Prepares `token`, fetched by a request sent at `fetched_at`, for storing.
+    pub fn new(token: &Token, fetched_at: SystemTime) -> Self {
+        let expiry = match token.expiry() {
+            Expiry::In(d) => Expiry::At(fetched_at + d),
+            other => other,
+        };
+        StoredToken {
+            token: token.clone().with_expiry(expiry),
+            fetched_at,
+        }
+    }
+
+    /// The one byte encoding all stores share. It holds the secrets in the
+    /// clear: a store encrypts it if it leaves the process.
+    pub fn encode(&self) -> Vec<u8> {
+        let t = &self.token;
+        let wire = Wire {
+            v: 1,
+            access_token: t.access_token().expose_secret().to_owned(),
+            token_type: t.token_type().to_owned(),
+            expires_at_ms: match t.expiry() {
+                Expiry::At(at) => Some(to_ms(at)),
+                Expiry::In(d) => Some(to_ms(self.fetched_at + d)),
+                Expiry::Unknown => None,
+            },
+            refresh_token: t.refresh_token().map(|r| r.expose_secret().to_owned()),
+            scopes: t.scopes().map(<[String]>::to_vec),
+            refresh_in_ms: t
+                .refresh_in()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            fetched_at_ms: to_ms(self.fetched_at),
+        };
+        serde_json::to_vec(&wire).expect("a plain struct always serializes")
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let w: Wire = serde_json::from_slice(bytes).map_err(|e| {
+            StoreError::new(format!("undecodable stored token: {}", e.classify_name()))
+        })?;
+        if w.v != 1 {
+            return Err(StoreError::new(format!(
+                "stored token version {} unknown",
+                w.v
+            )));
+        }
+        let expiry = match w.expires_at_ms {
+            Some(ms) => Expiry::At(UNIX_EPOCH + Duration::from_millis(ms)),
+            None => Expiry::Unknown,
+        };
+        let mut token = Token::bearer(w.access_token)
+            .with_token_type(w.token_type)
+            .with_expiry(expiry)
+            .with_refresh_token_opt(w.refresh_token.map(RefreshToken::new));
+        if let Some(s) = w.scopes {
+            token = token.with_scopes(s);
+        }
+        if let Some(ms) = w.refresh_in_ms {
+            token = token.with_refresh_in(Duration::from_millis(ms));
+        }
+        Ok(StoredToken {
+            token,
+            fetched_at: UNIX_EPOCH + Duration::from_millis(w.fetched_at_ms),
+        })
+    }
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    // Never echo the input: it holds secrets.
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "io error",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "unexpected fields",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}
+
+/// Proof of holding a key's fetch lease: the holder's fencing value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// A value unique to this holding; saves made with a lease that is no
+    /// longer held are refused by the store.
+    pub fence: String,
+}
+
+/// A store shared by many cache instances, so a fleet fetches one token per
+/// key instead of one per instance.
+///
+/// Keys are [`TokenKey::digest`](crate::TokenKey::digest) values. The cache
+/// bounds every call with its store timeout and falls back to fetching on its
+/// own when a call fails, so an implementation never needs its own retries.
+#[async_trait]
+pub trait TokenStore: Send + Sync + Debug + 'static {
+    /// The stored token, if any.
+    async fn load(&self, key: &str) -> Result<Option<StoredToken>, StoreError>;
+
+    /// Stores `token`. With a `lease`, the write happens only if that lease
+    /// is still held (fencing); the write also wakes [`wait_for_update`] callers.
+    ///
+    /// [`wait_for_update`]: TokenStore::wait_for_update
+    async fn save(
+        &self,
+        key: &str,
+        token: &StoredToken,
+        ttl: Duration,
+        lease: Option<&Lease>,
+    ) -> Result<(), StoreError>;
+
+    /// Tries to become the one instance that fetches `key`, for at most
+    /// `ttl`. `None` means another instance holds the lease.
+    async fn try_lease(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, StoreError>;
+
+    /// Gives the lease up early.
+    async fn release(&self, key: &str, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Waits (notified, not polling) until another instance saves `key`, at
+    /// most `timeout`; returns what is stored then.
+    async fn wait_for_update(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Option<StoredToken>, StoreError>;
+}

@@ -1,0 +1,256 @@
+//! The vocabulary: secret values, tokens and their fingerprints.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// A short, non-reversible name for a secret, safe to log.
+///
+/// It is the first 6 bytes of the secret's SHA-256, in hex, so two log lines
+/// can be matched to the same token without revealing it.
+///
+/// ```
+/// let fp = bearer_cache::fingerprint("my-secret-token");
+/// assert_eq!(fp.to_string().len(), 12);
+/// assert!(!fp.to_string().contains("secret"));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 6]);
+
+/// Computes the [`Fingerprint`] of a secret value.
+pub fn fingerprint(secret: &str) -> Fingerprint {
+    let digest = Sha256::digest(secret.as_bytes());
+    let mut out = [0u8; 6];
+    out.copy_from_slice(&digest[..6]);
+    Fingerprint(out)
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+macro_rules! secret_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        ///
+        /// `Debug` and `Display` print only a fingerprint; the value is wiped
+        /// from memory when dropped.
+        #[derive(Clone)]
+        pub struct $name(SecretString);
+
+        impl $name {
+            /// Wraps a secret value.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(SecretString::from(value.into()))
+            }
+
+            /// The secret value itself. Call this only to put it on the wire.
+            pub fn expose_secret(&self) -> &str {
+                self.0.expose_secret()
+            }
+
+            /// A loggable fingerprint of the value.
+            pub fn fingerprint(&self) -> Fingerprint {
+                fingerprint(self.expose_secret())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "([redacted] fp={})"), self.fingerprint())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "[redacted] fp={}", self.fingerprint())
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.expose_secret() == other.expose_secret()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                Self::new(value)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self::new(value)
+            }
+        }
+    };
+}
+
+secret_type!(
+    /// An access token's value.
+    ///
+    /// ```
+    /// let t = bearer_cache::AccessToken::new("s3cr3t");
+    /// assert!(!format!("{t:?} {t}").contains("s3cr3t"));
+    /// assert_eq!(t.expose_secret(), "s3cr3t");
+    /// ```
+    AccessToken
+);
+secret_type!(
+    /// A refresh token's value.
+    RefreshToken
+);
+secret_type!(
+    /// Any other secret: a client secret, a password, a PKCE verifier.
+    ///
+    /// ```
+    /// let s = bearer_cache::Secret::new("hunter2");
+    /// assert!(!format!("{s:?}").contains("hunter2"));
+    /// ```
+    Secret
+);
+
+/// When a token stops being valid, as the authorization server said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// A lifetime counted from when the token request was sent
+    /// (OAuth's `expires_in`).
+    In(Duration),
+    /// An absolute wall-clock time (`expires_at`, a JWT's `exp`).
+    At(SystemTime),
+    /// The server did not say; the cache applies its default lifetime.
+    Unknown,
+}
+
+/// An access token with what the cache needs to know about it.
+///
+/// ```
+/// use bearer_cache::{Expiry, Token};
+/// use std::time::Duration;
+///
+/// let token = Token::bearer("abc")
+///     .with_expiry(Expiry::In(Duration::from_secs(3600)))
+///     .with_refresh_token("r-123")
+///     .with_scopes(["read", "write"]);
+/// assert_eq!(token.token_type(), "Bearer");
+/// assert_eq!(token.scopes(), Some(&["read".to_string(), "write".to_string()][..]));
+/// assert!(!format!("{token:?}").contains("r-123"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    access_token: AccessToken,
+    token_type: String,
+    expiry: Expiry,
+    refresh_token: Option<RefreshToken>,
+    scopes: Option<Vec<String>>,
+    refresh_in: Option<Duration>,
+}
+
+impl Token {
+    /// A bearer token with an unknown expiry.
+    pub fn bearer(access_token: impl Into<AccessToken>) -> Self {
+        Token {
+            access_token: access_token.into(),
+            token_type: "Bearer".to_owned(),
+            expiry: Expiry::Unknown,
+            refresh_token: None,
+            scopes: None,
+            refresh_in: None,
+        }
+    }
+
+    /// Sets when the token expires.
+    pub fn with_expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Sets the refresh token that came with it.
+    pub fn with_refresh_token(mut self, refresh_token: impl Into<RefreshToken>) -> Self {
+        self.refresh_token = Some(refresh_token.into());
+        self
+    }
+
+    /// Sets or clears the refresh token.
+    pub fn with_refresh_token_opt(mut self, refresh_token: Option<RefreshToken>) -> Self {
+        self.refresh_token = refresh_token;
+        self
+    }
+
+    /// Sets the scopes the server granted.
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the server's hint of when to refresh (Azure's `refresh_in`),
+    /// counted like [`Expiry::In`] from when the request was sent.
+    pub fn with_refresh_in(mut self, refresh_in: Duration) -> Self {
+        self.refresh_in = Some(refresh_in);
+        self
+    }
+
+    /// Sets the token type as the server named it (for reporting; the cache
+    /// only ever stores bearer tokens).
+    pub fn with_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.token_type = token_type.into();
+        self
+    }
+
+    /// The access token.
+    pub fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+
+    /// The token type, `Bearer`.
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// When it expires.
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
+    }
+
+    /// The refresh token, if the server gave one.
+    pub fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    /// The granted scopes, if the server said.
+    pub fn scopes(&self) -> Option<&[String]> {
+        self.scopes.as_deref()
+    }
+
+    /// The server's refresh hint.
+    pub fn refresh_in(&self) -> Option<Duration> {
+        self.refresh_in
+    }
+
+    /// Checks that the value can travel in an `Authorization` header:
+    /// visible ASCII only, no spaces, no CR/LF (header injection).
+    pub(crate) fn header_safe(&self) -> bool {
+        let v = self.access_token.expose_secret();
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic())
+    }
+}

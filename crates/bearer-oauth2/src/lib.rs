@@ -1,0 +1,2 @@
+#![forbid(unsafe_code)]
+//! bearer-oauth2 (work in progress)

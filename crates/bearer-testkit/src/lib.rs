@@ -1,0 +1,2 @@
+#![forbid(unsafe_code)]
+//! bearer-testkit (work in progress)
