@@ -1,1 +1,253 @@
-fn main() {}
+//! Hot-path figures for the cache, each beside a baseline that holds a mutex
+//! across the fetch (the pattern of Go's `oauth2.ReuseTokenSource`).
+//!
+//! Prints `RESULT` lines first (median of batches, measured here), then runs
+//! criterion for the full statistics. `--quick` skips criterion.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bearer_cache::{Expiry, FetchContext, Token, TokenCache, TokenError, TokenKey, TokenSource};
+use criterion::Criterion;
+
+#[derive(Debug, Default)]
+struct SlowSource {
+    delay: Duration,
+    fetches: AtomicU64,
+}
+
+#[async_trait]
+impl TokenSource for SlowSource {
+    fn id(&self) -> &str {
+        "bench"
+    }
+    async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, TokenError> {
+        let n = self.fetches.fetch_add(1, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        Ok(Token::bearer(format!("token-{n}")).with_expiry(Expiry::In(Duration::from_secs(3600))))
+    }
+}
+
+#[derive(Debug)]
+struct StdClock;
+
+impl bearer_cache::Clock for StdClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn system_now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+}
+
+/// The baseline: one async mutex held across the fetch; every caller
+/// queues behind it while a fetch runs.
+struct MutexCache {
+    source: Arc<SlowSource>,
+    slot: tokio::sync::Mutex<Option<(Arc<Token>, Instant)>>,
+}
+
+impl MutexCache {
+    async fn get(&self) -> Arc<Token> {
+        let mut slot = self.slot.lock().await;
+        if let Some((t, exp)) = &*slot {
+            if Instant::now() < *exp {
+                return Arc::clone(t);
+            }
+        }
+        let key = TokenKey::default();
+        let t = Arc::new(
+            self.source
+                .fetch(FetchContext::new(
+                    &key,
+                    None,
+                    bearer_cache::FetchReason::Initial,
+                ))
+                .await
+                .unwrap(),
+        );
+        *slot = Some((Arc::clone(&t), Instant::now() + Duration::from_secs(3600)));
+        t
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Median ns per call over `batches` batches of `per_batch` sequential calls.
+fn per_call_ns<F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    batches: usize,
+    per_batch: u32,
+    mut f: F,
+) -> f64
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(batches);
+    for _ in 0..batches {
+        let start = Instant::now();
+        rt.block_on(async {
+            for i in 0..per_batch {
+                f(i).await;
+            }
+        });
+        samples.push(start.elapsed().as_nanos() as f64 / f64::from(per_batch));
+    }
+    median(samples)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (batches, per_batch) = if quick { (15, 20_000) } else { (51, 200_000) };
+
+    // Warm single key.
+    let source = Arc::new(SlowSource::default());
+    // A plain std clock: bench builds enable tokio's test-util (a
+    // dev-dependency feature), whose clock takes a lock on every read.
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .clock(StdClock)
+        .build();
+    let key = TokenKey::default();
+    rt.block_on(cache.get(&key)).unwrap();
+    let ours = per_call_ns(&rt, batches, per_batch, |_| {
+        let c = &cache;
+        let k = &key;
+        async move {
+            black_box(c.get(k).await.unwrap());
+        }
+    });
+    let baseline = MutexCache {
+        source: Arc::clone(&source),
+        slot: tokio::sync::Mutex::new(None),
+    };
+    rt.block_on(baseline.get());
+    let theirs = per_call_ns(&rt, batches, per_batch, |_| {
+        let b = &baseline;
+        async move {
+            black_box(b.get().await);
+        }
+    });
+    println!("RESULT warm_lookup impl=reqwest-bearer median_ns={ours:.1}");
+    println!(
+        "RESULT warm_lookup impl=mutex-baseline median_ns={theirs:.1} ratio_to_ours={:.2}",
+        theirs / ours
+    );
+
+    // One warm key among 100,000.
+    let keys: Vec<TokenKey> = (0..100_000)
+        .map(|i| TokenKey::new().scope(format!("s{i}")))
+        .collect();
+    let many = TokenCache::builder(Arc::clone(&source))
+        .max_keys(200_000)
+        .build();
+    rt.block_on(async {
+        for k in &keys {
+            many.get(k).await.unwrap();
+        }
+    });
+    let spread = per_call_ns(&rt, batches, per_batch, |i| {
+        let c = &many;
+        let k = &keys[(i as usize * 7919) % keys.len()];
+        async move {
+            black_box(c.get(k).await.unwrap());
+        }
+    });
+    let hot = &keys[4242];
+    let one_of_many = per_call_ns(&rt, batches, per_batch, |_| {
+        let c = &many;
+        async move {
+            black_box(c.get(hot).await.unwrap());
+        }
+    });
+    let stats = many.stats();
+    println!(
+        "RESULT lookup_100k_keys impl=reqwest-bearer pattern=hot_key median_ns={one_of_many:.1} ratio_to_warm={:.2}",
+        one_of_many / ours
+    );
+    println!(
+        "RESULT lookup_100k_keys impl=reqwest-bearer pattern=uniform median_ns={spread:.1} ratio_to_warm={:.2} misses={}",
+        spread / ours,
+        stats.misses
+    );
+
+    // Stampede: 10,000 concurrent callers on a cold key, 50 ms source.
+    for (name, run) in [("reqwest-bearer", true), ("mutex-baseline", false)] {
+        let source = Arc::new(SlowSource {
+            delay: Duration::from_millis(50),
+            ..SlowSource::default()
+        });
+        let cache = TokenCache::builder(Arc::clone(&source)).build();
+        let baseline = Arc::new(MutexCache {
+            source: Arc::clone(&source),
+            slot: tokio::sync::Mutex::new(None),
+        });
+        let mut latencies: Vec<f64> = rt.block_on(async {
+            let tasks: Vec<_> = (0..10_000)
+                .map(|_| {
+                    let cache = cache.clone();
+                    let baseline = Arc::clone(&baseline);
+                    tokio::spawn(async move {
+                        let start = Instant::now();
+                        if run {
+                            cache.get(&TokenKey::default()).await.unwrap();
+                        } else {
+                            baseline.get().await;
+                        }
+                        start.elapsed().as_secs_f64() * 1000.0
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let p99 = latencies[latencies.len() * 99 / 100];
+        println!(
+            "RESULT stampede callers=10000 fetches={} p99_ms={p99:.1} impl={name}",
+            source.fetches.load(Ordering::SeqCst)
+        );
+    }
+
+    if quick {
+        return;
+    }
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    c.bench_function("warm_lookup/reqwest-bearer", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(cache.get(&key).await.unwrap()) })
+    });
+    c.bench_function("warm_lookup/mutex-baseline", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(baseline.get().await) })
+    });
+    c.bench_function("lookup_100k_keys/reqwest-bearer", |b| {
+        let mut i = 0usize;
+        b.to_async(&rt).iter(|| {
+            i = (i + 7919) % keys.len();
+            let k = &keys[i];
+            let c = &many;
+            async move { black_box(c.get(k).await.unwrap()) }
+        })
+    });
+    c.final_summary();
+}

@@ -2,7 +2,7 @@
 //! compare-and-invalidate, and an optional shared second level.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,6 +22,9 @@ use crate::{
 /// Called with the key and the new token whenever a key's token changes,
 /// e.g. to persist a rotated refresh token.
 pub type ChangeHook = Arc<dyn Fn(&TokenKey, &Token) + Send + Sync>;
+
+/// Keys are ours, not an attacker's, so a fast non-DoS-resistant hash is fine.
+type Index = papaya::HashMap<TokenKey, Arc<Slot>, foldhash::fast::RandomState>;
 
 type SharedFetch = Shared<BoxFuture<'static, Result<Arc<Entry>, TokenError>>>;
 
@@ -45,7 +48,14 @@ pub struct TokenCache {
 
 struct Inner {
     source: Arc<dyn TokenSource>,
-    slots: moka::future::Cache<TokenKey, Arc<Slot>>,
+    /// The lock-free index every lookup reads.
+    index: Arc<Index>,
+    /// The eviction policy: bounds the number of keys and drops idle ones;
+    /// its eviction listener removes them from `index`. Touched only when a
+    /// slot is created and about once a minute per key in use, so its
+    /// bookkeeping stays off the per-request path.
+    policy_map: moka::future::Cache<TokenKey, Arc<Slot>>,
+    epoch: Instant,
     policy: Policy,
     clock: SharedClock,
     store: Option<StoreLink>,
@@ -66,6 +76,8 @@ struct StoreLink {
 struct Slot {
     key: TokenKey,
     store_key: OnceLock<String>,
+    /// Seconds since the cache's epoch when `policy_map` last saw this key.
+    last_touch: AtomicU64,
     current: ArcSwapOption<Entry>,
     state: Mutex<SlotState>,
 }
@@ -156,7 +168,7 @@ impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
             .field("source", &self.inner.source.id())
-            .field("keys", &self.inner.slots.entry_count())
+            .field("keys", &self.inner.index.len())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -212,19 +224,15 @@ impl TokenCache {
     /// wait on. After a failure, callers within the backoff window get the
     /// same error at once instead of a new request to the endpoint.
     pub async fn get(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
-        let slot = self.slot(key).await;
         let now = self.inner.clock.now();
-        if let Some(entry) = slot.current.load_full() {
-            if now < entry.deadlines.refresh_at {
-                self.inner.counters.hit();
-                return Ok(CachedToken { entry, hit: true });
+        if let Some((hit, touch_due)) = self.inner.lookup(key, now) {
+            if touch_due {
+                // Keep a busy key from looking idle to the eviction policy.
+                self.inner.policy_map.get(key).await;
             }
-            if now < entry.deadlines.expires_at {
-                self.inner.counters.hit();
-                self.refresh_in_background(&slot, now);
-                return Ok(CachedToken { entry, hit: true });
-            }
+            return Ok(hit);
         }
+        let slot = self.slot(key).await;
         self.inner.counters.miss();
         self.join_or_fetch(&slot, false).await
     }
@@ -234,7 +242,7 @@ impl TokenCache {
     /// the same token, and reports of tokens already replaced, cause at most
     /// one new fetch. Returns whether it invalidated.
     pub async fn invalidate_if_current(&self, key: &TokenKey, rejected: &CachedToken) -> bool {
-        let Some(slot) = self.inner.slots.get(key).await else {
+        let Some(slot) = self.inner.index.pin().get(key).cloned() else {
             return false;
         };
         let _state = lock(&slot.state);
@@ -278,7 +286,8 @@ impl TokenCache {
 
     /// Forgets every key.
     pub fn clear(&self) {
-        self.inner.slots.invalidate_all();
+        self.inner.policy_map.invalidate_all();
+        self.inner.index.pin().clear();
     }
 
     /// The counters so far.
@@ -287,13 +296,16 @@ impl TokenCache {
     }
 
     async fn slot(&self, key: &TokenKey) -> Arc<Slot> {
-        if let Some(slot) = self.inner.slots.get(key).await {
-            return slot;
+        if let Some(slot) = self.inner.index.pin().get(key) {
+            return Arc::clone(slot);
         }
-        self.inner
-            .slots
-            .get_with_by_ref(key, async { Arc::new(Slot::new(key.clone())) })
-            .await
+        let touch = self.inner.seconds_since_epoch(self.inner.clock.now());
+        let created = self
+            .inner
+            .policy_map
+            .get_with_by_ref(key, async { Arc::new(Slot::new(key.clone(), touch)) })
+            .await;
+        Arc::clone(self.inner.index.pin().get_or_insert(key.clone(), created))
     }
 
     async fn join_or_fetch(
@@ -340,7 +352,88 @@ impl TokenCache {
         fetch.await.map(|entry| CachedToken { entry, hit: false })
     }
 
-    fn refresh_in_background(&self, slot: &Arc<Slot>, now: Instant) {
+    fn start_fetch(
+        &self,
+        slot: &Arc<Slot>,
+        state: &mut SlotState,
+        reason: FetchReason,
+    ) -> SharedFetch {
+        start_fetch(&self.inner, slot, state, reason)
+    }
+}
+
+/// Spawns the fetch so that it outlives any caller, and records it as the
+/// slot's one fetch in flight. Called with the slot's lock held.
+fn start_fetch(
+    inner: &Arc<Inner>,
+    slot: &Arc<Slot>,
+    state: &mut SlotState,
+    reason: FetchReason,
+) -> SharedFetch {
+    let inner = Arc::clone(inner);
+    let slot_for_task = Arc::clone(slot);
+    let previous = state.latest.clone();
+    let task = tokio::spawn(async move {
+        inner
+            .fetch_and_install(&slot_for_task, previous, reason)
+            .await
+    });
+    let fetch = task
+        .map(|joined| {
+            joined.unwrap_or_else(|_| Err(TokenError::source("the token source panicked", true)))
+        })
+        .boxed()
+        .shared();
+    state.inflight = Some(fetch.clone());
+    fetch
+}
+
+impl Slot {
+    fn new(key: TokenKey, touch: u64) -> Self {
+        Slot {
+            key,
+            store_key: OnceLock::new(),
+            last_touch: AtomicU64::new(touch),
+            current: ArcSwapOption::empty(),
+            state: Mutex::new(SlotState::default()),
+        }
+    }
+}
+
+impl Inner {
+    /// The hot path: one lock-free index read and one atomic pointer load.
+    /// Returns a valid token, if any, and whether the eviction policy is
+    /// due to hear that the key is in use.
+    fn lookup(self: &Arc<Self>, key: &TokenKey, now: Instant) -> Option<(CachedToken, bool)> {
+        let index = self.index.pin();
+        let slot = index.get(key)?;
+        let entry = slot.current.load_full()?;
+        if now >= entry.deadlines.expires_at {
+            return None;
+        }
+        self.counters.hit();
+        if now >= entry.deadlines.refresh_at {
+            self.refresh_in_background(slot, now);
+        }
+        Some((CachedToken { entry, hit: true }, self.touch_due(slot, now)))
+    }
+
+    /// Whether `policy_map` should hear of this key again (once a minute).
+    fn touch_due(&self, slot: &Slot, now: Instant) -> bool {
+        let secs = self.seconds_since_epoch(now);
+        let last = slot.last_touch.load(Ordering::Relaxed);
+        secs >= last + 60
+            && slot
+                .last_touch
+                .compare_exchange(last, secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    fn seconds_since_epoch(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    fn refresh_in_background(self: &Arc<Self>, slot: &Arc<Slot>, now: Instant) {
         // Whoever holds the lock is already deciding; don't queue behind it.
         let Ok(mut state) = slot.state.try_lock() else {
             return;
@@ -348,46 +441,13 @@ impl TokenCache {
         if state.inflight.is_some() || state.next_background_at.is_some_and(|at| now < at) {
             return;
         }
-        self.inner.counters.background_refresh();
-        drop(self.start_fetch(slot, &mut state, FetchReason::RefreshAhead));
-    }
-
-    /// Spawns the fetch so that it outlives any caller, and records it as the
-    /// slot's one fetch in flight. Called with the slot's lock held.
-    fn start_fetch(
-        &self,
-        slot: &Arc<Slot>,
-        state: &mut SlotState,
-        reason: FetchReason,
-    ) -> SharedFetch {
-        let inner = Arc::clone(&self.inner);
-        let slot_for_task = Arc::clone(slot);
-        let previous = state.latest.clone();
-        let task = tokio::spawn(async move {
-            inner
-                .fetch_and_install(&slot_for_task, previous, reason)
-                .await
-        });
-        let fetch = task
-            .map(|joined| {
-                joined
-                    .unwrap_or_else(|_| Err(TokenError::source("the token source panicked", true)))
-            })
-            .boxed()
-            .shared();
-        state.inflight = Some(fetch.clone());
-        fetch
-    }
-}
-
-impl Slot {
-    fn new(key: TokenKey) -> Self {
-        Slot {
-            key,
-            store_key: OnceLock::new(),
-            current: ArcSwapOption::empty(),
-            state: Mutex::new(SlotState::default()),
-        }
+        self.counters.background_refresh();
+        drop(start_fetch(
+            self,
+            slot,
+            &mut state,
+            FetchReason::RefreshAhead,
+        ));
     }
 }
 
@@ -811,14 +871,26 @@ impl TokenCacheBuilder {
 
     /// Builds the cache.
     pub fn build(self) -> TokenCache {
-        let slots = moka::future::Cache::builder()
+        let index: Arc<Index> = Arc::new(papaya::HashMap::with_hasher(Default::default()));
+        let evict_from = Arc::clone(&index);
+        let policy_map = moka::future::Cache::builder()
             .max_capacity(self.max_keys)
             .time_to_idle(self.idle_key_ttl)
+            .eviction_listener(move |key: Arc<TokenKey>, slot: Arc<Slot>, cause| {
+                if cause != moka::notification::RemovalCause::Replaced {
+                    // Only if the index still maps the key to this very slot.
+                    let _ = evict_from
+                        .pin()
+                        .remove_if(&*key, |_, current| Arc::ptr_eq(current, &slot));
+                }
+            })
             .build();
         TokenCache {
             inner: Arc::new(Inner {
                 source: self.source,
-                slots,
+                index,
+                policy_map,
+                epoch: self.clock.now(),
                 policy: self.policy,
                 clock: self.clock,
                 store: self.store.map(|store| StoreLink {

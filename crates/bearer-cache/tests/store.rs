@@ -1,0 +1,149 @@
+//! The shared-store path: several caches, one fetch per key between them.
+//! Driven by the in-process `MemoryStore` under tokio's paused time; the same
+//! rules are proven against a real Redis in `bearer-redis`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bearer_cache::{
+    Expiry, FetchContext, MemoryStore, Token, TokenCache, TokenError, TokenKey, TokenSource,
+};
+use tokio::time::advance;
+
+#[derive(Debug, Default)]
+struct Counting {
+    fetches: AtomicU64,
+    delay: Mutex<Duration>,
+    used_refresh: Mutex<Vec<Option<String>>>,
+}
+
+#[async_trait]
+impl TokenSource for Counting {
+    fn id(&self) -> &str {
+        "counting"
+    }
+    async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, TokenError> {
+        let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+        self.used_refresh.lock().unwrap().push(
+            cx.previous
+                .and_then(|p| p.refresh_token())
+                .map(|r| r.expose_secret().to_owned()),
+        );
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        Ok(Token::bearer(format!("token-{n}"))
+            .with_refresh_token(format!("refresh-{n}"))
+            .with_expiry(Expiry::In(Duration::from_secs(100))))
+    }
+}
+
+fn fleet(source: &Arc<Counting>, store: &MemoryStore, n: usize) -> Vec<TokenCache> {
+    (0..n)
+        .map(|_| {
+            TokenCache::builder(Arc::clone(source))
+                .store(store.clone())
+                .refresh_jitter(0.0)
+                .store_wait_timeout(Duration::from_secs(2))
+                .store_lease_ttl(Duration::from_secs(5))
+                .build()
+        })
+        .collect()
+}
+
+async fn value(cache: &TokenCache) -> String {
+    cache
+        .get(&TokenKey::default())
+        .await
+        .unwrap()
+        .access_token()
+        .expose_secret()
+        .to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn twenty_caches_asking_at_once_cause_one_fetch() {
+    let source = Arc::new(Counting::default());
+    *source.delay.lock().unwrap() = Duration::from_millis(100);
+    let store = MemoryStore::new();
+    let caches = fleet(&source, &store, 20);
+    let tasks: Vec<_> = caches
+        .iter()
+        .cloned()
+        .map(|c| tokio::spawn(async move { value(&c).await }))
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "token-1");
+    }
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    let store_hits: u64 = caches.iter().map(|c| c.stats().store_hits).sum();
+    assert_eq!(store_hits, 19);
+    // Warm: no store round trip at all.
+    let before: Vec<_> = caches.iter().map(|c| c.stats()).collect();
+    for c in &caches {
+        value(c).await;
+    }
+    for (c, b) in caches.iter().zip(before) {
+        assert_eq!(c.stats().store_hits, b.store_hits);
+        assert_eq!(c.stats().hits, b.hits + 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_instance_refreshes_ahead_and_the_others_reuse_it() {
+    let source = Arc::new(Counting::default());
+    let store = MemoryStore::new();
+    let caches = fleet(&source, &store, 3);
+    for c in &caches {
+        assert_eq!(value(c).await, "token-1");
+    }
+    advance(Duration::from_secs(50)).await; // refresh window of a 100 s token
+    assert_eq!(value(&caches[0]).await, "token-1");
+    tokio::task::yield_now().await;
+    assert_eq!(value(&caches[0]).await, "token-2");
+    for c in &caches[1..] {
+        // Their own background refresh finds token-2 in the store.
+        assert_eq!(value(c).await, "token-1");
+        tokio::task::yield_now().await;
+        assert_eq!(value(c).await, "token-2");
+    }
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_token_is_replaced_once_and_rotation_uses_each_refresh_token_once() {
+    let source = Arc::new(Counting::default());
+    let store = MemoryStore::new();
+    let caches = fleet(&source, &store, 5);
+    let mut sent = Vec::new();
+    for c in &caches {
+        sent.push(c.get(&TokenKey::default()).await.unwrap());
+    }
+    for (c, t) in caches.iter().zip(&sent) {
+        let fresh = c.replace_rejected(&TokenKey::default(), t).await.unwrap();
+        assert_eq!(fresh.access_token().expose_secret(), "token-2");
+    }
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+    let used = source.used_refresh.lock().unwrap().clone();
+    assert_eq!(used, vec![None, Some("refresh-1".to_owned())]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_holder_that_never_finishes_is_worked_around() {
+    let source = Arc::new(Counting::default());
+    *source.delay.lock().unwrap() = Duration::from_secs(3600);
+    let store = MemoryStore::new();
+    let caches = fleet(&source, &store, 2);
+    // The first instance takes the lease and hangs in its fetch.
+    let stuck = tokio::spawn({
+        let c = caches[0].clone();
+        async move { value(&c).await }
+    });
+    tokio::task::yield_now().await;
+    *source.delay.lock().unwrap() = Duration::ZERO;
+    // The second waits for the holder (2 s), then fetches on its own.
+    assert_eq!(value(&caches[1]).await, "token-2");
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+    stuck.abort();
+}
