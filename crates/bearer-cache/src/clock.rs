@@ -108,3 +108,13 @@ impl Clock for ManualClock {
 
 /// A shared, type-erased clock.
 pub type SharedClock = Arc<dyn Clock>;
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+
+    fn system_now(&self) -> SystemTime {
+        (**self).system_now()
+    }
+}

@@ -176,7 +176,12 @@ fn status_or_500(status: u16) -> StatusCode {
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 fn with_retry_after(mut response: Response, retry_after: Option<u64>) -> Response {

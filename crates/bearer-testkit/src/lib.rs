@@ -1,2 +1,99 @@
 #![forbid(unsafe_code)]
-//! bearer-testkit (work in progress)
+#![warn(missing_docs)]
+//! An in-process OAuth 2.0 authorization server and protected API, with
+//! fault injection, for testing bearer-token clients over real HTTP.
+//!
+//! [`TestServer::start`] binds two loopback listeners on ephemeral ports
+//! (the server, and a second origin for cross-origin redirect tests) and
+//! stops when dropped. The [`Control`] handle injects faults, moves the
+//! server's clock, approves device codes, and reads [`Counters`].
+//!
+//! # Test your own client in ten lines
+//!
+//! ```
+//! use bearer_testkit::{TestServer, TokenFault};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let server = TestServer::start().await;
+//! server.control().fail_next_token_requests(1, TokenFault::ServiceUnavailable { retry_after: Some(1) });
+//! let http = reqwest::Client::new();
+//! let form = [("grant_type", "client_credentials"), ("scope", "read")];
+//! let token_request = || http.post(server.token_url()).basic_auth(server.client_id(), Some(server.client_secret())).form(&form);
+//! assert_eq!(token_request().send().await.unwrap().status(), 503);
+//! let token: serde_json::Value = token_request().send().await.unwrap().json().await.unwrap();
+//! let api = http.get(server.api_url("/api/echo")).bearer_auth(token["access_token"].as_str().unwrap());
+//! assert_eq!(api.send().await.unwrap().status(), 200);
+//! assert_eq!(server.control().counters().issued.client_credentials, 1);
+//! # }
+//! ```
+//!
+//! # What is served
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /token` | grants `client_credentials`, `password`, `refresh_token` (optional rotation), `authorization_code` (PKCE S256), `urn:ietf:params:oauth:grant-type:device_code`; client auth `client_secret_basic` (RFC 6749 §2.3.1 form-urlencoding honoured), `client_secret_post`, none for public clients; RFC 6749 §5.2 errors |
+//! | `GET /authorize` | approves automatically as the default user (or `login_hint`), redirects with `code`, `state`, `iss` |
+//! | `POST /device_authorization`, `GET /device?user_code=` | RFC 8628; approve/deny through [`Control`] or by visiting the verification URI |
+//! | `POST /revoke`, `POST /introspect` | RFC 7009, RFC 7662 |
+//! | `GET /.well-known/openid-configuration` | discovery (also at `/.well-known/oauth-authorization-server`) |
+//! | `POST /login`, `POST /login/access-token` | plain JSON/form login answering `{"token"}` / `{"access_token"}` with a configurable expiry field ([`LoginExpiry`]) |
+//! | `/api/echo`, `/api/slow?ms=`, `/api/stream?chunks=`, `/api/redirect?to=`, `/api/redirect-cross?to=`, `/api/scoped/{scope}`, `/api/status/{code}`, `/api/challenge?status=&www_authenticate=` | the protected API: RFC 6750 challenges on 401/403 |
+//! | other origin: any path | records headers, echoes, no authentication |
+//!
+//! # Time
+//!
+//! Expiry checks and issued lifetimes use the injected clock
+//! ([`TestServerBuilder::clock`]): share a `bearer_cache::ManualClock` with
+//! the client and advance it instead of sleeping. Latency and hang faults
+//! use real time.
+//!
+//! ```
+//! use bearer_cache::ManualClock;
+//! use bearer_testkit::TestServer;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let clock = ManualClock::new();
+//! let server = TestServer::builder()
+//!     .clock(clock.clone())
+//!     .token_lifetime(Duration::from_secs(60))
+//!     .start()
+//!     .await;
+//! let token = server.control().mint_access_token("read");
+//! let api = || reqwest::Client::new().get(server.api_url("/api/echo")).bearer_auth(&token).send();
+//! assert_eq!(api().await.unwrap().status(), 200);
+//! clock.advance(Duration::from_secs(60));
+//! assert_eq!(api().await.unwrap().status(), 401);
+//! # }
+//! ```
+
+mod api;
+mod api_challenge;
+mod authorize;
+mod authz;
+mod client_auth;
+mod config;
+mod control;
+mod counters;
+mod device;
+mod discovery;
+mod faults;
+mod introspection;
+mod jwt;
+mod login;
+mod oauth;
+mod routes;
+mod server;
+mod state;
+mod store;
+mod validator;
+
+pub use authorize::{query_params, s256 as pkce_s256_challenge};
+pub use config::{AccessTokenFormat, ClientConfig, GrantType, LoginExpiry, UserConfig};
+pub use control::Control;
+pub use counters::{
+    ClientAuthCounts, ClientAuthMethod, Counters, Endpoint, GrantCounts, TokenRequestRecord,
+};
+pub use faults::TokenFault;
+pub use server::{IntoSharedClock, TestServer, TestServerBuilder};
+pub use validator::{ApiValidator, basic_authorization};

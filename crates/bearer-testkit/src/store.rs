@@ -1,6 +1,7 @@
 //! Issued tokens, authorization codes and device grants.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -85,7 +86,7 @@ impl Refusal {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Store {
     pub(crate) access: HashMap<String, AccessRecord>,
     pub(crate) refresh: HashMap<String, RefreshRecord>,
@@ -93,6 +94,18 @@ pub(crate) struct Store {
     /// Keyed by device code.
     pub(crate) devices: HashMap<String, DeviceGrant>,
     next_grant_id: u64,
+}
+
+/// Counts only: the keys are live secrets.
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("access_tokens", &self.access.len())
+            .field("refresh_tokens", &self.refresh.len())
+            .field("codes", &self.codes.len())
+            .field("device_grants", &self.devices.len())
+            .finish()
+    }
 }
 
 impl Store {
