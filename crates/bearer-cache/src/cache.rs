@@ -585,9 +585,15 @@ impl Inner {
         let sent_at_system = self.clock.system_now();
         self.counters.fetch();
         let cx = FetchContext::new(key, previous, reason);
-        let token = tokio::time::timeout(self.policy.fetch_timeout, self.source.fetch(cx))
+        let deadline = self
+            .source
+            .fetch_deadline()
+            .map_or(self.policy.fetch_timeout, |d| {
+                d.max(self.policy.fetch_timeout)
+            });
+        let token = tokio::time::timeout(deadline, self.source.fetch(cx))
             .await
-            .map_err(|_| TokenError::Timeout(self.policy.fetch_timeout))??;
+            .map_err(|_| TokenError::Timeout(deadline))??;
         Ok(Fetched {
             token,
             sent_at,

@@ -2,6 +2,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -73,12 +74,24 @@ pub trait TokenSource: Send + Sync + Debug + 'static {
 
     /// Obtains a token for `cx.key`.
     async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, TokenError>;
+
+    /// How long one fetch may take when the source knows it needs longer
+    /// than the cache's [`fetch_timeout`](crate::TokenCacheBuilder::fetch_timeout):
+    /// an interactive sign-in waits minutes for a person. The cache allows
+    /// the longer of the two. `None` (the default) defers to the cache.
+    fn fetch_deadline(&self) -> Option<Duration> {
+        None
+    }
 }
 
 #[async_trait]
 impl<S: TokenSource + ?Sized> TokenSource for Arc<S> {
     fn id(&self) -> &str {
         (**self).id()
+    }
+
+    fn fetch_deadline(&self) -> Option<Duration> {
+        (**self).fetch_deadline()
     }
 
     async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, TokenError> {
@@ -90,6 +103,10 @@ impl<S: TokenSource + ?Sized> TokenSource for Arc<S> {
 impl<S: TokenSource + ?Sized> TokenSource for Box<S> {
     fn id(&self) -> &str {
         (**self).id()
+    }
+
+    fn fetch_deadline(&self) -> Option<Duration> {
+        (**self).fetch_deadline()
     }
 
     async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, TokenError> {

@@ -496,3 +496,33 @@ async fn secrets_are_redacted_everywhere() {
     assert_eq!(e.oauth().unwrap().code, "invalid_grant");
     assert!(!e.is_transient());
 }
+
+/// A source that says it needs longer than the cache's fetch timeout
+/// (an interactive sign-in) gets its own deadline, and no more.
+#[derive(Debug)]
+struct SlowSignIn;
+
+#[async_trait]
+impl TokenSource for SlowSignIn {
+    fn id(&self) -> &str {
+        "sign-in"
+    }
+    async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, TokenError> {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        Ok(Token::bearer("signed-in"))
+    }
+    fn fetch_deadline(&self) -> Option<Duration> {
+        Some(Duration::from_secs(300))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_deadline_lifts_the_fetch_timeout() {
+    let cache = TokenCache::builder(SlowSignIn)
+        .fetch_timeout(Duration::from_secs(30))
+        .build();
+    let start = Instant::now();
+    let t = cache.get(&key()).await.unwrap();
+    assert_eq!(t.access_token().expose_secret(), "signed-in");
+    assert_eq!(Instant::now() - start, Duration::from_secs(120));
+}

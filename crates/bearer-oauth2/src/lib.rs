@@ -1,2 +1,70 @@
 #![forbid(unsafe_code)]
-//! bearer-oauth2 (work in progress)
+#![warn(missing_docs)]
+//! Token sources that talk HTTP, for [`bearer_cache`]: the OAuth 2.0
+//! grants (client credentials, password, refresh token with rotation,
+//! authorization code with PKCE on a loopback redirect, device
+//! authorization), plain login endpoints, and OpenID discovery.
+//!
+//! Every source implements [`TokenSource`](bearer_cache::TokenSource); the
+//! [`TokenCache`](bearer_cache::TokenCache) decides when to call it and
+//! hands it the previous token, whose refresh token it uses.
+//!
+//! ```
+//! use bearer_cache::{TokenCache, TokenKey};
+//! use bearer_oauth2::ClientCredentials;
+//!
+//! let source = ClientCredentials::new(
+//!     "https://idp.example/oauth2/token".parse().unwrap(),
+//!     "orders-service",
+//!     "s3cr3t",
+//! )
+//! .scope("orders:read");
+//! let cache = TokenCache::builder(source).build();
+//! # let _ = cache;
+//! ```
+//!
+//! # Why not the `oauth2` crate
+//! `oauth2` 5 is built on `reqwest` 0.12 (a second `reqwest`, `http` stack
+//! in the tree) and rejects what real servers send, such as `expires_in` as
+//! a string. The form POST a grant needs is small; this crate writes it on
+//! `reqwest` 0.13 and adds what the others lack: a streamed body cap, a
+//! deadline per fetch, bounded retries honouring `Retry-After`, typed
+//! RFC 6749 errors, and answers scrubbed of secrets before they reach an
+//! error message.
+//!
+//! # Secrets
+//! Client secrets, passwords, refresh tokens and PKCE verifiers are held as
+//! [`bearer_cache::Secret`]s; `Debug`, errors and logs show at most a
+//! fingerprint. Excerpts of unexpected answers are cut to 200 characters
+//! with the request's secrets and anything token-like replaced.
+//!
+//! # Interactive grants and the cache's deadline
+//! [`AuthorizationCode`] and [`DeviceCode`] wait for a person; they tell the
+//! cache so through [`TokenSource::fetch_deadline`](bearer_cache::TokenSource::fetch_deadline),
+//! which lifts the cache's usual 30 s
+//! [`fetch_timeout`](bearer_cache::TokenCacheBuilder::fetch_timeout) for them.
+
+mod client;
+mod discovery;
+mod error;
+mod grants;
+mod jwt;
+mod login;
+mod response;
+mod retry;
+mod scrub;
+mod transport;
+
+pub use client::{ClientAuth, OAuthClient};
+pub use discovery::{ProviderMetadata, discover, discover_with};
+pub use error::{DiscoveryError, FlowError, flow_error};
+pub use grants::authorization_code::AuthorizationCode;
+pub use grants::client_credentials::ClientCredentials;
+pub use grants::device_code::{DeviceCode, DevicePrompt};
+pub use grants::password::PasswordGrant;
+pub use grants::refresh::RefreshTokenGrant;
+pub use jwt::jwt_expiry;
+pub use login::{LoginEncoding, LoginEndpoint};
+pub use response::parse_token_response;
+pub use retry::{RetryPolicy, Sleeper, TokioSleeper};
+pub use transport::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT};

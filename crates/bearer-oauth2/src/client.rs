@@ -1,0 +1,409 @@
+//! The token endpoint and the client that talks to it, shared by every grant.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bearer_cache::{Secret, Token, TokenError, TokenKey};
+use http::HeaderValue;
+use url::Url;
+
+use crate::response::Parser;
+use crate::retry::{RetryPolicy, Sleeper};
+use crate::transport::{HttpOptions, send};
+
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `client_secret_basic`: an `Authorization: Basic` header, id and
+    /// secret form-encoded before base64 as the RFC requires (the default).
+    #[default]
+    Basic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form.
+    Post,
+}
+
+/// Parameters that belong to the protocol; a [`TokenKey`] may not set them.
+const RESERVED: &[&str] = &[
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "scope",
+    "audience",
+    "resource",
+    "refresh_token",
+    "username",
+    "password",
+    "code",
+    "code_verifier",
+    "redirect_uri",
+    "device_code",
+];
+
+/// A token endpoint and the client credentials used there, with the HTTP
+/// options (timeout, body cap, retries) and the default request
+/// parameters. Every grant is built on one; their builder methods forward
+/// here.
+///
+/// Scopes, `audience`, `resource` and extra parameters come from the
+/// cache's [`TokenKey`] when it names them, else from these defaults, so
+/// they are part of the cache key and sent on every fetch.
+///
+/// ```
+/// use bearer_oauth2::{ClientAuth, OAuthClient};
+/// use std::time::Duration;
+///
+/// let client = OAuthClient::new("https://idp.example/token".parse().unwrap(), "svc")
+///     .client_secret("s3cr3t")
+///     .auth_method(ClientAuth::Post)
+///     .scope("orders:read")
+///     .audience("api://orders")
+///     .timeout(Duration::from_secs(5));
+/// assert_eq!(client.client_id(), "svc");
+/// assert!(!format!("{client:?}").contains("s3cr3t"));
+/// ```
+#[derive(Clone)]
+pub struct OAuthClient {
+    token_url: Url,
+    client_id: String,
+    client_secret: Option<Secret>,
+    auth: ClientAuth,
+    defaults: TokenKey,
+    pub(crate) options: HttpOptions,
+}
+
+impl fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("token_url", &self.token_url.as_str())
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("auth", &self.auth)
+            .field("defaults", &self.defaults)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// One token request's grant-specific parameters.
+#[derive(Default)]
+pub(crate) struct Grant<'a> {
+    pub params: Vec<(&'static str, &'a str)>,
+    pub secrets: Vec<(&'static str, &'a str)>,
+    /// Whether the key's scopes go with it (not when the first leg of an
+    /// interactive flow already carried them).
+    pub send_scope: bool,
+}
+
+impl<'a> Grant<'a> {
+    pub fn new(grant_type: &'static str) -> Self {
+        Grant {
+            params: vec![("grant_type", grant_type)],
+            secrets: Vec::new(),
+            send_scope: true,
+        }
+    }
+
+    pub fn param(mut self, name: &'static str, value: &'a str) -> Self {
+        self.params.push((name, value));
+        self
+    }
+
+    pub fn secret(mut self, name: &'static str, value: &'a str) -> Self {
+        self.secrets.push((name, value));
+        self
+    }
+
+    pub fn without_scope(mut self) -> Self {
+        self.send_scope = false;
+        self
+    }
+}
+
+impl OAuthClient {
+    /// A public client (no secret) of `token_url`; add a secret with
+    /// [`client_secret`](Self::client_secret).
+    pub fn new(token_url: Url, client_id: impl Into<String>) -> Self {
+        OAuthClient {
+            token_url,
+            client_id: client_id.into(),
+            client_secret: None,
+            auth: ClientAuth::default(),
+            defaults: TokenKey::new(),
+            options: HttpOptions::default(),
+        }
+    }
+
+    /// The client secret (makes this a confidential client).
+    pub fn client_secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    pub fn auth_method(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Adds a default scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.defaults = self.defaults.scope(scope);
+        self
+    }
+
+    /// Adds default scopes.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.defaults = self.defaults.scopes(scopes);
+        self
+    }
+
+    /// Sets the default `audience`.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.defaults = self.defaults.audience(audience);
+        self
+    }
+
+    /// Adds a default `resource` indicator (RFC 8707).
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.defaults = self.defaults.resource(resource);
+        self
+    }
+
+    /// Adds a parameter sent with every token request.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.defaults = self.defaults.param(name, value);
+        self
+    }
+
+    /// The HTTP client (default: reqwest's, following no redirects). Turn
+    /// redirects off on yours too: a redirected token request may carry
+    /// the client secret elsewhere.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.options.http = http;
+        self
+    }
+
+    /// The deadline of one fetch, retries included (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// The largest answer read (default 64 KiB).
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.options.max_body = limit;
+        self
+    }
+
+    /// How transient failures are retried within a fetch.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = policy;
+        self
+    }
+
+    /// What waits between retries and polls (default: tokio's timer).
+    pub fn sleeper(mut self, sleeper: impl Sleeper) -> Self {
+        self.options.sleeper = Arc::new(sleeper);
+        self
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> &Url {
+        &self.token_url
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The default parameters, as a key.
+    pub fn defaults(&self) -> &TokenKey {
+        &self.defaults
+    }
+
+    /// `<grant>:<client id>@<token url>`: names a source without a secret.
+    pub(crate) fn source_id(&self, grant: &str) -> String {
+        format!("{grant}:{}@{}", self.client_id, self.token_url)
+    }
+
+    pub(crate) fn secret(&self) -> Option<&Secret> {
+        self.client_secret.as_ref()
+    }
+
+    /// The parameters `key` asks for over the defaults: a part the key
+    /// names replaces the default; extra parameters are merged.
+    pub(crate) fn key_params(
+        &self,
+        key: &TokenKey,
+        send_scope: bool,
+    ) -> Result<Vec<(String, String)>, TokenError> {
+        let d = &self.defaults;
+        let mut out = Vec::new();
+        let scopes: Vec<&str> = if key.requested_scopes().len() > 0 {
+            key.requested_scopes().collect()
+        } else {
+            d.requested_scopes().collect()
+        };
+        if send_scope && !scopes.is_empty() {
+            out.push(("scope".to_owned(), scopes.join(" ")));
+        }
+        if let Some(audience) = key.requested_audience().or(d.requested_audience()) {
+            out.push(("audience".to_owned(), audience.to_owned()));
+        }
+        let resources = if key.requested_resources().len() > 0 {
+            key.requested_resources()
+        } else {
+            d.requested_resources()
+        };
+        out.extend(resources.map(|r| ("resource".to_owned(), r.to_owned())));
+        let mut extra: std::collections::BTreeMap<&str, &str> = d.params().collect();
+        extra.extend(key.params());
+        for (name, value) in extra {
+            if RESERVED.contains(&name) {
+                return Err(TokenError::source(
+                    format!("the parameter `{name}` is set by the grant and cannot be overridden"),
+                    false,
+                ));
+            }
+            out.push((name.to_owned(), value.to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// Authenticates a form POST to `url` as this client.
+    pub(crate) fn authenticated_post(
+        &self,
+        url: &Url,
+        mut form: Vec<(String, String)>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .options
+            .http
+            .post(url.clone())
+            .header(http::header::ACCEPT, "application/json");
+        match (&self.client_secret, self.auth) {
+            (Some(secret), ClientAuth::Basic) => {
+                request = request.header(
+                    http::header::AUTHORIZATION,
+                    basic_auth(&self.client_id, secret),
+                );
+            }
+            (Some(secret), ClientAuth::Post) => {
+                form.push(("client_id".to_owned(), self.client_id.clone()));
+                form.push((
+                    "client_secret".to_owned(),
+                    secret.expose_secret().to_owned(),
+                ));
+            }
+            (None, _) => form.push(("client_id".to_owned(), self.client_id.clone())),
+        }
+        request.form(&form)
+    }
+
+    /// Sends one token request (with retries) and parses the answer.
+    pub(crate) async fn request_token(
+        &self,
+        grant: Grant<'_>,
+        key: &TokenKey,
+    ) -> Result<Token, TokenError> {
+        let mut form: Vec<(String, String)> = grant
+            .params
+            .iter()
+            .chain(&grant.secrets)
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        form.extend(self.key_params(key, grant.send_scope)?);
+        let mut secrets: Vec<&str> = grant.secrets.iter().map(|(_, v)| *v).collect();
+        if let Some(s) = &self.client_secret {
+            secrets.push(s.expose_secret());
+        }
+        let grant_type = grant.params.first().map_or("", |(_, v)| *v);
+        let o = &self.options;
+        crate::retry::run(
+            &o.retry,
+            o.sleeper.as_ref(),
+            o.timeout,
+            grant_type,
+            || async {
+                let request = self.authenticated_post(&self.token_url, form.clone());
+                let raw = send(request, o.max_body).await?;
+                Parser::oauth(&secrets).parse(raw.status, &raw.headers, &raw.body)
+            },
+        )
+        .await
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`, marked sensitive.
+fn basic_auth(client_id: &str, secret: &Secret) -> HeaderValue {
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let credentials = format!("{}:{}", encode(client_id), encode(secret.expose_secret()));
+    let mut value = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(credentials)))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
+    value.set_sensitive(true);
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_encoded_first() {
+        let value = basic_auth("a:b c%", &Secret::new("s+x é"));
+        let encoded = value.to_str().unwrap().strip_prefix("Basic ").unwrap();
+        let decoded = String::from_utf8(STANDARD.decode(encoded).unwrap()).unwrap();
+        assert_eq!(decoded, "a%3Ab+c%25:s%2Bx+%C3%A9");
+        assert!(value.is_sensitive());
+    }
+
+    #[test]
+    fn key_overrides_defaults_and_reserved_names_are_refused() {
+        let client = OAuthClient::new("http://x/token".parse().unwrap(), "c")
+            .scopes(["a", "b"])
+            .audience("aud")
+            .param("tenant", "t1");
+        let params = client.key_params(&TokenKey::new(), true).unwrap();
+        assert_eq!(
+            params,
+            [("scope", "a b"), ("audience", "aud"), ("tenant", "t1")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        let key = TokenKey::new()
+            .scope("z")
+            .resource("r1")
+            .param("extra", "e");
+        let params = client.key_params(&key, true).unwrap();
+        assert_eq!(
+            params,
+            [
+                ("scope", "z"),
+                ("audience", "aud"),
+                ("resource", "r1"),
+                ("extra", "e"),
+                ("tenant", "t1")
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        let bad = TokenKey::new().param("client_secret", "x");
+        assert!(matches!(
+            client.key_params(&bad, true),
+            Err(TokenError::Source {
+                transient: false,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,152 @@
+//! OpenID Connect discovery (and RFC 8414 metadata): endpoints from an issuer.
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::client::{ClientAuth, OAuthClient};
+use crate::error::DiscoveryError;
+use crate::grants::authorization_code::AuthorizationCode;
+use crate::grants::client_credentials::ClientCredentials;
+use crate::grants::device_code::{DeviceCode, DevicePrompt};
+use crate::response::Parser;
+use crate::retry::RetryPolicy;
+use crate::transport::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, default_client, send};
+
+/// What a provider's discovery document says, as far as token sources care.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct ProviderMetadata {
+    /// The issuer, checked to be the one asked for.
+    pub issuer: String,
+    /// The token endpoint.
+    pub token_endpoint: Url,
+    /// The authorization endpoint, for the authorization code grant.
+    #[serde(default)]
+    pub authorization_endpoint: Option<Url>,
+    /// The RFC 8628 device authorization endpoint.
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<Url>,
+    /// The RFC 7009 revocation endpoint.
+    #[serde(default)]
+    pub revocation_endpoint: Option<Url>,
+    /// The RFC 7662 introspection endpoint.
+    #[serde(default)]
+    pub introspection_endpoint: Option<Url>,
+    /// The scopes the provider supports, if it says.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// The grant types the provider supports, if it says.
+    #[serde(default)]
+    pub grant_types_supported: Vec<String>,
+    /// The client authentication methods of the token endpoint, if it says.
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+/// Reads `<issuer>/.well-known/openid-configuration` with a default client
+/// and checks that it names `issuer`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), bearer_oauth2::DiscoveryError> {
+/// let provider = bearer_oauth2::discover(&"https://idp.example".parse().unwrap()).await?;
+/// let source = provider.client_credentials("svc", "s3cr3t").scope("read");
+/// # Ok(()) }
+/// ```
+pub async fn discover(issuer: &Url) -> Result<ProviderMetadata, DiscoveryError> {
+    discover_with(&default_client(), issuer).await
+}
+
+/// [`discover`] with your HTTP client.
+pub async fn discover_with(
+    http: &reqwest::Client,
+    issuer: &Url,
+) -> Result<ProviderMetadata, DiscoveryError> {
+    let expected = issuer.as_str().trim_end_matches('/');
+    let url = Url::parse(&format!("{expected}/.well-known/openid-configuration"))
+        .map_err(|e| DiscoveryError::Malformed(format!("cannot build the discovery URL: {e}")))?;
+    let policy = RetryPolicy::default();
+    let sleeper = crate::retry::TokioSleeper;
+    let raw = crate::retry::run(&policy, &sleeper, DEFAULT_TIMEOUT, "discovery", || async {
+        let raw = send(
+            http.get(url.clone())
+                .header(http::header::ACCEPT, "application/json"),
+            DEFAULT_MAX_BODY,
+        )
+        .await?;
+        // Reuse the token endpoint's error reading: status, excerpt, Retry-After.
+        Parser::oauth(&[]).object_or_error(raw.status, &raw.headers, &raw.body)?;
+        Ok(raw)
+    })
+    .await?;
+    let metadata: ProviderMetadata =
+        serde_json::from_slice(&raw.body).map_err(|e| DiscoveryError::Malformed(e.to_string()))?;
+    if metadata.issuer.trim_end_matches('/') != expected {
+        return Err(DiscoveryError::IssuerMismatch {
+            expected: issuer.to_string(),
+            found: metadata.issuer,
+        });
+    }
+    Ok(metadata)
+}
+
+impl ProviderMetadata {
+    /// A client of the token endpoint, using `client_secret_post` when the
+    /// provider lists it but not `client_secret_basic`.
+    pub fn client(&self, client_id: impl Into<String>) -> OAuthClient {
+        let methods = &self.token_endpoint_auth_methods_supported;
+        let post_only = methods.iter().any(|m| m == "client_secret_post")
+            && !methods.iter().any(|m| m == "client_secret_basic");
+        let auth = if post_only {
+            ClientAuth::Post
+        } else {
+            ClientAuth::Basic
+        };
+        OAuthClient::new(self.token_endpoint.clone(), client_id).auth_method(auth)
+    }
+
+    /// A client credentials source.
+    pub fn client_credentials(
+        &self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<bearer_cache::Secret>,
+    ) -> ClientCredentials {
+        ClientCredentials::from_client(self.client(client_id).client_secret(client_secret))
+    }
+
+    /// An authorization code source (public client; add a secret on it if
+    /// yours is confidential).
+    pub fn authorization_code(
+        &self,
+        client_id: impl Into<String>,
+        open_browser: impl Fn(&Url) + Send + Sync + 'static,
+    ) -> Result<AuthorizationCode, DiscoveryError> {
+        let authorize = self
+            .authorization_endpoint
+            .clone()
+            .ok_or(DiscoveryError::MissingEndpoint("authorization_endpoint"))?;
+        Ok(AuthorizationCode::from_client(
+            self.client(client_id),
+            authorize,
+            open_browser,
+        ))
+    }
+
+    /// A device authorization source.
+    pub fn device_code(
+        &self,
+        client_id: impl Into<String>,
+        on_prompt: impl Fn(&DevicePrompt) + Send + Sync + 'static,
+    ) -> Result<DeviceCode, DiscoveryError> {
+        let device =
+            self.device_authorization_endpoint
+                .clone()
+                .ok_or(DiscoveryError::MissingEndpoint(
+                    "device_authorization_endpoint",
+                ))?;
+        Ok(DeviceCode::from_client(
+            self.client(client_id),
+            device,
+            on_prompt,
+        ))
+    }
+}

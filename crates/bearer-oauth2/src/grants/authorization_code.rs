@@ -1,0 +1,219 @@
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bearer_cache::{FetchContext, Secret, Token, TokenError, TokenSource};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::client::{Grant, OAuthClient};
+use crate::error::FlowError;
+use crate::grants::callback::Callback;
+use crate::grants::refresh::{RefreshState, Refreshed};
+
+type OpenBrowser = Arc<dyn Fn(&Url) + Send + Sync>;
+
+/// The authorization code grant with PKCE S256 (RFC 6749 §4.1, RFC 7636)
+/// for native apps and CLIs (RFC 8252): a person signs in once in a
+/// browser; the refresh token keeps the token alive after that.
+///
+/// On a fetch without a usable refresh token it listens on a loopback
+/// redirect URI (`http://127.0.0.1:<ephemeral port>/callback`), builds the
+/// authorize URL with a fresh `state` and code challenge, hands it to your
+/// `open_browser` callback, waits for the redirect (checking `state` in
+/// constant time), and exchanges the code with the verifier. Concurrent
+/// fetches share one sign-in.
+///
+/// The cache allows a fetch [`login_timeout`](Self::login_timeout) plus a
+/// minute for the code exchange, whatever its own `fetch_timeout`.
+///
+/// ```no_run
+/// use bearer_cache::{TokenCache, TokenKey};
+/// use bearer_oauth2::AuthorizationCode;
+///
+/// # async fn run() -> Result<(), bearer_cache::TokenError> {
+/// let source = AuthorizationCode::new(
+///     "https://idp.example/authorize".parse().unwrap(),
+///     "https://idp.example/token".parse().unwrap(),
+///     "my-cli",
+///     |url| println!("Open {url} to sign in"),
+/// )
+/// .scope("openid offline_access");
+/// let cache = TokenCache::builder(source).build();
+/// let token = cache.get(&TokenKey::default()).await?;
+/// # Ok(()) }
+/// ```
+pub struct AuthorizationCode {
+    client: OAuthClient,
+    id: String,
+    authorize_url: Url,
+    open_browser: OpenBrowser,
+    redirect_ip: IpAddr,
+    redirect_port: u16,
+    callback_path: String,
+    login_timeout: Duration,
+    state: RefreshState,
+    /// One sign-in at a time, whatever the key.
+    sign_in: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for AuthorizationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationCode")
+            .field("client", &self.client)
+            .field("authorize_url", &self.authorize_url.as_str())
+            .field(
+                "redirect",
+                &(self.redirect_ip, self.redirect_port, &self.callback_path),
+            )
+            .field("login_timeout", &self.login_timeout)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthorizationCode {
+    /// A public client; `open_browser` is called with the URL the person
+    /// must visit (open a browser, or print it).
+    pub fn new(
+        authorize_url: Url,
+        token_url: Url,
+        client_id: impl Into<String>,
+        open_browser: impl Fn(&Url) + Send + Sync + 'static,
+    ) -> Self {
+        Self::from_client(
+            OAuthClient::new(token_url, client_id),
+            authorize_url,
+            open_browser,
+        )
+    }
+
+    /// The grant over an already configured client.
+    pub fn from_client(
+        client: OAuthClient,
+        authorize_url: Url,
+        open_browser: impl Fn(&Url) + Send + Sync + 'static,
+    ) -> Self {
+        AuthorizationCode {
+            id: client.source_id("authorization_code"),
+            client,
+            authorize_url,
+            open_browser: Arc::new(open_browser),
+            redirect_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            redirect_port: 0,
+            callback_path: "/callback".to_owned(),
+            login_timeout: Duration::from_secs(300),
+            state: RefreshState::default(),
+            sign_in: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A fixed redirect port, for providers that do not accept any
+    /// loopback port (default: an ephemeral one, as RFC 8252 §7.3 allows).
+    pub fn redirect_port(mut self, port: u16) -> Self {
+        self.redirect_port = port;
+        self
+    }
+
+    /// The redirect URI's path (default `/callback`).
+    pub fn callback_path(mut self, path: impl Into<String>) -> Self {
+        self.callback_path = path.into();
+        self
+    }
+
+    /// How long to wait for the person (default 5 min).
+    pub fn login_timeout(mut self, timeout: Duration) -> Self {
+        self.login_timeout = timeout;
+        self
+    }
+
+    /// Starts with a refresh token kept from an earlier session, so no
+    /// sign-in is needed while it works.
+    pub fn refresh_token(self, refresh_token: impl Into<bearer_cache::RefreshToken>) -> Self {
+        AuthorizationCode {
+            state: RefreshState::new(Some(refresh_token.into())),
+            ..self
+        }
+    }
+
+    crate::grants::client_options!(with_secret);
+
+    async fn sign_in(&self, cx: &FetchContext<'_>) -> Result<Token, TokenError> {
+        let path = if self.callback_path.starts_with('/') {
+            self.callback_path.clone()
+        } else {
+            format!("/{}", self.callback_path)
+        };
+        let callback = Callback::bind(self.redirect_ip, self.redirect_port, &path).await?;
+        let redirect_uri = callback.redirect_uri().to_string();
+        let state = random_urlsafe(32);
+        let verifier = Secret::new(random_urlsafe(32));
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.expose_secret().as_bytes()));
+
+        let mut url = self.authorize_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", self.client.client_id())
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("state", &state)
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256");
+            for (name, value) in self.client.key_params(cx.key, true)? {
+                query.append_pair(&name, &value);
+            }
+        }
+        tracing::info!(target: "bearer_oauth2", redirect_uri, "waiting for the person to sign in");
+        (self.open_browser)(&url);
+
+        let code = tokio::time::timeout(self.login_timeout, callback.wait(&state))
+            .await
+            .map_err(|_| FlowError::CallbackTimeout(self.login_timeout))??;
+        let code = Secret::new(code);
+        let grant = Grant::new("authorization_code")
+            .secret("code", code.expose_secret())
+            .param("redirect_uri", &redirect_uri)
+            .secret("code_verifier", verifier.expose_secret())
+            .without_scope();
+        let token = self.client.request_token(grant, cx.key).await?;
+        self.state.remember(&token);
+        Ok(token)
+    }
+}
+
+/// `bytes` random bytes, base64url: 32 give a 43-character PKCE verifier
+/// (RFC 7636 §4.1) and an unguessable `state`.
+fn random_urlsafe(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+#[async_trait]
+impl TokenSource for AuthorizationCode {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn fetch_deadline(&self) -> Option<Duration> {
+        Some(self.login_timeout + Duration::from_secs(60))
+    }
+
+    async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, TokenError> {
+        if let Refreshed::Token(token) = self.state.refresh(&self.client, &cx).await? {
+            return Ok(token);
+        }
+        let _one_at_a_time = self.sign_in.lock().await;
+        // Another key's sign-in may have finished while we waited.
+        if let Refreshed::Token(token) = self.state.refresh_latest(&self.client, &cx).await? {
+            return Ok(token);
+        }
+        self.sign_in(&cx).await
+    }
+}

@@ -1,0 +1,106 @@
+//! The OAuth 2.0 grants, each a [`TokenSource`](bearer_cache::TokenSource).
+
+pub(crate) mod authorization_code;
+mod callback;
+pub(crate) mod client_credentials;
+pub(crate) mod device_code;
+pub(crate) mod password;
+pub(crate) mod refresh;
+
+/// Builder methods every grant forwards to its [`OAuthClient`](crate::OAuthClient).
+macro_rules! client_options {
+    () => {
+        /// `client_secret_basic` (default) or `client_secret_post`.
+        pub fn auth_method(mut self, auth: $crate::ClientAuth) -> Self {
+            self.client = self.client.auth_method(auth);
+            self
+        }
+
+        /// Adds a default scope, used when the cache's key names none.
+        pub fn scope(mut self, scope: impl Into<String>) -> Self {
+            self.client = self.client.scope(scope);
+            self
+        }
+
+        /// Adds default scopes, used when the cache's key names none.
+        pub fn scopes<I, S>(mut self, scopes: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.client = self.client.scopes(scopes);
+            self
+        }
+
+        /// Sets the default `audience`.
+        pub fn audience(mut self, audience: impl Into<String>) -> Self {
+            self.client = self.client.audience(audience);
+            self
+        }
+
+        /// Adds a default `resource` indicator (RFC 8707).
+        pub fn resource(mut self, resource: impl Into<String>) -> Self {
+            self.client = self.client.resource(resource);
+            self
+        }
+
+        /// Adds a parameter sent with every token request.
+        pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.client = self.client.param(name, value);
+            self
+        }
+
+        /// The HTTP client (default: reqwest's, following no redirects).
+        pub fn http_client(mut self, http: reqwest::Client) -> Self {
+            self.client = self.client.http_client(http);
+            self
+        }
+
+        /// The deadline of one token request, retries included (default 10 s).
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.client = self.client.timeout(timeout);
+            self
+        }
+
+        /// The largest answer read (default 64 KiB).
+        pub fn max_body_bytes(mut self, limit: usize) -> Self {
+            self.client = self.client.max_body_bytes(limit);
+            self
+        }
+
+        /// How transient failures are retried within a fetch.
+        pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
+            self.client = self.client.retry_policy(policy);
+            self
+        }
+
+        /// What waits between retries and polls (default: tokio's timer).
+        pub fn sleeper(mut self, sleeper: impl $crate::Sleeper) -> Self {
+            self.client = self.client.sleeper(sleeper);
+            self
+        }
+
+        /// Names the source in shared stores (default
+        /// `<grant>:<client id>@<token url>`); never put a secret in it.
+        pub fn with_id(mut self, id: impl Into<String>) -> Self {
+            self.id = id.into();
+            self
+        }
+
+        /// The client configuration.
+        pub fn client(&self) -> &$crate::OAuthClient {
+            &self.client
+        }
+    };
+    (with_secret) => {
+        $crate::grants::client_options!();
+
+        /// The client secret, for a confidential client.
+        pub fn client_secret(mut self, secret: impl Into<bearer_cache::Secret>) -> Self {
+            self.client = self.client.client_secret(secret);
+            self
+        }
+    };
+}
+
+pub(crate) use client_options;
