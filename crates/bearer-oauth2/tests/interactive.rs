@@ -295,3 +295,18 @@ async fn a_device_code_outliving_its_lifetime_locally_stops_polling() {
         }
     ));
 }
+
+#[tokio::test]
+async fn authorize_params_go_to_the_authorize_url_only() {
+    let server = TestServer::start().await;
+    let seen: Arc<Mutex<Vec<Url>>> = Arc::default();
+    let source = auth_code(&server, browser(seen.clone())).authorize_param("prompt", "consent");
+    let cache = TokenCache::builder(source).build();
+    cache.get(&TokenKey::default()).await.unwrap();
+
+    let url = seen.lock().unwrap()[0].clone();
+    assert_eq!(query_params(&url)["prompt"], "consent");
+    let request = server.control().last_token_request().unwrap();
+    assert_eq!(request.grant_type(), Some("authorization_code"));
+    assert_eq!(request.param("prompt"), None);
+}

@@ -57,6 +57,8 @@ pub struct AuthorizationCode {
     redirect_port: u16,
     callback_path: String,
     login_timeout: Duration,
+    /// Sent on the authorize URL only, never to the token endpoint.
+    authorize_params: Vec<(String, String)>,
     state: RefreshState,
     /// One sign-in at a time, whatever the key.
     sign_in: tokio::sync::Mutex<()>,
@@ -108,6 +110,7 @@ impl AuthorizationCode {
             redirect_port: 0,
             callback_path: "/callback".to_owned(),
             login_timeout: Duration::from_secs(300),
+            authorize_params: Vec::new(),
             state: RefreshState::default(),
             sign_in: tokio::sync::Mutex::new(()),
         }
@@ -129,6 +132,26 @@ impl AuthorizationCode {
     /// How long to wait for the person (default 5 min).
     pub fn login_timeout(mut self, timeout: Duration) -> Self {
         self.login_timeout = timeout;
+        self
+    }
+
+    /// Adds a parameter to the authorize URL only, such as `prompt=consent`
+    /// (which strict OpenID providers require before they grant
+    /// `offline_access`) or `login_hint`. Parameters set with `param` go to
+    /// both the authorize URL and every token request.
+    ///
+    /// ```
+    /// use bearer_oauth2::AuthorizationCode;
+    /// let source = AuthorizationCode::new(
+    ///     "https://idp.example/authorize".parse().unwrap(),
+    ///     "https://idp.example/token".parse().unwrap(),
+    ///     "my-cli",
+    ///     |_url| {},
+    /// )
+    /// .authorize_param("prompt", "consent");
+    /// ```
+    pub fn authorize_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.authorize_params.push((name.into(), value.into()));
         self
     }
 
@@ -167,6 +190,9 @@ impl AuthorizationCode {
                 .append_pair("code_challenge_method", "S256");
             for (name, value) in self.client.key_params(cx.key, true)? {
                 query.append_pair(&name, &value);
+            }
+            for (name, value) in &self.authorize_params {
+                query.append_pair(name, value);
             }
         }
         tracing::info!(target: "bearer_oauth2", redirect_uri, "waiting for the person to sign in");
