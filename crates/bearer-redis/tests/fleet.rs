@@ -1,0 +1,394 @@
+//! Many cache instances on one Redis against the testkit's token endpoint:
+//! separate processes, a killed lease holder, a Redis outage, refresh-token
+//! rotation, and the first level staying local.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bearer_cache::{
+    FetchContext, ManualClock, Token, TokenCache, TokenError, TokenKey, TokenSource, TokenStore,
+};
+use bearer_redis::RedisStore;
+use bearer_testkit::TestServer;
+use support::{Grant, HttpSource, redis_or_skip};
+
+const ROLE: &str = "BEARER_REDIS_MEMBER";
+const MEMBERS: usize = 20;
+
+/// Prints a line before every fetch, so a parent process can tell when a
+/// member is inside its fetch.
+#[derive(Debug)]
+struct Announcing(HttpSource);
+
+#[async_trait::async_trait]
+impl TokenSource for Announcing {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    async fn fetch(&self, cx: FetchContext<'_>) -> Result<Token, TokenError> {
+        println!("MEMBER FETCHING");
+        self.0.fetch(cx).await
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for members"))
+}
+
+fn millis_env(name: &str) -> Duration {
+    Duration::from_millis(env(name).parse().unwrap())
+}
+
+/// The member role: runs only when a parent test started this binary with
+/// `BEARER_REDIS_MEMBER` set. It builds its own store and cache, says
+/// READY, waits for GO on stdin, gets one token and reports it.
+#[test]
+fn fleet_member() {
+    if std::env::var(ROLE).is_err() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = RedisStore::builder(env("MEMBER_REDIS_URL"))
+            .build()
+            .await
+            .unwrap();
+        let source = HttpSource::new(
+            env("MEMBER_TOKEN_URL"),
+            &env("MEMBER_CLIENT_ID"),
+            &env("MEMBER_CLIENT_SECRET"),
+            Grant::ClientCredentials,
+        );
+        let cache = TokenCache::builder(Announcing(source))
+            .store(store.clone())
+            .store_call_timeout(Duration::from_secs(5))
+            .store_lease_ttl(millis_env("MEMBER_LEASE_MS"))
+            .store_wait_timeout(Duration::from_secs(20))
+            .build();
+        println!("MEMBER READY");
+        let go = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        });
+        assert_eq!(go.await.unwrap().unwrap().trim(), "GO");
+        let token = cache.get(&TokenKey::new()).await.unwrap();
+        let s = cache.stats();
+        println!(
+            "MEMBER TOKEN {} FETCHES {} STORE_HITS {}",
+            token.fingerprint(),
+            s.fetches,
+            s.store_hits
+        );
+    });
+}
+
+struct Member {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Member {
+    fn spawn(redis_url: &str, server: &TestServer, lease: Duration) -> Member {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "fleet_member", "--nocapture", "--test-threads=1"])
+            .env(ROLE, "1")
+            .env("MEMBER_REDIS_URL", redis_url)
+            .env("MEMBER_TOKEN_URL", server.token_url().as_str())
+            .env("MEMBER_CLIENT_ID", server.client_id())
+            .env("MEMBER_CLIENT_SECRET", server.client_secret())
+            .env("MEMBER_LEASE_MS", lease.as_millis().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Member { child, lines }
+    }
+
+    /// The next line the member reports (other test-harness output skipped).
+    fn next(&mut self) -> String {
+        self.lines
+            .by_ref()
+            .map_while(Result::ok)
+            // libtest may print its own words first on the same line.
+            .find_map(|l| l.split_once("MEMBER ").map(|(_, rest)| rest.to_owned()))
+            .expect("member exited early")
+    }
+
+    fn go(&mut self) {
+        writeln!(self.child.stdin.as_mut().unwrap(), "GO").unwrap();
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs blocking member I/O off the async runtime (the testkit serves on it).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_processes_asking_at_once_cause_one_token_request() {
+    let Some(redis) = redis_or_skip() else { return };
+    let server = TestServer::start().await;
+    let url = redis.url();
+    let token_server = Arc::new(server);
+    let server = Arc::clone(&token_server);
+    let reports = blocking(move || {
+        let mut members: Vec<Member> = (0..MEMBERS)
+            .map(|_| Member::spawn(&url, &server, Duration::from_secs(10)))
+            .collect();
+        for m in &mut members {
+            assert_eq!(m.next(), "READY");
+        }
+        for m in &mut members {
+            m.go();
+        }
+        members
+            .iter_mut()
+            .map(|m| {
+                loop {
+                    let line = m.next();
+                    if let Some(report) = line.strip_prefix("TOKEN ") {
+                        break report.to_owned();
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+
+    assert_eq!(reports.len(), MEMBERS);
+    let tokens: BTreeSet<&str> = reports
+        .iter()
+        .map(|r| r.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        1,
+        "every process uses the same token: {reports:?}"
+    );
+    let fetches: u64 = reports
+        .iter()
+        .map(|r| r.split(' ').nth(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(fetches, 1, "{reports:?}");
+    let counters = token_server.control().counters();
+    assert_eq!(counters.token_requests, 1, "{counters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_killed_mid_fetch_is_replaced_after_its_lease() {
+    let Some(redis) = redis_or_skip() else { return };
+    let server = Arc::new(
+        TestServer::builder()
+            .token_latency(Duration::from_secs(600))
+            .start()
+            .await,
+    );
+    let lease = Duration::from_millis(1500);
+    let (url, srv) = (redis.url(), Arc::clone(&server));
+    let holder = blocking(move || {
+        let mut holder = Member::spawn(&url, &srv, lease);
+        assert_eq!(holder.next(), "READY");
+        holder.go();
+        assert_eq!(holder.next(), "FETCHING"); // it holds the lease now
+        holder
+    })
+    .await;
+    drop(holder); // SIGKILL mid-fetch
+    server.control().set_token_latency(Duration::ZERO);
+
+    let store = RedisStore::builder(redis.url()).build().await.unwrap();
+    let cache = TokenCache::builder(HttpSource::new(
+        server.token_url().as_str(),
+        server.client_id(),
+        server.client_secret(),
+        Grant::ClientCredentials,
+    ))
+    .store(store.clone())
+    .store_call_timeout(Duration::from_secs(5))
+    .store_wait_timeout(Duration::from_secs(30))
+    .build();
+    let token = cache
+        .get(&TokenKey::new())
+        .await
+        .expect("a survivor completes the fetch");
+    assert_eq!(
+        store.stats().leases_denied,
+        1,
+        "the dead holder's lease was in force"
+    );
+    assert_eq!(cache.stats().fetches, 1);
+    // What the survivor fetched is now the fleet's token.
+    let shared = store
+        .load(&TokenKey::new().digest(cache.source_id()))
+        .await
+        .unwrap();
+    assert_eq!(
+        shared.map(|s| s.token.access_token().fingerprint()),
+        Some(token.fingerprint())
+    );
+}
+
+/// `n` instances in this process, each with its own store (own connections)
+/// and a clock shared with the token server.
+async fn instances(
+    n: usize,
+    redis_url: &str,
+    server: &TestServer,
+    clock: &ManualClock,
+    grant: Grant,
+) -> Vec<(TokenCache, RedisStore)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let store = RedisStore::builder(redis_url).build().await.unwrap();
+        let source = HttpSource::new(
+            server.token_url().as_str(),
+            server.client_id(),
+            server.client_secret(),
+            grant.clone(),
+        );
+        let cache = TokenCache::builder(source)
+            .clock(clock.clone())
+            .store(store.clone())
+            .store_call_timeout(Duration::from_secs(5))
+            .store_wait_timeout(Duration::from_secs(20))
+            .build();
+        out.push((cache, store));
+    }
+    out
+}
+
+/// Every instance asks `per_instance` times at once; returns the tokens'
+/// fingerprints and the number of failed requests.
+async fn round(
+    fleet: &[(TokenCache, RedisStore)],
+    per_instance: usize,
+) -> (BTreeSet<String>, usize) {
+    let calls = fleet.iter().flat_map(|(cache, _)| {
+        (0..per_instance).map(move |_| async move { cache.get(&TokenKey::new()).await })
+    });
+    let results = futures::future::join_all(calls).await;
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    let tokens = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|t| t.fingerprint().to_string())
+        .collect();
+    (tokens, failed)
+}
+
+const LIFETIME: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_down_fails_no_request_and_sharing_resumes_when_it_returns() {
+    let Some(mut redis) = redis_or_skip() else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .clock(clock.clone())
+        .token_lifetime(LIFETIME)
+        .start()
+        .await;
+    let fleet = instances(5, &redis.url(), &server, &clock, Grant::ClientCredentials).await;
+    let issued = || server.control().counters().issued.client_credentials;
+
+    let (tokens, failed) = round(&fleet, 10).await;
+    assert_eq!((tokens.len(), failed, issued()), (1, 0, 1));
+
+    redis.stop();
+    clock.advance(LIFETIME + Duration::from_secs(1));
+    let (_, failed) = round(&fleet, 10).await;
+    assert_eq!(failed, 0, "no request fails because of Redis");
+    // Each instance fell back to one fetch of its own.
+    assert_eq!(issued(), 1 + 5);
+    assert!(fleet.iter().all(|(c, _)| c.stats().store_errors > 0));
+
+    redis.restart().unwrap();
+    clock.advance(LIFETIME + Duration::from_secs(1));
+    let (_, failed) = round(&fleet, 10).await; // reconnects; may still fetch locally
+    assert_eq!(failed, 0);
+    let before = issued();
+    clock.advance(LIFETIME + Duration::from_secs(1));
+    let (tokens, failed) = round(&fleet, 10).await;
+    assert_eq!(failed, 0);
+    assert_eq!(tokens.len(), 1, "the fleet shares one token again");
+    assert_eq!(issued(), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_refresh_tokens_are_each_used_once_across_instances() {
+    let Some(redis) = redis_or_skip() else { return };
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .clock(clock.clone())
+        .token_lifetime(LIFETIME)
+        .rotate_refresh_tokens(true)
+        .start()
+        .await;
+    let grant = Grant::Password {
+        username: "alice".into(),
+        password: "wonderland".into(),
+    };
+    let fleet = instances(8, &redis.url(), &server, &clock, grant).await;
+
+    let mut seen = BTreeSet::new();
+    for generation in 0..5 {
+        let (tokens, failed) = round(&fleet, 3).await;
+        assert_eq!(failed, 0, "generation {generation}");
+        assert_eq!(
+            tokens.len(),
+            1,
+            "generation {generation}: one token fleet-wide"
+        );
+        assert!(
+            seen.insert(tokens.into_iter().next().unwrap()),
+            "a new token each generation"
+        );
+        clock.advance(LIFETIME + Duration::from_secs(1));
+    }
+    let counters = server.control().counters();
+    assert_eq!(counters.issued.password, 1, "{counters:?}");
+    assert_eq!(counters.issued.refresh_token, 4, "{counters:?}");
+    assert_eq!(counters.token_errors, 0, "no invalid_grant: {counters:?}");
+    assert_eq!(counters.token_requests, 5, "{counters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_token_costs_no_redis_round_trip() {
+    let Some(redis) = redis_or_skip() else { return };
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .clock(clock.clone())
+        .token_lifetime(LIFETIME)
+        .start()
+        .await;
+    let fleet = instances(2, &redis.url(), &server, &clock, Grant::ClientCredentials).await;
+    round(&fleet, 1).await;
+    let store_commands: Vec<u64> = fleet.iter().map(|(_, s)| s.stats().commands).collect();
+    let mut conn = redis.raw().await;
+    let before = support::RedisServer::commands_processed(&mut conn).await;
+    let (tokens, failed) = round(&fleet, 1000).await;
+    let after = support::RedisServer::commands_processed(&mut conn).await;
+    assert_eq!((tokens.len(), failed), (1, 0));
+    // Only the first INFO itself ran in between: 2000 requests, no Redis.
+    assert_eq!(after - before, 1);
+    let now: Vec<u64> = fleet.iter().map(|(_, s)| s.stats().commands).collect();
+    assert_eq!(now, store_commands);
+}

@@ -1,0 +1,396 @@
+//! The store's protocol against a real redis-server: leases, fencing,
+//! compare-and-lease, notified waits, encryption at rest, outages, bad input.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use bearer_cache::{Expiry, Lease, StoredToken, Token, TokenStore};
+use bearer_redis::{BuildError, RedisStore, ValueError};
+use redis::AsyncCommands;
+use support::{RedisServer, redis_or_skip};
+
+const ACCESS: &str = "access-SECRET-0001";
+const REFRESH: &str = "refresh-SECRET-0002";
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn stored(access: &str) -> StoredToken {
+    let token = Token::bearer(access)
+        .with_refresh_token(REFRESH)
+        .with_expiry(Expiry::In(HOUR));
+    StoredToken::new(&token, SystemTime::now())
+}
+
+async fn store(redis: &RedisServer) -> RedisStore {
+    RedisStore::builder(redis.url()).build().await.unwrap()
+}
+
+async fn keyed_store(redis: &RedisServer, key: [u8; 32]) -> RedisStore {
+    RedisStore::builder(redis.url())
+        .encryption_key(key)
+        .build()
+        .await
+        .unwrap()
+}
+
+fn access_of(t: Option<StoredToken>) -> Option<String> {
+    t.map(|t| t.token.access_token().expose_secret().to_owned())
+}
+
+/// Script calls the server has run so far (EVALSHA, or EVAL the first time).
+async fn script_calls(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(raw)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_under_prefixed_hashed_keys() {
+    let Some(redis) = redis_or_skip() else { return };
+    let s = RedisStore::builder(redis.url())
+        .prefix("svc-a:")
+        .build()
+        .await
+        .unwrap();
+    let cache_key = "scope=orders:read client=my-client";
+    assert_eq!(s.load(cache_key).await.unwrap(), None);
+    s.save(cache_key, &stored(ACCESS), HOUR, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        access_of(s.load(cache_key).await.unwrap()).as_deref(),
+        Some(ACCESS)
+    );
+
+    let keys: Vec<String> = redis.raw().await.keys("*").await.unwrap();
+    assert_eq!(keys, vec![s.redis_key(cache_key)]);
+    assert!(keys[0].starts_with("svc-a:token:"));
+    assert!(!keys[0].contains("orders") && !keys[0].contains("my-client"));
+    // The value expires with the token.
+    let ttl: i64 = redis.raw().await.pttl(&keys[0]).await.unwrap();
+    assert!(ttl > 0 && ttl <= 3_600_000, "{ttl}");
+
+    // Another prefix is another namespace.
+    let other = RedisStore::builder(redis.url())
+        .prefix("svc-b:")
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(other.load(cache_key).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_exclusive_and_only_its_holder_releases_it() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = (store(&redis).await, store(&redis).await);
+    let lease = a.try_lease("k", HOUR).await.unwrap().expect("free");
+    assert_eq!(b.try_lease("k", HOUR).await.unwrap(), None);
+    b.release(
+        "k",
+        &Lease {
+            fence: "forged".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.try_lease("k", HOUR).await.unwrap(),
+        None,
+        "a forged release freed it"
+    );
+    a.release("k", &lease).await.unwrap();
+    let again = b.try_lease("k", HOUR).await.unwrap().expect("released");
+    assert_ne!(again, lease, "fences are unique");
+    assert_eq!((a.stats().leases_granted, b.stats().leases_denied), (1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_with_a_lost_lease_is_refused() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = (store(&redis).await, store(&redis).await);
+    let stale = a.try_lease("k", HOUR).await.unwrap().unwrap();
+    // A's lease runs out while it is stalled (deleted here rather than waited for).
+    let _: () = redis
+        .raw()
+        .await
+        .del(a.redis_key("k").replace(":token:", ":lease:"))
+        .await
+        .unwrap();
+    let current = b
+        .try_lease("k", HOUR)
+        .await
+        .unwrap()
+        .expect("lease was free");
+    b.save("k", &stored("from-b"), HOUR, Some(&current))
+        .await
+        .unwrap();
+    a.save("k", &stored("from-a-stalled"), HOUR, Some(&stale))
+        .await
+        .unwrap();
+    assert_eq!(
+        access_of(a.load("k").await.unwrap()).as_deref(),
+        Some("from-b")
+    );
+    assert_eq!(a.stats().fenced_saves_refused, 1);
+    assert_eq!(b.stats().saves, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_lease_is_granted_over_a_token_saved_since_the_last_look() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = (store(&redis).await, store(&redis).await);
+    assert_eq!(a.load("k").await.unwrap(), None);
+    // B fetches and saves between A's look and A's lease attempt.
+    let lease = b.try_lease("k", HOUR).await.unwrap().unwrap();
+    b.save("k", &stored("fresh"), HOUR, Some(&lease))
+        .await
+        .unwrap();
+    assert_eq!(a.try_lease("k", HOUR).await.unwrap(), None);
+    assert_eq!(a.stats().leases_superseded, 1);
+    // ...and A's wait hands it the fresh token at once.
+    let got = a.wait_for_update("k", HOUR).await.unwrap();
+    assert_eq!(access_of(got).as_deref(), Some("fresh"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_is_woken_by_the_save_notification() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (holder, waiter) = (store(&redis).await, store(&redis).await);
+    let mut raw = redis.raw().await;
+    let _lease = holder.try_lease("k", HOUR).await.unwrap().unwrap();
+    assert_eq!(waiter.load("k").await.unwrap(), None);
+    let before = script_calls(&mut raw).await;
+    let wait = tokio::spawn({
+        let waiter = waiter.clone();
+        async move { waiter.wait_for_update("k", HOUR).await }
+    });
+    // Once the waiter has looked (its peek script ran), it can only learn of
+    // the save by notification. This waits for an event, not for time.
+    while script_calls(&mut raw).await == before {
+        tokio::task::yield_now().await;
+    }
+    // An unfenced save leaves the lease in place: only the message tells.
+    holder.save("k", &stored("new"), HOUR, None).await.unwrap();
+    let got = wait.await.unwrap().unwrap();
+    assert_eq!(access_of(got).as_deref(), Some("new"));
+    assert_eq!(waiter.stats().waits_notified, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_ends_when_an_unclaimed_lease_expires() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (dead, waiter) = (store(&redis).await, store(&redis).await);
+    // A holder that took a short lease and died.
+    dead.try_lease("k", Duration::from_millis(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(waiter.try_lease("k", HOUR).await.unwrap(), None);
+    assert_eq!(waiter.wait_for_update("k", HOUR).await.unwrap(), None);
+    assert_eq!(waiter.stats().waits_notified, 0);
+    assert!(
+        waiter.try_lease("k", HOUR).await.unwrap().is_some(),
+        "the lease is free again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fetch_release_wakes_waiters_at_once() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (holder, waiter) = (store(&redis).await, store(&redis).await);
+    let lease = holder.try_lease("k", HOUR).await.unwrap().unwrap();
+    let wait = tokio::spawn({
+        let waiter = waiter.clone();
+        async move { waiter.wait_for_update("k", HOUR).await }
+    });
+    holder.release("k", &lease).await.unwrap();
+    // Returns although the lease had an hour left and nothing was saved.
+    assert_eq!(wait.await.unwrap().unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_values_hide_secrets_and_open_only_with_the_right_key() {
+    let Some(redis) = redis_or_skip() else { return };
+    let sealed = keyed_store(&redis, [1; 32]).await;
+    assert!(sealed.is_encrypting());
+    sealed.save("k", &stored(ACCESS), HOUR, None).await.unwrap();
+
+    let mut raw = redis.raw().await;
+    let bytes: Vec<u8> = raw.get(sealed.redis_key("k")).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    for secret in [ACCESS, REFRESH, "SECRET"] {
+        assert!(!text.contains(secret), "{secret} readable at rest");
+    }
+    assert_eq!(
+        access_of(sealed.load("k").await.unwrap()).as_deref(),
+        Some(ACCESS)
+    );
+
+    let reason = |r: Result<Option<StoredToken>, bearer_cache::StoreError>| {
+        let err = r.expect_err("must not read");
+        assert!(!format!("{err} {err:?}").contains("SECRET"));
+        ValueError::of(&err).cloned()
+    };
+    let wrong = keyed_store(&redis, [2; 32]).await;
+    assert_eq!(reason(wrong.load("k").await), Some(ValueError::Unauthentic));
+    let keyless = store(&redis).await;
+    assert_eq!(reason(keyless.load("k").await), Some(ValueError::NoKey));
+
+    // A value copied under another key's name does not open there.
+    let _: () = raw.set(sealed.redis_key("other"), bytes).await.unwrap();
+    assert_eq!(
+        reason(sealed.load("other").await),
+        Some(ValueError::Unauthentic)
+    );
+
+    // With a key configured, plaintext (e.g. planted by a keyless writer) is refused.
+    keyless
+        .save("plain", &stored(ACCESS), HOUR, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        reason(sealed.load("plain").await),
+        Some(ValueError::PlaintextRefused)
+    );
+
+    // Rotation: the new sealing key reads values sealed with the old one.
+    let rotated = RedisStore::builder(redis.url())
+        .encryption_key_with_id(1, [3; 32])
+        .decryption_key(0, [1; 32])
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        access_of(rotated.load("k").await.unwrap()).as_deref(),
+        Some(ACCESS)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_in_redis_is_an_error_not_a_token() {
+    let Some(redis) = redis_or_skip() else { return };
+    let s = store(&redis).await;
+    let _: () = redis
+        .raw()
+        .await
+        .set(s.redis_key("k"), "{not a token")
+        .await
+        .unwrap();
+    let err = s.load("k").await.unwrap_err();
+    assert!(err.to_string().contains("undecodable"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_while_redis_is_down_and_work_again_when_it_returns() {
+    let Some(mut redis) = redis_or_skip() else {
+        return;
+    };
+    let s = store(&redis).await;
+    s.save("k", &stored(ACCESS), HOUR, None).await.unwrap();
+    redis.stop();
+    assert!(s.load("k").await.is_err());
+    assert!(s.try_lease("k", HOUR).await.is_err());
+    assert!(s.wait_for_update("k", HOUR).await.is_err());
+    redis.restart().unwrap();
+    // The first call after the restart may still see the broken connection.
+    let mut recovered = false;
+    for _ in 0..3 {
+        if let Ok(None) = s.load("k").await {
+            recovered = true; // a fresh server: empty
+            break;
+        }
+    }
+    assert!(recovered);
+    s.save("k", &stored(ACCESS), HOUR, None).await.unwrap();
+    assert_eq!(
+        access_of(s.load("k").await.unwrap()).as_deref(),
+        Some(ACCESS)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_built_while_redis_is_down_starts_working_when_it_comes_up() {
+    let Some(mut redis) = redis_or_skip() else {
+        return;
+    };
+    redis.stop();
+    let s = store(&redis).await;
+    assert!(s.load("k").await.is_err());
+    redis.restart().unwrap();
+    let mut ok = false;
+    for _ in 0..3 {
+        ok |= s.load("k").await.is_ok();
+    }
+    assert!(ok);
+}
+
+#[tokio::test]
+async fn bad_configuration_is_a_typed_error() {
+    let build = |b: bearer_redis::RedisStoreBuilder| async move { b.build().await.unwrap_err() };
+    let url = "redis://127.0.0.1:1/";
+    assert!(matches!(
+        build(RedisStore::builder("not a url://")).await,
+        BuildError::InvalidUrl { .. }
+    ));
+    let err = build(RedisStore::builder("redis://:hunter2@[::1/")).await;
+    assert!(matches!(err, BuildError::InvalidUrl { .. }));
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
+    assert!(matches!(
+        build(RedisStore::builder(url).encryption_key([0; 31])).await,
+        BuildError::EncryptionKeyLength { len: 31 }
+    ));
+    assert!(matches!(
+        build(
+            RedisStore::builder(url)
+                .encryption_key_with_id(4, [0; 32])
+                .decryption_key(4, [1; 32])
+        )
+        .await,
+        BuildError::DuplicateKeyId(4)
+    ));
+    assert!(matches!(
+        build(RedisStore::builder(url).decryption_key(1, [0; 32])).await,
+        BuildError::DecryptionKeyWithoutEncryptionKey(1)
+    ));
+    assert!(matches!(
+        build(RedisStore::builder(url).prefix("a b:")).await,
+        BuildError::InvalidPrefix
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_and_tracing_never_show_secrets() {
+    let Some(redis) = redis_or_skip() else { return };
+    let logs = support::capture_logs();
+    let s = RedisStore::builder(redis.url())
+        .encryption_key([9; 32])
+        .build()
+        .await
+        .unwrap();
+    let lease = s.try_lease("k", HOUR).await.unwrap().unwrap();
+    s.save("k", &stored(ACCESS), HOUR, Some(&lease))
+        .await
+        .unwrap();
+    s.save("k", &stored(ACCESS), HOUR, Some(&lease))
+        .await
+        .unwrap(); // refused: logged
+    let _ = s.load("k").await.unwrap();
+    let _ = s.wait_for_update("k", HOUR).await.unwrap();
+    let all = format!("{} {s:?}", logs.contents());
+    assert!(all.contains("token saved"), "tracing was captured: {all}");
+    assert!(!all.contains("SECRET"), "{all}");
+    assert!(!all.contains("[9, 9"), "{all}");
+}

@@ -1,0 +1,62 @@
+//! Shared test parts: a real `redis-server` per test, and a small
+//! `TokenSource` that talks OAuth to the testkit over HTTP.
+#![allow(dead_code)]
+
+pub mod redis_server;
+pub mod source;
+
+pub use redis_server::RedisServer;
+#[allow(unused_imports)] // not every test binary uses the source
+pub use source::{Grant, HttpSource};
+
+/// Redis for this test, or `None` after printing `SKIPPED` (a failure under
+/// `BEARER_REQUIRE_EXTERNAL=1`).
+pub fn redis_or_skip() -> Option<RedisServer> {
+    match RedisServer::start() {
+        Ok(server) => Some(server),
+        Err(why) => {
+            if std::env::var("BEARER_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+                panic!("redis-server is required (BEARER_REQUIRE_EXTERNAL=1): {why}");
+            }
+            println!("SKIPPED: install redis-server ({why})");
+            None
+        }
+    }
+}
+
+/// Captured tracing output of every event, at every level.
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs a global TRACE subscriber writing into the returned buffer (once
+/// per test binary; later calls share the first buffer).
+pub fn capture_logs() -> Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .init();
+        logs
+    })
+    .clone()
+}
