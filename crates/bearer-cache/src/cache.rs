@@ -203,8 +203,8 @@ impl TokenCache {
             clock: Arc::new(SystemClock),
             store: None,
             store_call_timeout: Duration::from_millis(250),
-            store_lease_ttl: Duration::from_secs(30),
-            store_wait_timeout: Duration::from_secs(10),
+            store_lease_ttl: Duration::from_secs(10),
+            store_wait_timeout: Duration::from_secs(15),
             on_change: None,
             max_keys: 10_000,
             idle_key_ttl: Duration::from_secs(3600),
@@ -456,6 +456,18 @@ fn lock(m: &Mutex<SlotState>) -> MutexGuard<'_, SlotState> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How many times one fetch goes back to the lease after waiting.
+const MAX_LEASE_ROUNDS: usize = 8;
+
+/// The token whose refresh token the next fetch should use: the stored one
+/// carries the newest rotation.
+fn newest_token<'a>(
+    stored: Option<&'a StoredToken>,
+    previous: Option<&'a Entry>,
+) -> Option<&'a Token> {
+    stored.map(|s| &s.token).or(previous.map(|e| &e.token))
+}
+
 /// What a fetch produced, before it is installed.
 struct Fetched {
     token: Token,
@@ -555,12 +567,16 @@ impl Inner {
         if !token.header_safe() {
             return Err(TokenError::InvalidTokenValue);
         }
-        let deadlines = self.policy.deadlines(
-            &token,
-            fetched.sent_at,
-            fetched.sent_at_system,
-            rand::rng().random::<f64>(),
-        );
+        // A stored token keeps the fleet's schedule (as `usable_stored`
+        // judged it); only our own fetches are jittered.
+        let jitter = if fetched.from_store {
+            0.0
+        } else {
+            rand::rng().random::<f64>()
+        };
+        let deadlines =
+            self.policy
+                .deadlines(&token, fetched.sent_at, fetched.sent_at_system, jitter);
         let authorization =
             SecretString::from(format!("Bearer {}", token.access_token().expose_secret()));
         let fingerprint = token.access_token().fingerprint();
@@ -603,8 +619,9 @@ impl Inner {
     }
 
     /// The fleet path: use what another instance stored; else take the
-    /// lease and fetch; else wait for the holder. Any store failure falls
-    /// back to fetching alone.
+    /// lease, look once more, and fetch; else wait for the holder and try
+    /// again, until the wait budget runs out. Any store failure falls back
+    /// to fetching alone.
     async fn fetch_via_store(
         &self,
         link: &StoreLink,
@@ -615,48 +632,59 @@ impl Inner {
         let key = slot
             .store_key
             .get_or_init(|| slot.key.digest(self.source.id()));
-        let previous_token = previous.map(|e| &e.token);
-        let stored = self.store_call(link, link.store.load(key)).await.flatten();
-        if let Some(fetched) = self.usable_stored(stored.as_ref(), previous, reason) {
-            return Ok(fetched);
-        }
-        // The stored token carries the newest (rotated) refresh token.
-        let newest = stored.as_ref().map(|s| &s.token).or(previous_token);
-
-        match self
-            .store_call(link, link.store.try_lease(key, link.lease_ttl))
-            .await
-        {
-            Some(Some(lease)) => {
-                let result = self.fetch_from_source(&slot.key, newest, reason).await;
-                if let Ok(fetched) = &result {
-                    self.save(link, key, fetched, Some(&lease)).await;
-                }
-                self.store_call(link, link.store.release(key, &lease)).await;
-                result
+        // Store waits are real time: other instances do not share our clock.
+        let give_up_at = tokio::time::Instant::now() + link.wait_timeout;
+        let mut stored = self.store_call(link, link.store.load(key)).await.flatten();
+        // Bounds the rounds should a store answer waits at once.
+        for _ in 0..MAX_LEASE_ROUNDS {
+            if let Some(fetched) = self.usable_stored(stored.as_ref(), previous, reason) {
+                return Ok(fetched);
             }
-            Some(None) => {
-                let waited = self
-                    .store_call_with(
-                        link,
-                        link.store.wait_for_update(key, link.wait_timeout),
-                        link.wait_timeout + link.call_timeout,
-                    )
-                    .await
-                    .flatten();
-                if let Some(fetched) = self.usable_stored(waited.as_ref(), previous, reason) {
-                    return Ok(fetched);
+            match self
+                .store_call(link, link.store.try_lease(key, link.lease_ttl))
+                .await
+            {
+                Some(Some(lease)) => {
+                    // Another instance may have saved between our read and
+                    // our lease: fetching now would waste a rotated refresh token.
+                    let latest = self.store_call(link, link.store.load(key)).await.flatten();
+                    let latest = latest.or(stored);
+                    if let Some(fetched) = self.usable_stored(latest.as_ref(), previous, reason) {
+                        self.store_call(link, link.store.release(key, &lease)).await;
+                        return Ok(fetched);
+                    }
+                    let newest = newest_token(latest.as_ref(), previous);
+                    let result = self.fetch_from_source(&slot.key, newest, reason).await;
+                    if let Ok(fetched) = &result {
+                        self.save(link, key, fetched, Some(&lease)).await;
+                    }
+                    // Released even on failure, so waiters take over at once.
+                    self.store_call(link, link.store.release(key, &lease)).await;
+                    return result;
                 }
-                // The holder died or is slow: fetch alone, share what we get.
-                let newest = waited.as_ref().map(|s| &s.token).or(newest);
-                let result = self.fetch_from_source(&slot.key, newest, reason).await;
-                if let Ok(fetched) = &result {
-                    self.save(link, key, fetched, None).await;
+                Some(None) => {
+                    let budget = give_up_at.saturating_duration_since(tokio::time::Instant::now());
+                    if budget.is_zero() {
+                        break;
+                    }
+                    let waited = self
+                        .store_call_with(
+                            link,
+                            link.store.wait_for_update(key, budget),
+                            budget + link.call_timeout,
+                        )
+                        .await
+                        .flatten();
+                    stored = waited.or(stored);
                 }
-                result
+                None => break,
             }
-            None => self.fetch_from_source(&slot.key, newest, reason).await,
         }
+        // The store is down, or the holder outlived our patience: fetch
+        // alone and keep it local; an unfenced save could overwrite the
+        // holder's newer token.
+        let newest = newest_token(stored.as_ref(), previous);
+        self.fetch_from_source(&slot.key, newest, reason).await
     }
 
     async fn save(
@@ -845,13 +873,16 @@ impl TokenCacheBuilder {
         self
     }
 
-    /// How long a fetch lease lasts if its holder dies (default 30 s).
+    /// How long a fetch lease lasts if its holder dies (default 10 s). Keep
+    /// it shorter than [`store_wait_timeout`](Self::store_wait_timeout), so
+    /// a waiter outlives a dead holder's lease and takes over.
     pub fn store_lease_ttl(mut self, ttl: Duration) -> Self {
         self.store_lease_ttl = ttl;
         self
     }
 
-    /// How long to wait for another instance's fetch (default 10 s).
+    /// How long to wait for another instance's fetch, in all (default 15 s);
+    /// past it the cache fetches alone.
     pub fn store_wait_timeout(mut self, timeout: Duration) -> Self {
         self.store_wait_timeout = timeout;
         self

@@ -44,8 +44,56 @@ pub fn transient_status(status: u16) -> bool {
     status == 408 || status == 429 || (500..600).contains(&status)
 }
 
-/// A shared, clonable underlying cause.
-pub type Cause = Arc<dyn StdError + Send + Sync>;
+/// The underlying error behind a [`TokenError`] or [`StoreError`]: shared
+/// so the error stays cheap to clone, and transparent to `source()` chains,
+/// which reach the original error so it can be downcast.
+///
+/// ```
+/// use std::error::Error;
+/// use bearer_cache::TokenError;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+/// let e = TokenError::transport(io);
+/// let source = e.source().unwrap();
+/// assert_eq!(source.downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::ConnectionReset);
+/// ```
+#[derive(Clone)]
+pub struct Cause(Arc<dyn StdError + Send + Sync>);
+
+impl Cause {
+    /// Wraps an error.
+    pub fn new(error: impl StdError + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(error))
+    }
+}
+
+// Deliberately not `Error` itself: thiserror then reaches through the
+// `Deref` to the original error for `source()`.
+impl std::ops::Deref for Cause {
+    type Target = dyn StdError + Send + Sync + 'static;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<E> for Cause {
+    fn from(error: E) -> Self {
+        Cause::new(error)
+    }
+}
 
 /// Why a token could not be obtained.
 ///
@@ -110,7 +158,7 @@ pub enum TokenError {
     Timeout(Duration),
     /// The token endpoint could not be reached or the connection broke.
     #[error("could not reach the token endpoint: {0}")]
-    Transport(Cause),
+    Transport(#[source] Cause),
     /// The refresh token was refused and there is no other grant to fall back on.
     #[error("re-authentication required: {0}")]
     ReauthenticationRequired(String),
@@ -139,7 +187,7 @@ impl TokenError {
 
     /// A transport failure from any error type.
     pub fn transport(cause: impl StdError + Send + Sync + 'static) -> Self {
-        TokenError::Transport(Arc::new(cause))
+        TokenError::Transport(Cause::new(cause))
     }
 
     /// Whether trying again later may succeed.
@@ -205,7 +253,7 @@ impl StoreError {
     ) -> Self {
         StoreError {
             message: message.into(),
-            cause: Some(Arc::new(cause)),
+            cause: Some(Cause::new(cause)),
         }
     }
 }

@@ -86,6 +86,14 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn leased(&self, key: &str) -> bool {
+        let now = self.clock.now();
+        self.lock()
+            .leases
+            .get(key)
+            .is_some_and(|(_, exp)| now < *exp)
+    }
+
     fn live_token(&self, key: &str) -> Option<StoredToken> {
         let now = self.clock.now();
         let state = self.lock();
@@ -145,13 +153,21 @@ impl TokenStore for MemoryStore {
     }
 
     async fn release(&self, key: &str, lease: &Lease) -> Result<(), StoreError> {
-        let mut state = self.inner.lock();
-        if state
-            .leases
-            .get(key)
-            .is_some_and(|(fence, _)| *fence == lease.fence)
-        {
-            state.leases.remove(key);
+        let released = {
+            let mut state = self.inner.lock();
+            let held = state
+                .leases
+                .get(key)
+                .is_some_and(|(fence, _)| *fence == lease.fence);
+            if held {
+                state.leases.remove(key);
+            }
+            held
+        };
+        if released {
+            // A holder that gives up early (its fetch failed) lets the
+            // waiters take over at once.
+            self.inner.saved.notify_waiters();
         }
         Ok(())
     }
@@ -167,7 +183,7 @@ impl TokenStore for MemoryStore {
             // Register before checking, so a save in between is not missed.
             let saved = self.inner.saved.notified();
             let now = self.inner.live_token(key);
-            if now.is_some() && now != before {
+            if (now.is_some() && now != before) || !self.inner.leased(key) {
                 return Ok(now);
             }
             if tokio::time::timeout_at(deadline, saved).await.is_err() {

@@ -158,8 +158,10 @@ pub trait TokenStore: Send + Sync + Debug + 'static {
     /// Gives the lease up early.
     async fn release(&self, key: &str, lease: &Lease) -> Result<(), StoreError>;
 
-    /// Waits (notified, not polling) until another instance saves `key`, at
-    /// most `timeout`; returns what is stored then.
+    /// Waits (notified, not polling) until another instance saves `key` or
+    /// no lease is held on it any more, at most `timeout`; returns what is
+    /// stored then. Returning early is always allowed: the cache looks
+    /// again and goes back to the lease.
     async fn wait_for_update(
         &self,
         key: &str,

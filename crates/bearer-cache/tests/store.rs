@@ -147,3 +147,55 @@ async fn a_lease_holder_that_never_finishes_is_worked_around() {
     assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
     stuck.abort();
 }
+
+/// When the lease holder's fetch fails, the waiters do not all fetch on
+/// their own: one takes the lease over, the rest wait for it again.
+#[tokio::test(start_paused = true)]
+async fn waiters_take_turns_when_the_holder_fails() {
+    #[derive(Debug, Default)]
+    struct FailFirst {
+        fetches: AtomicU64,
+    }
+    #[async_trait]
+    impl TokenSource for FailFirst {
+        fn id(&self) -> &str {
+            "fail-first"
+        }
+        async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, TokenError> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if n == 1 {
+                return Err(TokenError::source("first fetch fails", true));
+            }
+            Ok(Token::bearer(format!("token-{n}"))
+                .with_expiry(Expiry::In(Duration::from_secs(100))))
+        }
+    }
+    let source = Arc::new(FailFirst::default());
+    let store = MemoryStore::new();
+    let caches: Vec<TokenCache> = (0..6)
+        .map(|_| {
+            TokenCache::builder(Arc::clone(&source))
+                .store(store.clone())
+                .build()
+        })
+        .collect();
+    let holder = tokio::spawn({
+        let c = caches[0].clone();
+        async move { c.get(&TokenKey::default()).await.map(|_| ()) }
+    });
+    tokio::task::yield_now().await;
+    let waiters: Vec<_> = caches[1..]
+        .iter()
+        .cloned()
+        .map(|c| tokio::spawn(async move { value(&c).await }))
+        .collect();
+    assert!(
+        holder.await.unwrap().is_err(),
+        "the holder's own fetch failed"
+    );
+    for w in waiters {
+        assert_eq!(w.await.unwrap(), "token-2");
+    }
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+}

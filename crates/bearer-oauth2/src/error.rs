@@ -50,7 +50,7 @@ impl From<FlowError> for TokenError {
         TokenError::Source {
             message: error.to_string(),
             transient: error.is_transient(),
-            cause: Some(std::sync::Arc::new(error)),
+            cause: Some(bearer_cache::Cause::new(error)),
         }
     }
 }

@@ -55,14 +55,7 @@ impl ValueError {
     /// assert_eq!(ValueError::of(&plain), None);
     /// ```
     pub fn of(error: &StoreError) -> Option<&ValueError> {
-        let source = std::error::Error::source(error)?;
-        if let Some(direct) = source.downcast_ref::<ValueError>() {
-            return Some(direct);
-        }
-        // `StoreError` exposes its shared cause as the `Arc` itself, so look inside.
-        source
-            .downcast_ref::<bearer_cache::Cause>()
-            .and_then(|cause| cause.downcast_ref::<ValueError>())
+        std::error::Error::source(error)?.downcast_ref::<ValueError>()
     }
 }
 

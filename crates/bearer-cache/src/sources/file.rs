@@ -84,7 +84,7 @@ impl FileSource {
             message: format!("cannot read token file {}", self.path.display()),
             // Missing now may mean "not mounted yet" or "mid-rotation".
             transient: true,
-            cause: Some(std::sync::Arc::new(e)),
+            cause: Some(crate::Cause::new(e)),
         };
         let mut bytes = Vec::new();
         std::fs::File::open(&self.path)
