@@ -1,3 +1,78 @@
-//! reqwest-bearer: bearer-token authentication for `reqwest-middleware`.
+//! Bearer-token authentication for [`reqwest-middleware`](reqwest_middleware):
+//! tokens from an expiry-aware, single-flight cache, sent only to the
+//! origins you allow, refreshed and resent once when a server answers 401.
+//!
+//! ```no_run
+//! use reqwest_bearer::{BearerAuth, TokenCache, oauth2::ClientCredentials};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let source = ClientCredentials::new(
+//!     "https://login.example.com/oauth2/token".parse()?,
+//!     "my-client",
+//!     "my-secret",
+//! )
+//! .scope("orders:read");
+//! let auth = BearerAuth::builder(TokenCache::builder(source).build())
+//!     .allow_origin("https://api.example.com")
+//!     .build()?;
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(auth)
+//!     .build();
+//! let orders = client.get("https://api.example.com/orders").send().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! What the middleware does, per request:
+//! - **Where tokens go.** Only to allowed origins (scheme, host, port);
+//!   plain `http` only to loopback unless allowed explicitly. Other requests
+//!   pass through untouched, as do requests that already carry
+//!   `Authorization` (configurable) and those marked [`SkipAuth`]. The header
+//!   is marked sensitive; reqwest drops it on a redirect to another origin.
+//! - **No token, no request.** If none can be had, the request is not sent
+//!   and the caller gets a [`BearerError`] (transient or not, with the
+//!   OAuth error code when there is one).
+//! - **401.** The `WWW-Authenticate` challenges decide ([`parse_www_authenticate`]):
+//!   `invalid_token` (or a bare 401, configurable) replaces exactly the token
+//!   sent — concurrent 401s for one token cause one fetch — and resends the
+//!   request once, if its body can be replayed; `insufficient_scope` and
+//!   `invalid_request` return the 401 as it is. The last 401 is a response,
+//!   never an error.
+//! - **Retries.** Put `reqwest-retry` outside this middleware with
+//!   [`BearerRetryStrategy`], which retries a token endpoint that is down and
+//!   never one that refused the client.
+//! - **Tracing.** One `bearer_auth` span per authorized request, with the
+//!   token's fingerprint (never the token), `cache_hit` and `auth_retry`.
 #![forbid(unsafe_code)]
-pub use bearer_cache;
+#![warn(missing_docs)]
+
+mod challenge;
+mod error;
+mod extensions;
+mod middleware;
+mod origin;
+mod rejection;
+mod retry;
+
+pub use challenge::{
+    BearerErrorCode, Challenge, ChallengeParseError, parse_www_authenticate,
+    parse_www_authenticate_all,
+};
+pub use error::{BearerError, BuildError};
+pub use extensions::{NoAuthRetry, RequestBuilderExt, SkipAuth};
+pub use middleware::{BearerAuth, BearerAuthBuilder};
+pub use retry::BearerRetryStrategy;
+
+pub use bearer_cache::{
+    AccessToken, CacheStats, CachedToken, Clock, Expiry, FetchContext, FetchReason, Fingerprint,
+    ManualClock, OAuthError, RefreshToken, Secret, StaticSource, SystemClock, Token, TokenCache,
+    TokenCacheBuilder, TokenError, TokenKey, TokenSource, TokenStore, fingerprint,
+};
+
+/// The token cache, in full (stores, hooks, clocks).
+pub use bearer_cache as cache;
+/// Token sources that speak OAuth 2.0 and login endpoints.
+pub use bearer_oauth2 as oauth2;
+/// The middleware framework this crate plugs into, re-exported so versions match.
+pub use reqwest_middleware;
+/// The retry middleware [`BearerRetryStrategy`] is written for.
+pub use reqwest_retry;

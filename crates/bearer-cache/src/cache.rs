@@ -228,10 +228,16 @@ impl TokenCache {
         if let Some((hit, touch_due)) = self.inner.lookup(key, now) {
             if touch_due {
                 // Keep a busy key from looking idle to the eviction policy.
-                self.inner.policy_map.get(key).await;
+                Box::pin(self.inner.policy_map.get(key)).await;
             }
             return Ok(hit);
         }
+        // Boxed: the miss path's state is large, and every caller's future
+        // would otherwise carry it on the hit path too.
+        Box::pin(self.get_miss(key)).await
+    }
+
+    async fn get_miss(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
         let slot = self.slot(key).await;
         self.inner.counters.miss();
         self.join_or_fetch(&slot, false).await

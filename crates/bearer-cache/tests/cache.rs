@@ -526,3 +526,13 @@ async fn a_source_deadline_lifts_the_fetch_timeout() {
     assert_eq!(t.access_token().expose_secret(), "signed-in");
     assert_eq!(Instant::now() - start, Duration::from_secs(120));
 }
+
+#[test]
+fn the_lookup_future_stays_small() {
+    // Every request awaits one; the miss path is boxed so this one is cheap
+    // to create and move.
+    let cache = TokenCache::builder(Recorder::new(Duration::from_secs(1))).build();
+    let key = key();
+    let size = std::mem::size_of_val(&cache.get(&key));
+    assert!(size <= 256, "get() future is {size} bytes");
+}

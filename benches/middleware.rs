@@ -1,0 +1,152 @@
+//! What the bearer middleware costs per request, and what a 401 storm costs.
+//!
+//! `cargo bench --bench middleware [-- --quick]`
+//!
+//! - Overhead: throughput of a client with the middleware (warm token)
+//!   against the same client without it sending the same token as a fixed
+//!   header, both to the testkit's `/api/echo` (so the server does the same
+//!   work), at concurrency 1 and 64, in alternating rounds; prints the median
+//!   of the per-round ratios (1.0 = free).
+//! - Storm: the server revokes every token, then 1000 concurrent requests;
+//!   prints how many token fetches that caused and how many requests failed.
+//!
+//! Prints the figures; asserts nothing about them.
+
+use std::time::{Duration, Instant};
+
+use bearer_testkit::TestServer;
+use http::HeaderValue;
+use http::header::AUTHORIZATION;
+use reqwest_bearer::oauth2::ClientCredentials;
+use reqwest_bearer::{BearerAuth, TokenCache, TokenKey};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+
+struct Settings {
+    rounds: usize,
+    round: Duration,
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let settings = if quick {
+        Settings {
+            rounds: 5,
+            round: Duration::from_millis(200),
+        }
+    } else {
+        Settings {
+            rounds: 15,
+            round: Duration::from_millis(700),
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(run(settings));
+}
+
+async fn run(settings: Settings) {
+    let server = TestServer::start().await;
+    let source = ClientCredentials::new(
+        server.token_url(),
+        server.client_id(),
+        server.client_secret(),
+    )
+    .scope("read");
+    let auth = BearerAuth::new(
+        TokenCache::builder(source).build(),
+        server.base_url().as_str(),
+    )
+    .expect("valid origin");
+    let token = auth.cache().get(&TokenKey::new()).await.expect("a token");
+    let mut fixed = HeaderValue::from_str(token.expose_authorization_value()).expect("header-safe");
+    fixed.set_sensitive(true);
+
+    let with = ClientBuilder::new(reqwest::Client::new())
+        .with(auth.clone())
+        .build();
+    let without = ClientBuilder::new(reqwest::Client::new()).build();
+    let url = server.api_url("/api/echo");
+
+    for concurrency in [1, 64] {
+        // Warm both connection pools.
+        throughput(&with, &url, None, concurrency, settings.round / 4).await;
+        throughput(
+            &without,
+            &url,
+            Some(&fixed),
+            concurrency,
+            settings.round / 4,
+        )
+        .await;
+        let mut ratios = Vec::with_capacity(settings.rounds);
+        for round in 0..settings.rounds {
+            // Alternate which goes first so drift hurts neither side.
+            let (a, b) = if round % 2 == 0 {
+                let a = throughput(&with, &url, None, concurrency, settings.round).await;
+                let b = throughput(&without, &url, Some(&fixed), concurrency, settings.round).await;
+                (a, b)
+            } else {
+                let b = throughput(&without, &url, Some(&fixed), concurrency, settings.round).await;
+                let a = throughput(&with, &url, None, concurrency, settings.round).await;
+                (a, b)
+            };
+            ratios.push(a / b);
+        }
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        println!("RESULT overhead concurrency={concurrency} ratio={median:.3}");
+    }
+
+    let control = server.control();
+    let issued_before = control.counters().issued.total();
+    control.revoke_all();
+    let responses =
+        futures::future::join_all((0..1000).map(|_| with.get(url.clone()).send())).await;
+    let failures = responses
+        .iter()
+        .filter(|r| !r.as_ref().is_ok_and(|r| r.status().is_success()))
+        .count();
+    let fetches = control.counters().issued.total() - issued_before;
+    println!("RESULT storm requests=1000 fetches={fetches} failures={failures}");
+}
+
+/// Requests per second over `duration`, with `concurrency` workers each
+/// sending one request at a time and reading the whole answer.
+async fn throughput(
+    client: &ClientWithMiddleware,
+    url: &url::Url,
+    header: Option<&HeaderValue>,
+    concurrency: usize,
+    duration: Duration,
+) -> f64 {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.clone();
+            let header = header.cloned();
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let mut request = client.get(url.clone());
+                    if let Some(h) = &header {
+                        request = request.header(AUTHORIZATION, h.clone());
+                    }
+                    let response = request.send().await.expect("request sent");
+                    assert!(response.status().is_success(), "{}", response.status());
+                    response.bytes().await.expect("body read");
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.expect("worker finished");
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}

@@ -1,0 +1,438 @@
+//! The middleware: inject the token, and on a 401 refresh it and resend once.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bearer_cache::{CachedToken, TokenCache, TokenError, TokenKey, TokenSource};
+use http::header::AUTHORIZATION;
+use http::{Extensions, HeaderValue, Method, StatusCode};
+use reqwest::{Request, Response};
+use reqwest_middleware::{Error, Middleware, Next, Result};
+use tracing::Instrument;
+use tracing::field::{Empty, display};
+
+use crate::error::{BearerError, BuildError};
+use crate::extensions::{NoAuthRetry, SkipAuth};
+use crate::origin::{AllowedOrigins, OriginId};
+use crate::rejection::{Verdict, verdict};
+
+/// A `reqwest-middleware` middleware that adds `Authorization: Bearer …`
+/// from a [`TokenCache`] to requests for the origins you allow, and on a
+/// 401 that blames the token replaces it and resends the request once.
+///
+/// Cheap to clone; clones share the cache.
+///
+/// ```
+/// use reqwest_bearer::{BearerAuth, StaticSource};
+///
+/// let auth = BearerAuth::builder_for_source(StaticSource::new("t0k3n"))
+///     .allow_origin("https://api.example.com")
+///     .build()?;
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(auth)
+///     .build();
+/// # Ok::<(), reqwest_bearer::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct BearerAuth {
+    config: Arc<Config>,
+}
+
+struct Config {
+    cache: TokenCache,
+    origins: AllowedOrigins,
+    default_key: TokenKey,
+    max_auth_retries: u32,
+    retry_non_idempotent: bool,
+    refresh_without_challenge: bool,
+    replace_authorization: bool,
+}
+
+/// Configures a [`BearerAuth`]; see [`BearerAuth::builder`].
+#[must_use]
+pub struct BearerAuthBuilder {
+    cache: TokenCache,
+    origins: Vec<String>,
+    allow_plain_http: bool,
+    default_key: TokenKey,
+    max_auth_retries: u32,
+    retry_non_idempotent: bool,
+    refresh_without_challenge: bool,
+    replace_authorization: bool,
+}
+
+impl BearerAuth {
+    /// Starts configuring a middleware over `cache`.
+    pub fn builder(cache: TokenCache) -> BearerAuthBuilder {
+        BearerAuthBuilder {
+            cache,
+            origins: Vec::new(),
+            allow_plain_http: false,
+            default_key: TokenKey::new(),
+            max_auth_retries: 1,
+            retry_non_idempotent: true,
+            refresh_without_challenge: true,
+            replace_authorization: false,
+        }
+    }
+
+    /// Like [`builder`](Self::builder), over a cache with default settings.
+    pub fn builder_for_source(source: impl TokenSource) -> BearerAuthBuilder {
+        Self::builder(TokenCache::builder(source).build())
+    }
+
+    /// The common case: tokens from `cache` for `base_url`'s origin only,
+    /// default settings.
+    ///
+    /// ```
+    /// use reqwest_bearer::{BearerAuth, StaticSource, TokenCache};
+    ///
+    /// let cache = TokenCache::builder(StaticSource::new("t")).build();
+    /// let auth = BearerAuth::new(cache, "https://api.example.com/v1/")?;
+    /// # Ok::<(), reqwest_bearer::BuildError>(())
+    /// ```
+    pub fn new(cache: TokenCache, base_url: &str) -> std::result::Result<Self, BuildError> {
+        Self::builder(cache).allow_origin(base_url).build()
+    }
+
+    /// The cache, e.g. for its [`stats`](TokenCache::stats).
+    pub fn cache(&self) -> &TokenCache {
+        &self.config.cache
+    }
+}
+
+impl BearerAuthBuilder {
+    /// Allows tokens to go to this URL's origin (scheme, host and port; a
+    /// path is ignored). Plain `http` is accepted only for loopback
+    /// (127.0.0.0/8, `::1`, `localhost`) unless
+    /// [`allow_plain_http`](Self::allow_plain_http). Checked by [`build`](Self::build).
+    pub fn allow_origin(mut self, url: impl AsRef<str>) -> Self {
+        self.origins.push(url.as_ref().to_owned());
+        self
+    }
+
+    /// Accepts plain-`http` origins that are not loopback (default `false`:
+    /// a bearer token on an open network is a stolen token).
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// The key for requests that carry no [`TokenKey`] extension (default:
+    /// the empty key, the source's own defaults).
+    pub fn default_key(mut self, key: TokenKey) -> Self {
+        self.default_key = key;
+        self
+    }
+
+    /// How many times one request is resent after a 401 blamed its token
+    /// (default 1; 0 turns resending off). The last 401 is returned as the
+    /// response, never as an error.
+    pub fn max_auth_retries(mut self, retries: u32) -> Self {
+        self.max_auth_retries = retries;
+        self
+    }
+
+    /// Whether non-idempotent requests (`POST`, `PATCH`…) are resent after
+    /// a 401 (default `true`: a 401 means the server did not act on it).
+    /// Set `false` to resend only `GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`
+    /// and `DELETE`.
+    pub fn retry_non_idempotent(mut self, retry: bool) -> Self {
+        self.retry_non_idempotent = retry;
+        self
+    }
+
+    /// Whether a 401 without any `Bearer` challenge counts as a rejected
+    /// token (default `true`: many servers send a bare 401).
+    pub fn refresh_without_challenge(mut self, refresh: bool) -> Self {
+        self.refresh_without_challenge = refresh;
+        self
+    }
+
+    /// Whether a request that already carries `Authorization` gets the
+    /// cache's token instead (default `false`: it is left alone).
+    pub fn replace_existing_authorization(mut self, replace: bool) -> Self {
+        self.replace_authorization = replace;
+        self
+    }
+
+    /// Checks the configuration and builds the middleware.
+    pub fn build(self) -> std::result::Result<BearerAuth, BuildError> {
+        let mut origins = AllowedOrigins::default();
+        for origin in &self.origins {
+            origins.add(origin, self.allow_plain_http)?;
+        }
+        if origins.is_empty() {
+            return Err(BuildError::NoAllowedOrigin);
+        }
+        Ok(BearerAuth {
+            config: Arc::new(Config {
+                cache: self.cache,
+                origins,
+                default_key: self.default_key,
+                max_auth_retries: self.max_auth_retries,
+                retry_non_idempotent: self.retry_non_idempotent,
+                refresh_without_challenge: self.refresh_without_challenge,
+                replace_authorization: self.replace_authorization,
+            }),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for BearerAuth {
+    async fn handle(
+        &self,
+        req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response> {
+        let origin = match self.authorizable(&req, extensions) {
+            Ok(origin) => origin,
+            Err(reason) => {
+                tracing::trace!(target: "reqwest_bearer", reason, "request sent without a token");
+                return next.run(req, extensions).await;
+            }
+        };
+        let key = extensions
+            .get::<TokenKey>()
+            .cloned()
+            .unwrap_or_else(|| self.config.default_key.clone());
+        let span = tracing::debug_span!(
+            target: "reqwest_bearer",
+            "bearer_auth",
+            method = %req.method(),
+            origin = %req.url().origin().ascii_serialization(),
+            key = %key,
+            token = Empty,
+            cache_hit = Empty,
+            auth_retry = false,
+        );
+        self.send_authorized(req, extensions, next, key, origin)
+            .instrument(span)
+            .await
+    }
+}
+
+impl BearerAuth {
+    /// The allowed origin a request goes to, or why it goes without a token.
+    fn authorizable(
+        &self,
+        req: &Request,
+        extensions: &Extensions,
+    ) -> std::result::Result<OriginId, &'static str> {
+        if extensions.get::<SkipAuth>().is_some() {
+            return Err("skip_auth");
+        }
+        let origin = self
+            .config
+            .origins
+            .find(req.url())
+            .ok_or("origin_not_allowed")?;
+        if !self.config.replace_authorization && req.headers().contains_key(AUTHORIZATION) {
+            return Err("authorization_present");
+        }
+        Ok(origin)
+    }
+
+    async fn send_authorized(
+        &self,
+        mut req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+        key: TokenKey,
+        origin: OriginId,
+    ) -> Result<Response> {
+        let config = &*self.config;
+        let token = config
+            .cache
+            .get(&key)
+            .await
+            .map_err(|e| fail(BearerError::NoToken(e)))?;
+        let span = tracing::Span::current();
+        span.record("token", display(token.fingerprint()));
+        span.record("cache_hit", token.was_hit());
+
+        let may_resend = config.max_auth_retries > 0
+            && extensions.get::<NoAuthRetry>().is_none()
+            && (config.retry_non_idempotent || is_idempotent(req.method()));
+        // The only way to resend is a copy taken before sending; a streaming
+        // body has none, and then its 401 is simply returned.
+        let spare = if may_resend { req.try_clone() } else { None };
+
+        set_authorization(&mut req, &token)?;
+        let response = next.clone().run(req, extensions).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let rejected = Rejected {
+            key,
+            origin,
+            token,
+            spare,
+        };
+        // Boxed so the common path's future stays small.
+        Box::pin(self.after_unauthorized(response, rejected, extensions, next)).await
+    }
+
+    /// The 401 path: decide, replace the token, resend while allowed.
+    async fn after_unauthorized(
+        &self,
+        mut response: Response,
+        mut state: Rejected,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response> {
+        let config = &*self.config;
+        let span = tracing::Span::current();
+        let mut retries_left = config.max_auth_retries;
+        let mut invalidated = false;
+        loop {
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            if !config.origins.is(state.origin, response.url()) {
+                // The 401 came from a redirect target, which never saw our token.
+                tracing::debug!(target: "reqwest_bearer", "401 from another origin after a redirect; returned as is");
+                return Ok(response);
+            }
+            if let Verdict::Final(reason) =
+                verdict(response.headers(), config.refresh_without_challenge)
+            {
+                tracing::debug!(target: "reqwest_bearer", reason, "401 returned as is");
+                return Ok(response);
+            }
+            let Some(mut resend) = state.spare.take() else {
+                // A request that already replaced its token keeps the new one:
+                // a server rejecting every token then costs one fetch per
+                // request, never a storm.
+                if !invalidated {
+                    config
+                        .cache
+                        .invalidate_if_current(&state.key, &state.token)
+                        .await;
+                }
+                tracing::debug!(
+                    target: "reqwest_bearer",
+                    rejected = %state.token.fingerprint(),
+                    "token rejected; not resending (retries used up, disabled, or body not replayable)"
+                );
+                return Ok(response);
+            };
+            retries_left = retries_left.saturating_sub(1);
+            if retries_left > 0 {
+                state.spare = resend.try_clone();
+            }
+            let rejected = state.token.fingerprint();
+            state.token = config
+                .cache
+                .replace_rejected(&state.key, &state.token)
+                .await
+                .map_err(|e| fail(BearerError::RefreshFailed(e)))?;
+            invalidated = true;
+            span.record("auth_retry", true);
+            span.record("token", display(state.token.fingerprint()));
+            tracing::debug!(
+                target: "reqwest_bearer",
+                rejected = %rejected,
+                token = %state.token.fingerprint(),
+                "token rejected (401); resending with a fresh one"
+            );
+            set_authorization(&mut resend, &state.token)?;
+            drop(response);
+            response = next.clone().run(resend, extensions).await?;
+        }
+    }
+}
+
+/// What the 401 path needs from the first attempt.
+struct Rejected {
+    key: TokenKey,
+    origin: OriginId,
+    token: CachedToken,
+    /// A copy of the request for resending, if it could be copied.
+    spare: Option<Request>,
+}
+
+fn fail(error: BearerError) -> Error {
+    Error::middleware(error)
+}
+
+fn set_authorization(req: &mut Request, token: &CachedToken) -> Result<()> {
+    let mut value = HeaderValue::from_str(token.expose_authorization_value())
+        .map_err(|_| fail(BearerError::NoToken(TokenError::InvalidTokenValue)))?;
+    value.set_sensitive(true);
+    req.headers_mut().insert(AUTHORIZATION, value);
+    Ok(())
+}
+
+/// RFC 9110 §9.2.2.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+impl fmt::Debug for BearerAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &*self.config;
+        f.debug_struct("BearerAuth")
+            .field("cache", &c.cache)
+            .field("allowed_origins", &c.origins.sorted())
+            .field("default_key", &c.default_key)
+            .field("max_auth_retries", &c.max_auth_retries)
+            .field("retry_non_idempotent", &c.retry_non_idempotent)
+            .field("refresh_without_challenge", &c.refresh_without_challenge)
+            .field("replace_existing_authorization", &c.replace_authorization)
+            .finish()
+    }
+}
+
+impl fmt::Debug for BearerAuthBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuthBuilder")
+            .field("cache", &self.cache)
+            .field("origins", &self.origins.len())
+            .field("default_key", &self.default_key)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotent_methods() {
+        for m in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+            assert!(is_idempotent(&m.parse().unwrap()), "{m}");
+        }
+        for m in ["POST", "PATCH", "CONNECT", "PROPFIND"] {
+            assert!(!is_idempotent(&m.parse().unwrap()), "{m}");
+        }
+    }
+
+    #[test]
+    fn build_needs_an_origin_and_rejects_bad_ones() {
+        let cache = || TokenCache::builder(bearer_cache::StaticSource::new("t")).build();
+        assert_eq!(
+            BearerAuth::builder(cache()).build().unwrap_err(),
+            BuildError::NoAllowedOrigin
+        );
+        assert!(matches!(
+            BearerAuth::new(cache(), "::not a url"),
+            Err(BuildError::InvalidOrigin { .. })
+        ));
+        assert!(matches!(
+            BearerAuth::new(cache(), "http://api.example.com"),
+            Err(BuildError::PlainHttp { .. })
+        ));
+        let ok = BearerAuth::builder(cache())
+            .allow_origin("http://api.example.com")
+            .allow_plain_http(true)
+            .build()
+            .unwrap();
+        assert!(format!("{ok:?}").contains("http://api.example.com"));
+    }
+}

@@ -1,0 +1,220 @@
+//! Where tokens may go: a set of origins (scheme, host, port).
+
+use std::net::IpAddr;
+
+use url::{Host, Url};
+
+use crate::error::BuildError;
+
+/// The origins a token may be sent to. A request to any other origin passes
+/// through the middleware untouched.
+///
+/// Kept as a short list of (scheme, host, port) compared field by field, so
+/// the check on every request allocates nothing (`Url::origin` would).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AllowedOrigins {
+    origins: Vec<AllowedOrigin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AllowedOrigin {
+    scheme: String,
+    /// As `Url::host_str` gives it: lower-case, IPv6 in brackets.
+    host: String,
+    port: u16,
+}
+
+impl AllowedOrigin {
+    fn matches(&self, url: &Url) -> bool {
+        url.scheme() == self.scheme
+            && url.host_str() == Some(self.host.as_str())
+            && url.port_or_known_default() == Some(self.port)
+    }
+}
+
+impl AllowedOrigins {
+    /// Parses and checks one configured origin.
+    pub(crate) fn add(&mut self, input: &str, allow_plain_http: bool) -> Result<(), BuildError> {
+        let invalid = |reason: &str| BuildError::InvalidOrigin {
+            input: shown(input),
+            reason: reason.to_owned(),
+        };
+        let url = Url::parse(input.trim()).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(invalid(
+                "only http and https origins can receive a bearer token",
+            ));
+        }
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err(invalid("no host"));
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("an origin must not contain credentials"));
+        }
+        if url.scheme() == "http" && !allow_plain_http && !is_loopback(&url) {
+            return Err(BuildError::PlainHttp {
+                origin: url.origin().ascii_serialization(),
+            });
+        }
+        let origin = AllowedOrigin {
+            scheme: url.scheme().to_owned(),
+            host: host.to_owned(),
+            port,
+        };
+        if !self.origins.contains(&origin) {
+            self.origins.push(origin);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.origins.is_empty()
+    }
+
+    /// Which allowed origin `url` belongs to, if any.
+    pub(crate) fn find(&self, url: &Url) -> Option<OriginId> {
+        self.origins
+            .iter()
+            .position(|o| o.matches(url))
+            .map(OriginId)
+    }
+
+    #[cfg(test)]
+    fn allows(&self, url: &Url) -> bool {
+        self.find(url).is_some()
+    }
+
+    /// Whether `url` belongs to the allowed origin `id`.
+    pub(crate) fn is(&self, id: OriginId, url: &Url) -> bool {
+        self.origins.get(id.0).is_some_and(|o| o.matches(url))
+    }
+
+    /// The allowed origins, serialized and sorted (for `Debug`).
+    pub(crate) fn sorted(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .origins
+            .iter()
+            .map(|o| format!("{}://{}:{}", o.scheme, o.host, o.port))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// One of the allowed origins (an index into the list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OriginId(usize);
+
+/// Whether `url` points at this machine: 127.0.0.0/8, ::1, `localhost`.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// The input, for an error message, unless it may hold credentials.
+fn shown(input: &str) -> String {
+    if input.contains('@') {
+        "[redacted: contains '@']".to_owned()
+    } else {
+        input.chars().take(200).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(inputs: &[&str]) -> AllowedOrigins {
+        let mut o = AllowedOrigins::default();
+        for i in inputs {
+            o.add(i, false).unwrap();
+        }
+        o
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn origin_is_scheme_host_and_port() {
+        let o = set(&["https://api.example.com/v1/ignored?q=1"]);
+        assert!(o.allows(&url("https://api.example.com/other")));
+        assert!(o.allows(&url("https://API.example.com:443/")));
+        assert!(!o.allows(&url("http://api.example.com/")));
+        assert!(!o.allows(&url("https://api.example.com:8443/")));
+        assert!(!o.allows(&url("https://evil.example.com/")));
+        assert!(!o.allows(&url("https://api.example.com.evil.net/")));
+    }
+
+    #[test]
+    fn find_and_is_identify_the_origin() {
+        let o = set(&["https://a.example", "https://b.example"]);
+        let a = o.find(&url("https://a.example/x")).unwrap();
+        let b = o.find(&url("https://b.example/x")).unwrap();
+        assert_ne!(a, b);
+        assert!(o.is(a, &url("https://A.example:443/y?z")));
+        assert!(!o.is(a, &url("https://b.example/")));
+        assert!(!o.is(b, &url("http://b.example/")));
+    }
+
+    #[test]
+    fn loopback_http_is_allowed_without_opt_in() {
+        let o = set(&[
+            "http://127.0.0.1:8080",
+            "http://[::1]:9",
+            "http://localhost:1",
+        ]);
+        assert!(o.allows(&url("http://127.0.0.1:8080/x")));
+        assert!(o.allows(&url("http://[::1]:9/")));
+        assert!(o.allows(&url("http://LOCALHOST:1/")));
+        for u in [
+            "http://127.9.9.9/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://localhost/",
+        ] {
+            assert!(is_loopback(&url(u)), "{u}");
+        }
+        for u in [
+            "http://128.0.0.1/",
+            "http://localhost.evil.com/",
+            "http://[::2]/",
+        ] {
+            assert!(!is_loopback(&url(u)), "{u}");
+        }
+    }
+
+    #[test]
+    fn plain_http_elsewhere_needs_opt_in() {
+        let mut o = AllowedOrigins::default();
+        let err = o.add("http://api.example.com", false).unwrap_err();
+        assert!(
+            matches!(&err, BuildError::PlainHttp { origin } if origin == "http://api.example.com")
+        );
+        o.add("http://api.example.com", true).unwrap();
+        assert!(o.allows(&url("http://api.example.com/")));
+    }
+
+    #[test]
+    fn bad_origins_get_typed_errors_without_credentials() {
+        let mut o = AllowedOrigins::default();
+        for bad in [
+            "not a url",
+            "ftp://example.com",
+            "data:text/plain,x",
+            "https://user:hunter2@example.com",
+        ] {
+            let err = o.add(bad, false).unwrap_err();
+            assert!(matches!(err, BuildError::InvalidOrigin { .. }), "{bad}");
+            assert!(!err.to_string().contains("hunter2"));
+            assert!(!format!("{err:?}").contains("hunter2"));
+        }
+        assert!(o.is_empty());
+    }
+}

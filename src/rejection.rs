@@ -1,0 +1,116 @@
+//! What a 401 means for the token that was sent (RFC 6750 §3.1).
+
+use http::HeaderMap;
+use http::header::WWW_AUTHENTICATE;
+
+use crate::challenge::{BearerErrorCode, parse_www_authenticate_all};
+
+/// What to do about a 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The token is bad (expired, revoked): replace it and resend.
+    Refresh,
+    /// A new token would not help; the 401 is the answer.
+    Final(&'static str),
+}
+
+/// Reads the `WWW-Authenticate` fields of a 401.
+///
+/// `invalid_token`, a Bearer challenge without `error` and unknown codes
+/// mean the token: refresh. `insufficient_scope` and `invalid_request` mean
+/// the request: don't. A 401 without any Bearer challenge follows
+/// `refresh_without_challenge`.
+pub(crate) fn verdict(headers: &HeaderMap, refresh_without_challenge: bool) -> Verdict {
+    let values: Vec<std::borrow::Cow<'_, str>> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect();
+    let challenges = parse_www_authenticate_all(values.iter().map(|v| v.as_ref()));
+    let mut bearer = challenges.iter().filter(|c| c.is_bearer()).peekable();
+    if bearer.peek().is_none() {
+        return if refresh_without_challenge {
+            Verdict::Refresh
+        } else {
+            Verdict::Final("401 without a Bearer challenge")
+        };
+    }
+    for challenge in bearer {
+        match challenge.bearer_error() {
+            Some(BearerErrorCode::InsufficientScope) => {
+                return Verdict::Final("insufficient_scope: a new token would not help");
+            }
+            Some(BearerErrorCode::InvalidRequest) => {
+                return Verdict::Final("invalid_request: the request itself was refused");
+            }
+            _ => {}
+        }
+    }
+    Verdict::Refresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(WWW_AUTHENTICATE, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn invalid_token_and_plain_bearer_refresh() {
+        for v in [
+            &b"Bearer error=\"invalid_token\""[..],
+            b"Bearer realm=\"api\"",
+            b"Bearer",
+            b"Bearer error=\"something_new\"",
+        ] {
+            assert_eq!(verdict(&headers(&[v]), false), Verdict::Refresh, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn scope_and_request_errors_are_final() {
+        for v in [
+            &b"Bearer error=\"insufficient_scope\", scope=\"admin\""[..],
+            b"Bearer error=invalid_request",
+        ] {
+            assert!(
+                matches!(verdict(&headers(&[v]), true), Verdict::Final(_)),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_bearer_challenge_follows_configuration() {
+        for h in [
+            headers(&[]),
+            headers(&[b"Basic realm=\"x\""]),
+            headers(&[b"@@junk"]),
+        ] {
+            assert_eq!(verdict(&h, true), Verdict::Refresh);
+            assert!(matches!(verdict(&h, false), Verdict::Final(_)));
+        }
+    }
+
+    #[test]
+    fn bearer_challenge_found_across_fields_and_past_junk() {
+        let h = headers(&[
+            b"Basic realm=\"x\"",
+            b"\"junk",
+            b"bearer ERROR=insufficient_scope",
+        ]);
+        assert!(matches!(verdict(&h, true), Verdict::Final(_)));
+        let h = headers(&[
+            b"Negotiate",
+            b"Bearer error=\"invalid_token\", realm=\"caf\xe9\"",
+        ]);
+        assert_eq!(verdict(&h, false), Verdict::Refresh);
+    }
+}
