@@ -76,3 +76,8 @@ pub use bearer_oauth2 as oauth2;
 pub use reqwest_middleware;
 /// The retry middleware [`BearerRetryStrategy`] is written for.
 pub use reqwest_retry;
+
+/// The README's example, compiled as a doctest so it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
