@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwapOption;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use rand::Rng;
+use rand::RngExt;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::policy::{Deadlines, Policy};

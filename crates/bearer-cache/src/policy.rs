@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::Rng;
+use rand::RngExt;
 
 use crate::{Expiry, Token};
 
@@ -121,7 +121,7 @@ impl Backoff {
         &self,
         failures: u32,
         retry_after: Option<Duration>,
-        rng: &mut impl Rng,
+        rng: &mut impl RngExt,
     ) -> Duration {
         let exp = failures.saturating_sub(1).min(30);
         let base = self.initial.saturating_mul(1u32 << exp).min(self.max);

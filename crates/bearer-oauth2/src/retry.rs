@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bearer_cache::{ManualClock, TokenError};
 use futures::future::BoxFuture;
-use rand::Rng;
+use rand::RngExt;
 
 /// Waits. Every pause of a source (retry backoff, device-flow polling)
 /// goes through one, so tests replace real waiting with moving a clock.
@@ -131,7 +131,7 @@ impl RetryPolicy {
         &self,
         retry: u32,
         retry_after: Option<Duration>,
-        rng: &mut impl Rng,
+        rng: &mut impl RngExt,
     ) -> Option<Duration> {
         if retry >= self.max_retries {
             return None;

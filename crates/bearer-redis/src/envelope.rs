@@ -12,7 +12,7 @@ use std::fmt;
 use bearer_cache::{StoreError, StoredToken};
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{Key, KeyInit, XChaCha20Poly1305, XNonce};
-use rand::Rng;
+use rand::RngExt;
 use zeroize::Zeroizing;
 
 /// First byte of a sealed value. Plain values are JSON and start with `{`.
@@ -103,7 +103,7 @@ impl Envelope {
         let aad = associated_data(id, redis_key);
         let sealed = cipher(key)
             .encrypt(
-                XNonce::from_slice(&nonce),
+                &XNonce::from(nonce),
                 Payload {
                     msg: &plain,
                     aad: &aad,
@@ -141,9 +141,10 @@ impl Envelope {
         let id = value[1];
         let key = self.keys.get(&id).ok_or(ValueError::UnknownKeyId(id))?;
         let aad = associated_data(id, redis_key);
+        let nonce = XNonce::try_from(&value[2..HEADER_LEN]).map_err(|_| ValueError::Truncated)?;
         cipher(key)
             .decrypt(
-                XNonce::from_slice(&value[2..HEADER_LEN]),
+                &nonce,
                 Payload {
                     msg: &value[HEADER_LEN..],
                     aad: &aad,
@@ -155,7 +156,7 @@ impl Envelope {
 }
 
 fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
-    XChaCha20Poly1305::new(Key::from_slice(key))
+    XChaCha20Poly1305::new(&Key::from(*key))
 }
 
 fn associated_data(id: u8, redis_key: &str) -> Vec<u8> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bearer_cache::{Lease, StoreError, StoredToken, TokenStore};
-use rand::Rng;
+use rand::RngExt;
 use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 use zeroize::Zeroizing;

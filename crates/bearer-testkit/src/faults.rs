@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use rand::Rng;
+use rand::RngExt;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
+use rand::Rng;
 
 /// The server's idea of now (the injected clock plus the clock offset).
 #[derive(Debug, Clone, Copy)]

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bearer_cache::{FetchContext, Secret, Token, TokenError, TokenSource};
-use rand::RngCore;
+use rand::Rng;
 use sha2::{Digest, Sha256};
 use url::Url;
 
