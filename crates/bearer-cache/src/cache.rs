@@ -251,7 +251,7 @@ impl TokenCache {
         let Some(slot) = self.inner.index.pin().get(key).cloned() else {
             return false;
         };
-        let _state = lock(&slot.state);
+        let mut state = lock(&slot.state);
         let is_current = slot
             .current
             .load()
@@ -259,6 +259,9 @@ impl TokenCache {
             .is_some_and(|e| Arc::ptr_eq(e, &rejected.entry));
         if is_current {
             slot.current.store(None);
+            // A rejection is news the last failure did not know: allow one
+            // attempt now (reports of one token invalidate only once).
+            state.retry_not_before = None;
             self.inner.counters.invalidation();
             tracing::info!(
                 target: "bearer_cache",

@@ -536,3 +536,25 @@ fn the_lookup_future_stays_small() {
     let size = std::mem::size_of_val(&cache.get(&key));
     assert!(size <= 256, "get() future is {size} bytes");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_earns_one_attempt_even_during_backoff() {
+    let source = Recorder::new(Duration::from_secs(100));
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .refresh_jitter(0.0)
+        .initial_backoff(Duration::from_secs(30))
+        .max_backoff(Duration::from_secs(30))
+        .build();
+    let t1 = cache.get(&key()).await.unwrap();
+    // A background refresh fails and puts the key in a long backoff.
+    source.fail_next(unavailable());
+    advance(Duration::from_secs(50)).await;
+    cache.get(&key()).await.unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(source.fetches(), 2);
+    // The server now rejects token-1: the cache tries at once, once.
+    let t2 = cache.replace_rejected(&key(), &t1).await.unwrap();
+    assert_eq!(t2.access_token().expose_secret(), "token-3");
+    assert!(!cache.invalidate_if_current(&key(), &t1).await);
+    assert_eq!(source.fetches(), 3);
+}
