@@ -202,12 +202,18 @@ impl Middleware for BearerAuth {
             target: "reqwest_bearer",
             "bearer_auth",
             method = %req.method(),
-            origin = %req.url().origin().ascii_serialization(),
-            key = %key,
+            origin = Empty,
+            key = Empty,
             token = Empty,
             cache_hit = Empty,
             auth_retry = false,
         );
+        // Formatted only for a subscriber that wants the span: these cost
+        // allocations on every request otherwise.
+        if !span.is_disabled() {
+            span.record("origin", display(req.url().origin().ascii_serialization()));
+            span.record("key", display(&key));
+        }
         self.send_authorized(req, extensions, next, key, origin)
             .instrument(span)
             .await

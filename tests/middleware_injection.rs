@@ -1,0 +1,378 @@
+//! Where tokens go and where they don't: origins, schemes, redirects,
+//! pre-set headers, per-request extensions, and no token → no request.
+
+#[path = "middleware_support/mod.rs"]
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use bearer_testkit::{Endpoint, TestServer, TokenFault};
+use http::header::AUTHORIZATION;
+use reqwest_bearer::oauth2::ClientCredentials;
+use reqwest_bearer::{
+    BearerAuth, BearerError, BuildError, RequestBuilderExt, SkipAuth, TokenCache, TokenKey,
+};
+use reqwest_middleware::{ClientBuilder, Middleware, Next};
+use support::{auth_builder, echo, echoed_token, setup};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_origin_gets_the_token_and_one_fetch_serves_many() {
+    let (server, auth, client) = setup().await;
+    for _ in 0..3 {
+        let body = echo(
+            client
+                .get(server.api_url("/api/echo"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(echoed_token(&body).is_some());
+        assert_eq!(body["token"]["scope"], "read");
+    }
+    let counters = server.control().counters();
+    assert_eq!(counters.issued.client_credentials, 1);
+    assert_eq!(counters.api_unauthorized, 0);
+    assert_eq!(auth.cache().stats().fetches, 1);
+}
+
+/// Records, below the bearer middleware, whether the request left with a
+/// sensitive `Authorization` header.
+#[derive(Default, Clone)]
+struct SeenBelow(Arc<Mutex<Vec<Option<bool>>>>);
+
+#[async_trait::async_trait]
+impl Middleware for SeenBelow {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let sensitive = req.headers().get(AUTHORIZATION).map(|v| v.is_sensitive());
+        self.0.lock().unwrap().push(sensitive);
+        next.run(req, extensions).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_is_marked_sensitive() {
+    let server = TestServer::start().await;
+    let seen = SeenBelow::default();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(auth_builder(&server).build().unwrap())
+        .with(seen.clone())
+        .build();
+    let response = client
+        .get(server.api_url("/api/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(*seen.0.lock().unwrap(), vec![Some(true)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_origins_pass_through_untouched() {
+    let (server, auth, client) = setup().await;
+    let control = server.control();
+
+    // The other origin (another port) gets nothing.
+    let body = echo(
+        client
+            .get(server.other_origin_url("/x"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echoed_token(&body), None);
+    let headers = control.last_headers(Endpoint::OtherOrigin).unwrap();
+    assert!(!headers.contains_key(AUTHORIZATION));
+
+    // Same server, but `localhost` is another host than 127.0.0.1: another
+    // origin. Its 401 passes through too: no fetch, no retry.
+    let mut url = server.api_url("/api/echo");
+    url.set_host(Some("localhost")).unwrap();
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        !control
+            .last_headers(Endpoint::Api)
+            .unwrap()
+            .contains_key(AUTHORIZATION)
+    );
+    assert_eq!(control.counters().api_requests, 1);
+    assert_eq!(auth.cache().stats().fetches, 0);
+    assert_eq!(control.counters().token_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheme_is_part_of_the_origin() {
+    let server = TestServer::start().await;
+    // Allow only https on the server's host and port: its plain-http URL
+    // is another origin and must not get the token.
+    let mut https = server.base_url();
+    https.set_scheme("https").unwrap();
+    let auth = BearerAuth::builder(support::cache(&server))
+        .allow_origin(https)
+        .build()
+        .unwrap();
+    let client = support::client(auth.clone());
+    let response = client
+        .get(server.api_url("/api/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        !server
+            .control()
+            .last_headers(Endpoint::Api)
+            .unwrap()
+            .contains_key(AUTHORIZATION)
+    );
+    assert_eq!(auth.cache().stats().fetches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_only_to_loopback_unless_allowed() {
+    let server = TestServer::start().await;
+    let cache = support::cache(&server);
+    let refused = BearerAuth::builder(cache.clone())
+        .allow_origin("http://api.example.com")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        BuildError::PlainHttp {
+            origin: "http://api.example.com".into()
+        }
+    );
+    for loopback in [
+        "http://127.0.0.1:1",
+        "http://127.1.2.3",
+        "http://[::1]:8080",
+        "http://localhost:3000",
+    ] {
+        BearerAuth::new(cache.clone(), loopback).unwrap_or_else(|e| panic!("{loopback}: {e}"));
+    }
+    BearerAuth::builder(cache.clone())
+        .allow_origin("http://api.example.com")
+        .allow_plain_http(true)
+        .build()
+        .unwrap();
+    for bad in ["", "api.example.com", "ftp://api.example.com", "https://"] {
+        assert!(
+            matches!(
+                BearerAuth::new(cache.clone(), bad),
+                Err(BuildError::InvalidOrigin { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        BearerAuth::builder(cache).build().unwrap_err(),
+        BuildError::NoAllowedOrigin
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_origin_redirect_drops_the_token() {
+    let (server, _auth, client) = setup().await;
+    let control = server.control();
+    let response = client
+        .get(server.api_url("/api/redirect-cross?to=/landing"))
+        .send()
+        .await
+        .unwrap();
+    // The API accepted the token (else no redirect), then reqwest followed
+    // the 302 to the other origin without it.
+    assert_eq!(response.url().port(), server.other_origin_url("/").port());
+    let body = echo(response).await;
+    assert_eq!(body["path"], "/landing");
+    assert_eq!(echoed_token(&body), None);
+    let counters = control.counters();
+    assert_eq!(counters.other_origin_requests, 1);
+    assert_eq!(counters.api_unauthorized, 0);
+    assert!(
+        control
+            .last_headers(Endpoint::Api)
+            .unwrap()
+            .contains_key(AUTHORIZATION)
+    );
+    assert!(
+        !control
+            .last_headers(Endpoint::OtherOrigin)
+            .unwrap()
+            .contains_key(AUTHORIZATION)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_origin_redirect_keeps_the_token() {
+    let (server, auth, client) = setup().await;
+    let response = client
+        .get(server.api_url("/api/redirect?to=/api/echo/after"))
+        .send()
+        .await
+        .unwrap();
+    let body = echo(response).await;
+    assert_eq!(body["path"], "/api/echo/after");
+    assert!(echoed_token(&body).is_some());
+    let counters = server.control().counters();
+    assert_eq!(counters.api_requests, 2);
+    assert_eq!(counters.api_unauthorized, 0);
+    assert_eq!(auth.cache().stats().fetches, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preset_authorization_is_left_alone_unless_configured() {
+    let (server, auth, client) = setup().await;
+    let response = client
+        .get(server.api_url("/api/echo"))
+        .bearer_auth("caller-chosen")
+        .send()
+        .await
+        .unwrap();
+    // The caller's (unknown) token went as it was: 401, and no refresh or
+    // retry on the caller's behalf.
+    assert_eq!(response.status(), 401);
+    assert_eq!(auth.cache().stats().fetches, 0);
+    assert_eq!(server.control().counters().api_requests, 1);
+
+    let replacing = support::client(
+        auth_builder(&server)
+            .replace_existing_authorization(true)
+            .build()
+            .unwrap(),
+    );
+    let body = echo(
+        replacing
+            .get(server.api_url("/api/echo"))
+            .bearer_auth("caller-chosen")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_ne!(echoed_token(&body).as_deref(), Some("caller-chosen"));
+    assert!(echoed_token(&body).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_auth_sends_no_token() {
+    let (server, auth, client) = setup().await;
+    for request in [
+        client.get(server.api_url("/api/echo")).skip_auth(),
+        client
+            .get(server.api_url("/api/echo"))
+            .with_extension(SkipAuth),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    assert!(
+        !server
+            .control()
+            .last_headers(Endpoint::Api)
+            .unwrap()
+            .contains_key(AUTHORIZATION)
+    );
+    assert_eq!(auth.cache().stats().fetches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_key_extension_picks_the_token() {
+    let (server, auth, client) = setup().await;
+    let control = server.control();
+    let admin = echo(
+        client
+            .get(server.api_url("/api/scoped/admin"))
+            .token_key(TokenKey::new().scope("admin"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(admin["scope"], "admin");
+    assert_eq!(control.last_token_request().unwrap().scope(), Some("admin"));
+
+    // The default key still gets the source's default scope, and its token
+    // is refused on the admin route (403, passed through, no retry).
+    let response = client
+        .get(server.api_url("/api/scoped/admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(control.last_token_request().unwrap().scope(), Some("read"));
+    assert_eq!(auth.cache().stats().fetches, 2);
+    assert_eq!(control.counters().api_requests, 2);
+
+    // A configured default key applies to requests without the extension.
+    let admin_default = support::client(
+        auth_builder(&server)
+            .default_key(TokenKey::new().scope("admin"))
+            .build()
+            .unwrap(),
+    );
+    let body = echo(
+        admin_default
+            .get(server.api_url("/api/scoped/admin"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["scope"], "admin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_client_means_request_not_sent() {
+    let server = TestServer::start().await;
+    let wrong = ClientCredentials::new(server.token_url(), server.client_id(), "wrong-secret")
+        .retry_policy(reqwest_bearer::oauth2::RetryPolicy::none());
+    let auth = BearerAuth::new(
+        TokenCache::builder(wrong).build(),
+        server.base_url().as_str(),
+    )
+    .unwrap();
+    let client = support::client(auth);
+    let err = client
+        .get(server.api_url("/api/echo"))
+        .send()
+        .await
+        .unwrap_err();
+    let bearer = BearerError::find(&err).expect("a BearerError inside");
+    assert!(matches!(bearer, BearerError::NoToken(_)));
+    assert!(!bearer.is_transient());
+    assert!(!bearer.request_sent());
+    assert_eq!(
+        bearer.oauth().map(|e| e.code.as_str()),
+        Some("invalid_client")
+    );
+    assert!(!err.to_string().contains("wrong-secret"));
+    assert!(!format!("{err:?}").contains("wrong-secret"));
+    let counters = server.control().counters();
+    assert_eq!(counters.api_requests, 0);
+    assert_eq!(counters.token_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_token_endpoint_means_transient_error_and_no_request() {
+    let (server, _auth, client) = setup().await;
+    server
+        .control()
+        .fail_next_token_requests(1, TokenFault::ServiceUnavailable { retry_after: None });
+    let err = client
+        .get(server.api_url("/api/echo"))
+        .send()
+        .await
+        .unwrap_err();
+    let bearer = BearerError::find(&err).expect("a BearerError inside");
+    assert!(bearer.is_transient());
+    assert_eq!(bearer.oauth(), None);
+    assert!(err.to_string().contains("request was not sent"), "{err}");
+    assert_eq!(server.control().counters().api_requests, 0);
+}

@@ -1,0 +1,60 @@
+//! Shared set-up for the middleware tests: a testkit server, a
+//! client-credentials source pointed at it, and a client with the middleware.
+#![allow(dead_code)]
+
+use bearer_testkit::TestServer;
+use reqwest_bearer::oauth2::{ClientCredentials, RetryPolicy};
+use reqwest_bearer::{BearerAuth, BearerAuthBuilder, TokenCache};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+
+/// The default client's credentials at `server`, scope `read`, with no
+/// retries inside the source so the server's counters are exact.
+pub fn source(server: &TestServer) -> ClientCredentials {
+    ClientCredentials::new(
+        server.token_url(),
+        server.client_id(),
+        server.client_secret(),
+    )
+    .scope("read")
+    .retry_policy(RetryPolicy::none())
+}
+
+pub fn cache(server: &TestServer) -> TokenCache {
+    TokenCache::builder(source(server)).build()
+}
+
+/// A builder allowing the server's origin.
+pub fn auth_builder(server: &TestServer) -> BearerAuthBuilder {
+    BearerAuth::builder(cache(server)).allow_origin(server.base_url())
+}
+
+pub fn client(auth: BearerAuth) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(auth)
+        .build()
+}
+
+/// A server, the default middleware for it, and a client with it.
+pub async fn setup() -> (TestServer, BearerAuth, ClientWithMiddleware) {
+    let server = TestServer::start().await;
+    let auth = auth_builder(&server).build().expect("valid configuration");
+    let client = client(auth.clone());
+    (server, auth, client)
+}
+
+/// The bearer token the echo endpoint saw, from its JSON answer.
+pub fn echoed_token(echo: &serde_json::Value) -> Option<String> {
+    echo["headers"]["authorization"]
+        .as_str()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+}
+
+pub async fn echo(response: reqwest::Response) -> serde_json::Value {
+    assert_eq!(
+        response.status(),
+        200,
+        "expected a 200 from the echo endpoint"
+    );
+    response.json().await.expect("echo answers JSON")
+}

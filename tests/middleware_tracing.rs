@@ -1,0 +1,192 @@
+//! The per-request span, and secrets kept out of tracing, `Debug` and errors.
+
+#[path = "middleware_support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use bearer_testkit::{TestServer, TokenFault};
+use reqwest_bearer::{BearerError, fingerprint};
+use support::{echo, echoed_token, setup};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The fields of each closed `bearer_auth` span, in order.
+    fn closed_spans(&self) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains("bearer_auth{") && l.contains(" close "))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Everything at TRACE, span closes included, on this thread: the test
+/// runs on a current-thread runtime so the server and the cache's fetch
+/// tasks log here too.
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    (captured, guard)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn span_records_fingerprint_cache_hit_and_retry() {
+    let (captured, _guard) = capture();
+    let (server, _auth, client) = setup().await;
+    let first = echoed_token(
+        &echo(
+            client
+                .get(server.api_url("/api/echo"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    )
+    .unwrap();
+    echo(
+        client
+            .get(server.api_url("/api/echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    server.control().reject_next_api_requests(1);
+    let second = echoed_token(
+        &echo(
+            client
+                .get(server.api_url("/api/echo"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_ne!(first, second);
+
+    let spans = captured.closed_spans();
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let fp1 = fingerprint(&first).to_string();
+    let fp2 = fingerprint(&second).to_string();
+    assert!(spans[0].contains(&format!("token={fp1}")), "{}", spans[0]);
+    assert!(spans[0].contains("cache_hit=false"), "{}", spans[0]);
+    assert!(spans[0].contains("auth_retry=false"), "{}", spans[0]);
+    assert!(spans[1].contains(&format!("token={fp1}")), "{}", spans[1]);
+    assert!(spans[1].contains("cache_hit=true"), "{}", spans[1]);
+    assert!(spans[2].contains(&format!("token={fp2}")), "{}", spans[2]);
+    assert!(spans[2].contains("auth_retry=true"), "{}", spans[2]);
+    // Requests that pass through open no span.
+    client
+        .get(server.other_origin_url("/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(captured.closed_spans().len(), 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn secrets_stay_out_of_logs_debug_and_errors() {
+    let (captured, _guard) = capture();
+    let server = TestServer::builder()
+        .client("svc", "client-secret-9f8e7d")
+        .start()
+        .await;
+    let auth = support::auth_builder(&server).build().unwrap();
+    let client = support::client(auth.clone());
+    let control = server.control();
+
+    let mut tokens = Vec::new();
+    let body = echo(
+        client
+            .get(server.api_url("/api/echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    tokens.push(echoed_token(&body).unwrap());
+    control.revoke_all();
+    let body = echo(
+        client
+            .get(server.api_url("/api/echo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    tokens.push(echoed_token(&body).unwrap());
+    // A failure on the way: a 401 whose refresh fails.
+    control.reject_next_api_requests(1);
+    control.fail_next_token_requests(
+        1,
+        TokenFault::OAuthError {
+            status: 400,
+            error: "invalid_scope".into(),
+            description: Some("nope".into()),
+        },
+    );
+    let err = client
+        .get(server.api_url("/api/echo"))
+        .send()
+        .await
+        .unwrap_err();
+    let bearer = BearerError::find(&err).unwrap();
+    assert_eq!(bearer.oauth().unwrap().code, "invalid_scope");
+
+    let token = auth.cache().get(&Default::default()).await;
+    let seen = [
+        captured.text(),
+        format!("{auth:?}"),
+        format!("{token:?}"),
+        format!("{client:?}"),
+        err.to_string(),
+        format!("{err:?}"),
+        format!("{bearer:?}"),
+    ]
+    .join("\n");
+    // The capture did see the requests (so the check below means something).
+    assert!(seen.contains(&fingerprint(&tokens[0]).to_string()));
+    assert!(seen.contains(&fingerprint(&tokens[1]).to_string()));
+    for secret in tokens
+        .iter()
+        .map(String::as_str)
+        .chain(["client-secret-9f8e7d"])
+    {
+        assert!(!seen.contains(secret), "secret {secret:?} leaked");
+    }
+}
