@@ -67,6 +67,11 @@ async fn run(settings: Settings) {
         .with(auth.clone())
         .build();
     let without = ClientBuilder::new(reqwest::Client::new()).build();
+    // The floor any middleware pays in reqwest-middleware: one that does
+    // nothing, with the token preset like the baseline's.
+    let noop = ClientBuilder::new(reqwest::Client::new())
+        .with(Noop)
+        .build();
     let url = server.api_url("/api/echo");
 
     for concurrency in [1, 64] {
@@ -80,23 +85,31 @@ async fn run(settings: Settings) {
             settings.round / 4,
         )
         .await;
+        throughput(&noop, &url, Some(&fixed), concurrency, settings.round / 4).await;
         let mut ratios = Vec::with_capacity(settings.rounds);
+        let mut floor = Vec::with_capacity(settings.rounds);
         for round in 0..settings.rounds {
-            // Alternate which goes first so drift hurts neither side.
-            let (a, b) = if round % 2 == 0 {
-                let a = throughput(&with, &url, None, concurrency, settings.round).await;
-                let b = throughput(&without, &url, Some(&fixed), concurrency, settings.round).await;
-                (a, b)
-            } else {
-                let b = throughput(&without, &url, Some(&fixed), concurrency, settings.round).await;
-                let a = throughput(&with, &url, None, concurrency, settings.round).await;
-                (a, b)
-            };
-            ratios.push(a / b);
+            // Rotate which goes first so drift hurts none of them.
+            let mut rps = [0.0; 3];
+            for i in 0..3 {
+                let which = (round + i) % 3;
+                rps[which] = match which {
+                    0 => throughput(&with, &url, None, concurrency, settings.round).await,
+                    1 => {
+                        throughput(&without, &url, Some(&fixed), concurrency, settings.round).await
+                    }
+                    _ => throughput(&noop, &url, Some(&fixed), concurrency, settings.round).await,
+                };
+            }
+            ratios.push(rps[0] / rps[1]);
+            floor.push(rps[2] / rps[1]);
         }
         ratios.sort_by(f64::total_cmp);
+        floor.sort_by(f64::total_cmp);
         let median = ratios[ratios.len() / 2];
+        let floor = floor[floor.len() / 2];
         println!("RESULT overhead concurrency={concurrency} ratio={median:.3}");
+        println!("RESULT overhead concurrency={concurrency} ratio={floor:.3} impl=noop-middleware");
     }
 
     let control = server.control();
@@ -149,4 +162,19 @@ async fn throughput(
         total += worker.await.expect("worker finished");
     }
     total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Does nothing: measures what reqwest-middleware itself costs per request.
+struct Noop;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Noop {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        next.run(req, extensions).await
+    }
 }

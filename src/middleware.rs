@@ -179,14 +179,19 @@ impl BearerAuthBuilder {
     }
 }
 
+// The per-request future is boxed by `async_trait` on every request, so it
+// is kept small (under the allocator's fast size classes): the token comes
+// from the cache's synchronous hit path, the default key is borrowed, the
+// resend copy and the 401 path are boxed.
 #[async_trait::async_trait]
 impl Middleware for BearerAuth {
     async fn handle(
         &self,
-        req: Request,
+        mut req: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
+        let config = &*self.config;
         let origin = match self.authorizable(&req, extensions) {
             Ok(origin) => origin,
             Err(reason) => {
@@ -194,10 +199,8 @@ impl Middleware for BearerAuth {
                 return next.run(req, extensions).await;
             }
         };
-        let key = extensions
-            .get::<TokenKey>()
-            .cloned()
-            .unwrap_or_else(|| self.config.default_key.clone());
+        let custom_key = extensions.get::<TokenKey>().map(|k| Box::new(k.clone()));
+        let key = custom_key.as_deref().unwrap_or(&config.default_key);
         let span = tracing::debug_span!(
             target: "reqwest_bearer",
             "bearer_auth",
@@ -212,9 +215,48 @@ impl Middleware for BearerAuth {
         // allocations on every request otherwise.
         if !span.is_disabled() {
             span.record("origin", display(req.url().origin().ascii_serialization()));
-            span.record("key", display(&key));
+            span.record("key", display(key));
         }
-        self.send_authorized(req, extensions, next, key, origin)
+
+        let token = match config.cache.get_cached(key) {
+            Some(token) => token,
+            None => config
+                .cache
+                .get(key)
+                .instrument(span.clone())
+                .await
+                .map_err(|e| fail(BearerError::NoToken(e)))?,
+        };
+        span.record("token", display(token.fingerprint()));
+        span.record("cache_hit", token.was_hit());
+
+        let may_resend = config.max_auth_retries > 0
+            && extensions.get::<NoAuthRetry>().is_none()
+            && (config.retry_non_idempotent || is_idempotent(req.method()));
+        // The only way to resend is a copy taken before sending; a streaming
+        // body has none, and then its 401 is simply returned.
+        let spare = if may_resend {
+            req.try_clone().map(Box::new)
+        } else {
+            None
+        };
+
+        set_authorization(&mut req, &token)?;
+        let response = next
+            .clone()
+            .run(req, extensions)
+            .instrument(span.clone())
+            .await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let rejected = Rejected {
+            key: key.clone(),
+            origin,
+            token,
+            spare,
+        };
+        Box::pin(self.after_unauthorized(response, rejected, extensions, next))
             .instrument(span)
             .await
     }
@@ -239,46 +281,6 @@ impl BearerAuth {
             return Err("authorization_present");
         }
         Ok(origin)
-    }
-
-    async fn send_authorized(
-        &self,
-        mut req: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-        key: TokenKey,
-        origin: OriginId,
-    ) -> Result<Response> {
-        let config = &*self.config;
-        let token = config
-            .cache
-            .get(&key)
-            .await
-            .map_err(|e| fail(BearerError::NoToken(e)))?;
-        let span = tracing::Span::current();
-        span.record("token", display(token.fingerprint()));
-        span.record("cache_hit", token.was_hit());
-
-        let may_resend = config.max_auth_retries > 0
-            && extensions.get::<NoAuthRetry>().is_none()
-            && (config.retry_non_idempotent || is_idempotent(req.method()));
-        // The only way to resend is a copy taken before sending; a streaming
-        // body has none, and then its 401 is simply returned.
-        let spare = if may_resend { req.try_clone() } else { None };
-
-        set_authorization(&mut req, &token)?;
-        let response = next.clone().run(req, extensions).await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
-        }
-        let rejected = Rejected {
-            key,
-            origin,
-            token,
-            spare,
-        };
-        // Boxed so the common path's future stays small.
-        Box::pin(self.after_unauthorized(response, rejected, extensions, next)).await
     }
 
     /// The 401 path: decide, replace the token, resend while allowed.
@@ -327,7 +329,7 @@ impl BearerAuth {
             };
             retries_left = retries_left.saturating_sub(1);
             if retries_left > 0 {
-                state.spare = resend.try_clone();
+                state.spare = resend.try_clone().map(Box::new);
             }
             let rejected = state.token.fingerprint();
             state.token = config
@@ -346,7 +348,7 @@ impl BearerAuth {
             );
             set_authorization(&mut resend, &state.token)?;
             drop(response);
-            response = next.clone().run(resend, extensions).await?;
+            response = next.clone().run(*resend, extensions).await?;
         }
     }
 }
@@ -357,7 +359,7 @@ struct Rejected {
     origin: OriginId,
     token: CachedToken,
     /// A copy of the request for resending, if it could be copied.
-    spare: Option<Request>,
+    spare: Option<Box<Request>>,
 }
 
 fn fail(error: BearerError) -> Error {
@@ -365,9 +367,14 @@ fn fail(error: BearerError) -> Error {
 }
 
 fn set_authorization(req: &mut Request, token: &CachedToken) -> Result<()> {
-    let mut value = HeaderValue::from_str(token.expose_authorization_value())
-        .map_err(|_| fail(BearerError::NoToken(TokenError::InvalidTokenValue)))?;
-    value.set_sensitive(true);
+    // Built once per token, then cloned (a reference count) per request.
+    let value = token.derived(|authorization| {
+        HeaderValue::from_str(authorization).ok().map(|mut value| {
+            value.set_sensitive(true);
+            value
+        })
+    });
+    let value = value.ok_or_else(|| fail(BearerError::NoToken(TokenError::InvalidTokenValue)))?;
     req.headers_mut().insert(AUTHORIZATION, value);
     Ok(())
 }

@@ -101,6 +101,8 @@ struct Entry {
     authorization: SecretString,
     fingerprint: Fingerprint,
     deadlines: Deadlines,
+    /// One value an adapter derives from the token once (a ready header).
+    derived: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// A token handed out by the cache, with what the caller may need to report
@@ -127,6 +129,38 @@ impl CachedToken {
     /// ASCII, so it can never inject a header.
     pub fn expose_authorization_value(&self) -> &str {
         self.entry.authorization.expose_secret()
+    }
+
+    /// A value derived from this token once and kept with it for as long as
+    /// the token lives, such as a transport's ready-made header value, so a
+    /// hot path clones it instead of building it per request. `make` gets
+    /// [`expose_authorization_value`](Self::expose_authorization_value).
+    /// One derived type per token: asking for another type builds it anew
+    /// on every call.
+    ///
+    /// ```
+    /// # use bearer_cache::{StaticSource, TokenCache, TokenKey};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let cache = TokenCache::builder(StaticSource::new("abc")).build();
+    /// let token = cache.get(&TokenKey::default()).await.unwrap();
+    /// let header: std::sync::Arc<str> = token.derived(|value| value.into());
+    /// assert_eq!(&*header, "Bearer abc");
+    /// # }
+    /// ```
+    pub fn derived<T>(&self, make: impl FnOnce(&str) -> T) -> T
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        if let Some(stored) = self.entry.derived.get() {
+            if let Some(value) = stored.downcast_ref::<T>() {
+                return value.clone();
+            }
+            return make(self.expose_authorization_value());
+        }
+        let value = make(self.expose_authorization_value());
+        // Two first callers may race; either value is the same.
+        let _ = self.entry.derived.set(Box::new(value.clone()));
+        value
     }
 
     /// The loggable fingerprint of the access token.
@@ -241,6 +275,23 @@ impl TokenCache {
         let slot = self.slot(key).await;
         self.inner.counters.miss();
         self.join_or_fetch(&slot, false).await
+    }
+
+    /// The cached token for `key` if one is valid now, without waiting:
+    /// the synchronous half of [`get`](Self::get) (it also starts a
+    /// background refresh when the token nears expiry). `None` means a
+    /// caller must `get` and wait. For adapters whose hot path should hold
+    /// no future across the lookup.
+    pub fn get_cached(&self, key: &TokenKey) -> Option<CachedToken> {
+        let (hit, touch_due) = self.inner.lookup(key, self.inner.clock.now())?;
+        if touch_due {
+            // Rare (once a minute per key): tell the eviction policy off
+            // the caller's path.
+            let inner = Arc::clone(&self.inner);
+            let key = key.clone();
+            tokio::spawn(async move { inner.policy_map.get(&key).await });
+        }
+        Some(hit)
     }
 
     /// Reports that a server rejected `rejected`. The key is invalidated only
@@ -595,6 +646,7 @@ impl Inner {
                 authorization,
                 fingerprint,
                 deadlines,
+                derived: OnceLock::new(),
             }),
             fetched.from_store,
         ))

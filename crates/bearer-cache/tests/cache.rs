@@ -558,3 +558,26 @@ async fn a_rejection_earns_one_attempt_even_during_backoff() {
     assert!(!cache.invalidate_if_current(&key(), &t1).await);
     assert_eq!(source.fetches(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_derived_value_is_built_once_per_token() {
+    let source = Recorder::new(Duration::from_secs(3600));
+    let cache = new_cache(&source);
+    let builds = std::sync::atomic::AtomicU32::new(0);
+    let make = |value: &str| {
+        builds.fetch_add(1, Ordering::SeqCst);
+        Arc::<str>::from(value)
+    };
+    for _ in 0..10 {
+        let t = cache.get(&key()).await.unwrap();
+        assert_eq!(&*t.derived(make), "Bearer token-1");
+    }
+    assert_eq!(builds.load(Ordering::SeqCst), 1);
+    // Another type is built each time, never confused with the first.
+    let t = cache.get(&key()).await.unwrap();
+    assert_eq!(t.derived(|v| v.len()), "Bearer token-1".len());
+    // A new token gets its own.
+    let t2 = cache.refresh(&key()).await.unwrap();
+    assert_eq!(&*t2.derived(make), "Bearer token-2");
+    assert_eq!(builds.load(Ordering::SeqCst), 2);
+}
