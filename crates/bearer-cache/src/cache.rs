@@ -891,7 +891,9 @@ impl TokenCacheBuilder {
         self
     }
 
-    /// The longest wait between failed fetches (default 30 s).
+    /// The longest wait between failed fetches (default 10 s): after an
+    /// outage, callers whose token has expired see errors for at most this
+    /// long once the endpoint is back.
     pub fn max_backoff(mut self, max: Duration) -> Self {
         self.policy.backoff.max = max;
         self

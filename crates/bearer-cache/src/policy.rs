@@ -107,7 +107,7 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             initial: Duration::from_millis(500),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(300),
         }
     }
