@@ -147,6 +147,49 @@ fn main() {
         theirs / ours
     );
 
+    // Warm lookups from both worker threads at once: where a mutex serializes.
+    let shared_baseline = Arc::new(MutexCache {
+        source: Arc::clone(&source),
+        slot: tokio::sync::Mutex::new(None),
+    });
+    rt.block_on(shared_baseline.get());
+    let both_threads = |ours: bool| {
+        let mut samples = Vec::with_capacity(batches);
+        for _ in 0..batches {
+            let start = Instant::now();
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..2)
+                    .map(|_| {
+                        let cache = cache.clone();
+                        let baseline = Arc::clone(&shared_baseline);
+                        tokio::spawn(async move {
+                            let key = TokenKey::default();
+                            for _ in 0..per_batch {
+                                if ours {
+                                    black_box(cache.get(&key).await.unwrap());
+                                } else {
+                                    black_box(baseline.get().await);
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            });
+            samples.push(start.elapsed().as_nanos() as f64 / f64::from(2 * per_batch));
+        }
+        median(samples)
+    };
+    let ours_2 = both_threads(true);
+    let theirs_2 = both_threads(false);
+    println!("RESULT warm_lookup_2_threads impl=reqwest-bearer ns_per_lookup={ours_2:.1}");
+    println!(
+        "RESULT warm_lookup_2_threads impl=mutex-baseline ns_per_lookup={theirs_2:.1} ratio_to_ours={:.2}",
+        theirs_2 / ours_2
+    );
+
     // One warm key among 100,000.
     let keys: Vec<TokenKey> = (0..100_000)
         .map(|i| TokenKey::new().scope(format!("s{i}")))
