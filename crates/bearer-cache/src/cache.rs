@@ -281,7 +281,8 @@ impl TokenCache {
     /// the synchronous half of [`get`](Self::get) (it also starts a
     /// background refresh when the token nears expiry). `None` means a
     /// caller must `get` and wait. For adapters whose hot path should hold
-    /// no future across the lookup.
+    /// no future across the lookup. Like everything in this crate it runs
+    /// inside a tokio runtime: it may spawn the background refresh.
     pub fn get_cached(&self, key: &TokenKey) -> Option<CachedToken> {
         let (hit, touch_due) = self.inner.lookup(key, self.inner.clock.now())?;
         if touch_due {
