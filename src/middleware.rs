@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bearer_cache::{CachedToken, TokenCache, TokenError, TokenKey, TokenSource};
 use http::header::AUTHORIZATION;
-use http::{Extensions, HeaderValue, Method, StatusCode};
+use http::{Extensions, HeaderValue, StatusCode};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next, Result};
 use tracing::Instrument;
@@ -232,7 +232,7 @@ impl Middleware for BearerAuth {
 
         let may_resend = config.max_auth_retries > 0
             && extensions.get::<NoAuthRetry>().is_none()
-            && (config.retry_non_idempotent || is_idempotent(req.method()));
+            && (config.retry_non_idempotent || req.method().is_idempotent());
         // The only way to resend is a copy taken before sending; a streaming
         // body has none, and then its 401 is simply returned.
         let spare = if may_resend {
@@ -315,10 +315,7 @@ impl BearerAuth {
                 // a server rejecting every token then costs one fetch per
                 // request, never a storm.
                 if !invalidated {
-                    config
-                        .cache
-                        .invalidate_if_current(&state.key, &state.token)
-                        .await;
+                    config.cache.invalidate_if_current(&state.key, &state.token);
                 }
                 tracing::debug!(
                     target: "reqwest_bearer",
@@ -379,14 +376,6 @@ fn set_authorization(req: &mut Request, token: &CachedToken) -> Result<()> {
     Ok(())
 }
 
-/// RFC 9110 §9.2.2.
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
-}
-
 impl fmt::Debug for BearerAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &*self.config;
@@ -416,13 +405,14 @@ impl fmt::Debug for BearerAuthBuilder {
 mod tests {
     use super::*;
 
+    /// The idempotent-only policy leans on `http`'s RFC 9110 §9.2.2 list.
     #[test]
     fn idempotent_methods() {
         for m in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
-            assert!(is_idempotent(&m.parse().unwrap()), "{m}");
+            assert!(m.parse::<http::Method>().unwrap().is_idempotent(), "{m}");
         }
         for m in ["POST", "PATCH", "CONNECT", "PROPFIND"] {
-            assert!(!is_idempotent(&m.parse().unwrap()), "{m}");
+            assert!(!m.parse::<http::Method>().unwrap().is_idempotent(), "{m}");
         }
     }
 

@@ -119,6 +119,8 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 
 /// The input, for an error message, unless it may hold credentials.
 fn shown(input: &str) -> String {
+    // A query or fragment may carry a key; credentials hide behind '@'.
+    let input = input.split(['?', '#']).next().unwrap_or("");
     if input.contains('@') {
         "[redacted: contains '@']".to_owned()
     } else {
@@ -209,6 +211,8 @@ mod tests {
             "ftp://example.com",
             "data:text/plain,x",
             "https://user:hunter2@example.com",
+            "ftp://h/?k=hunter2",
+            "api.example.com/#hunter2",
         ] {
             let err = o.add(bad, false).unwrap_err();
             assert!(matches!(err, BuildError::InvalidOrigin { .. }), "{bad}");

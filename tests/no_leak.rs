@@ -80,6 +80,9 @@ impl Audit {
         let mut audit = Audit::default();
         audit.secret(CLIENT_SECRET);
         audit.secret(PASSWORD);
+        // The client secret as `client_secret_basic` carries it.
+        let basic = bearer_testkit::basic_authorization(CLIENT_ID, CLIENT_SECRET);
+        audit.secret(basic.trim_start_matches("Basic ").to_owned());
         audit
     }
 
@@ -605,9 +608,12 @@ async fn authorization_code_with_pkce_leaks_nothing() {
     audit.secret(exchange.param("code").unwrap());
     audit.show(&exchange);
     let cached = cache.get(&TokenKey::new()).await.unwrap();
-    if let Some(r) = cached.token().refresh_token() {
-        audit.secret(r.expose_secret());
-    }
+    let refresh = cached.token().refresh_token();
+    audit.secret(
+        refresh
+            .expect("the kit issues a refresh token")
+            .expose_secret(),
+    );
     // A forced refresh uses the refresh token.
     audit.secret(
         cache

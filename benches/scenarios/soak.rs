@@ -185,11 +185,28 @@ pub async fn run(mode: Mode, report: &mut Report) {
         "soak: ok={} final_401={} no_token={} other_errors={} cache_fetches={} waits={}",
         out.ok, out.final_401, out.no_token, out.other_errors, clients_fetches, waits
     ));
+    // Every 200 the API sent must have reached a caller as a success (the
+    // API answers only 200 or 401), and the outcomes must add up.
     let accounted = out.ok + out.final_401 + out.no_token + out.other_errors;
+    let served_ok = counters.api_requests - counters.api_unauthorized;
     report.check(
         "soak: every request accounted for",
-        accounted == requests,
-        &format!("{accounted} of {requests}"),
+        accounted == requests && out.ok == served_ok,
+        &format!(
+            "{accounted} of {requests}; callers ok {} vs server 200s {served_ok}",
+            out.ok
+        ),
+    );
+    // The 401 count is large, so it pins the revocation fault down even in
+    // --quick mode, where the predicted failures are few.
+    let tolerance_401 = 4.0 * revocations.sqrt() + 2.0;
+    report.check(
+        "soak: 401s as the revocation rate predicts",
+        (counters.api_unauthorized as f64 - revocations).abs() <= tolerance_401,
+        &format!(
+            "{} vs {revocations:.0} ± {tolerance_401:.0}",
+            counters.api_unauthorized
+        ),
     );
     let sent = wire.sent.load(Relaxed);
     report.check(

@@ -133,6 +133,16 @@ async fn client_credentials_refresh_ahead_and_expiry_across_lifetimes() {
     let first_exp = introspect(&provider, &first).await["exp"]
         .as_u64()
         .expect("active, with exp");
+    // We stop sending it no later than the provider expires it (its `exp`
+    // is whole seconds from an issue time rounded down: 1 s of slack).
+    let our_deadline = SystemTime::now()
+        + cached
+            .expires_at()
+            .saturating_duration_since(std::time::Instant::now());
+    assert!(
+        our_deadline <= UNIX_EPOCH + Duration::from_secs(first_exp + 1),
+        "the cache would use the token after the provider's exp"
+    );
 
     // Inside the refresh-ahead window: still the first token, a second one fetched behind it.
     until(cached.refresh_at()).await;
@@ -157,13 +167,6 @@ async fn client_credentials_refresh_ahead_and_expiry_across_lifetimes() {
     assert_eq!((stats.fetches, stats.background_refreshes), (3, 1));
     let counters = api.control().counters();
     assert_eq!((counters.api_requests, counters.api_unauthorized), (4, 0));
-
-    // The provider's own expiry: once its clock passes `exp`, the first token is inactive.
-    let exp = UNIX_EPOCH + Duration::from_secs(first_exp);
-    if let Ok(left) = exp.duration_since(SystemTime::now()) {
-        tokio::time::sleep(left).await;
-    }
-    assert_eq!(introspect(&provider, &first).await["active"], false);
 }
 
 /// Revoked at the provider's revocation endpoint (RFC 7009) behind our

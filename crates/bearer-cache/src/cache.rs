@@ -78,6 +78,10 @@ struct Slot {
     store_key: OnceLock<String>,
     /// Seconds since the cache's epoch when `policy_map` last saw this key.
     last_touch: AtomicU64,
+    /// Milliseconds since the cache's epoch before which no background
+    /// refresh starts (a fetch in flight, or backoff). Atomic, so requests
+    /// in the refresh window check it without touching the mutex.
+    background_not_before_ms: AtomicU64,
     current: ArcSwapOption<Entry>,
     state: Mutex<SlotState>,
 }
@@ -89,11 +93,8 @@ struct SlotState {
     /// what the next fetch uses.
     latest: Option<Arc<Entry>>,
     failures: u32,
-    last_error: Option<TokenError>,
-    /// No foreground fetch before this after a failure (backoff).
-    retry_not_before: Option<Instant>,
-    /// No background refresh before this.
-    next_background_at: Option<Instant>,
+    /// After a failure: until when callers get its error at once (backoff).
+    refusal: Option<(Instant, TokenError)>,
 }
 
 struct Entry {
@@ -258,12 +259,7 @@ impl TokenCache {
     /// wait on. After a failure, callers within the backoff window get the
     /// same error at once instead of a new request to the endpoint.
     pub async fn get(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
-        let now = self.inner.clock.now();
-        if let Some((hit, touch_due)) = self.inner.lookup(key, now) {
-            if touch_due {
-                // Keep a busy key from looking idle to the eviction policy.
-                Box::pin(self.inner.policy_map.get(key)).await;
-            }
+        if let Some(hit) = self.get_cached(key) {
             return Ok(hit);
         }
         // Boxed: the miss path's state is large, and every caller's future
@@ -286,8 +282,8 @@ impl TokenCache {
     pub fn get_cached(&self, key: &TokenKey) -> Option<CachedToken> {
         let (hit, touch_due) = self.inner.lookup(key, self.inner.clock.now())?;
         if touch_due {
-            // Rare (once a minute per key): tell the eviction policy off
-            // the caller's path.
+            // Rare (once a minute per key): keep a busy key from looking idle
+            // to the eviction policy, off the caller's path.
             let inner = Arc::clone(&self.inner);
             let key = key.clone();
             tokio::spawn(async move { inner.policy_map.get(&key).await });
@@ -299,7 +295,7 @@ impl TokenCache {
     /// if `rejected` is still its current token, so any number of reports of
     /// the same token, and reports of tokens already replaced, cause at most
     /// one new fetch. Returns whether it invalidated.
-    pub async fn invalidate_if_current(&self, key: &TokenKey, rejected: &CachedToken) -> bool {
+    pub fn invalidate_if_current(&self, key: &TokenKey, rejected: &CachedToken) -> bool {
         let Some(slot) = self.inner.index.pin().get(key).cloned() else {
             return false;
         };
@@ -313,7 +309,7 @@ impl TokenCache {
             slot.current.store(None);
             // A rejection is news the last failure did not know: allow one
             // attempt now (reports of one token invalidate only once).
-            state.retry_not_before = None;
+            state.refusal = None;
             self.inner.counters.invalidation();
             tracing::info!(
                 target: "bearer_cache",
@@ -334,7 +330,7 @@ impl TokenCache {
         key: &TokenKey,
         rejected: &CachedToken,
     ) -> Result<CachedToken, TokenError> {
-        self.invalidate_if_current(key, rejected).await;
+        self.invalidate_if_current(key, rejected);
         self.get(key).await
     }
 
@@ -389,8 +385,8 @@ impl TokenCache {
                 Some(fetch) => fetch.clone(),
                 None => {
                     if !force {
-                        if let (Some(err), Some(at)) = (&state.last_error, state.retry_not_before) {
-                            if now < at {
+                        if let Some((at, err)) = &state.refusal {
+                            if now < *at {
                                 self.inner.counters.backoff_refusal();
                                 return Err(err.clone());
                             }
@@ -405,21 +401,12 @@ impl TokenCache {
                     } else {
                         FetchReason::Initial
                     };
-                    self.start_fetch(slot, &mut state, reason)
+                    start_fetch(&self.inner, slot, &mut state, reason)
                 }
             }
         };
         self.inner.counters.wait();
         fetch.await.map(|entry| CachedToken { entry, hit: false })
-    }
-
-    fn start_fetch(
-        &self,
-        slot: &Arc<Slot>,
-        state: &mut SlotState,
-        reason: FetchReason,
-    ) -> SharedFetch {
-        start_fetch(&self.inner, slot, state, reason)
     }
 }
 
@@ -431,6 +418,8 @@ fn start_fetch(
     state: &mut SlotState,
     reason: FetchReason,
 ) -> SharedFetch {
+    slot.background_not_before_ms
+        .store(u64::MAX, Ordering::Relaxed);
     let inner = Arc::clone(inner);
     let slot_for_task = Arc::clone(slot);
     let previous = state.latest.clone();
@@ -455,6 +444,7 @@ impl Slot {
             key,
             store_key: OnceLock::new(),
             last_touch: AtomicU64::new(touch),
+            background_not_before_ms: AtomicU64::new(0),
             current: ArcSwapOption::empty(),
             state: Mutex::new(SlotState::default()),
         }
@@ -473,8 +463,10 @@ impl Inner {
             return None;
         }
         self.counters.hit();
-        if now >= entry.deadlines.refresh_at {
-            self.refresh_in_background(slot, now);
+        if now >= entry.deadlines.refresh_at
+            && self.millis_since_epoch(now) >= slot.background_not_before_ms.load(Ordering::Relaxed)
+        {
+            self.refresh_in_background(slot);
         }
         Some((CachedToken { entry, hit: true }, self.touch_due(slot, now)))
     }
@@ -494,12 +486,16 @@ impl Inner {
         now.saturating_duration_since(self.epoch).as_secs()
     }
 
-    fn refresh_in_background(self: &Arc<Self>, slot: &Arc<Slot>, now: Instant) {
+    fn millis_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn refresh_in_background(self: &Arc<Self>, slot: &Arc<Slot>) {
         // Whoever holds the lock is already deciding; don't queue behind it.
         let Ok(mut state) = slot.state.try_lock() else {
             return;
         };
-        if state.inflight.is_some() || state.next_background_at.is_some_and(|at| now < at) {
+        if state.inflight.is_some() {
             return;
         }
         self.counters.background_refresh();
@@ -568,12 +564,16 @@ impl Inner {
                     .is_none_or(|p| p.token.access_token() != entry.token.access_token());
                 state.latest = Some(Arc::clone(&entry));
                 state.failures = 0;
-                state.last_error = None;
-                state.retry_not_before = None;
+                state.refusal = None;
                 // A server that hands back a token already due for refresh
                 // (its own cache window) must not make every request refresh.
-                state.next_background_at =
-                    (entry.deadlines.refresh_at <= now).then(|| now + self.policy.backoff.initial);
+                let next_background = if entry.deadlines.refresh_at <= now {
+                    self.millis_since_epoch(now + self.policy.backoff.initial)
+                } else {
+                    0
+                };
+                slot.background_not_before_ms
+                    .store(next_background, Ordering::Relaxed);
                 drop(state);
                 tracing::debug!(
                     target: "bearer_cache",
@@ -597,9 +597,9 @@ impl Inner {
                     error.retry_after(),
                     &mut rand::rng(),
                 );
-                state.retry_not_before = Some(now + delay);
-                state.next_background_at = Some(now + delay);
-                state.last_error = Some(error.clone());
+                state.refusal = Some((now + delay, error.clone()));
+                slot.background_not_before_ms
+                    .store(self.millis_since_epoch(now + delay), Ordering::Relaxed);
                 let failures = state.failures;
                 drop(state);
                 self.counters.failure();

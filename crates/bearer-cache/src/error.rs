@@ -22,6 +22,11 @@ impl OAuthError {
     /// Whether trying again later may succeed (`server_error`,
     /// `temporarily_unavailable`, or a 5xx/429 status).
     pub fn is_transient(&self) -> bool {
+        // RFC 8628's polling answers are part of the device flow, whatever
+        // status they come with: retrying them early would ignore `slow_down`.
+        if matches!(self.code.as_str(), "authorization_pending" | "slow_down") {
+            return false;
+        }
         matches!(
             self.code.as_str(),
             "server_error" | "temporarily_unavailable"
@@ -109,6 +114,10 @@ impl<E: StdError + Send + Sync + 'static> From<E> for Cause {
 /// };
 /// assert!(!e.is_transient());
 /// assert_eq!(e.oauth().unwrap().code, "invalid_client");
+///
+/// // A device-flow `slow_down` is never retried early, even sent with a 429.
+/// let slow = OAuthError { code: "slow_down".into(), description: None, uri: None, status: 429 };
+/// assert!(!slow.is_transient());
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

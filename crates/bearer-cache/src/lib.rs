@@ -76,4 +76,6 @@ pub use source::{FetchContext, FetchReason, TokenSource};
 pub use sources::{EnvSource, FileSource, StaticSource, jwt_expiry};
 pub use stats::CacheStats;
 pub use store::{Lease, StoredToken, TokenStore};
-pub use token::{AccessToken, Expiry, Fingerprint, RefreshToken, Secret, Token, fingerprint};
+pub use token::{
+    AccessToken, Expiry, Fingerprint, RefreshToken, Secret, Token, fingerprint, is_header_safe,
+};

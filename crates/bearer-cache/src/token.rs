@@ -247,10 +247,20 @@ impl Token {
         self.refresh_in
     }
 
-    /// Checks that the value can travel in an `Authorization` header:
-    /// visible ASCII only, no spaces, no CR/LF (header injection).
     pub(crate) fn header_safe(&self) -> bool {
-        let v = self.access_token.expose_secret();
-        !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic())
+        is_header_safe(self.access_token.expose_secret())
     }
+}
+
+/// Whether a token value can travel in an `Authorization` header: visible
+/// ASCII only, no spaces, no CR/LF (header injection). The cache refuses
+/// any other token; sources may check it early for a better error.
+///
+/// ```
+/// assert!(bearer_cache::is_header_safe("abc.DEF-123_~+/="));
+/// assert!(!bearer_cache::is_header_safe("abc\r\nX-Evil: 1"));
+/// assert!(!bearer_cache::is_header_safe(""));
+/// ```
+pub fn is_header_safe(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic())
 }

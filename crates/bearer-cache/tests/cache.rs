@@ -291,16 +291,13 @@ async fn compare_and_invalidate_ignores_stale_reports_and_coalesces() {
     let source = Recorder::new(Duration::from_secs(3600));
     let cache = new_cache(&source);
     let t1 = cache.get(&key()).await.unwrap();
-    assert!(cache.invalidate_if_current(&key(), &t1).await);
-    assert!(
-        !cache.invalidate_if_current(&key(), &t1).await,
-        "already gone"
-    );
+    assert!(cache.invalidate_if_current(&key(), &t1));
+    assert!(!cache.invalidate_if_current(&key(), &t1), "already gone");
 
     let t2 = cache.get(&key()).await.unwrap();
     assert_eq!(t2.access_token().expose_secret(), "token-2");
     // A late report of token-1 must not throw token-2 away.
-    assert!(!cache.invalidate_if_current(&key(), &t1).await);
+    assert!(!cache.invalidate_if_current(&key(), &t1));
     assert!(cache.get(&key()).await.unwrap().same_fetch(&t2));
     assert_eq!(source.fetches(), 2);
 
@@ -555,7 +552,7 @@ async fn a_rejection_earns_one_attempt_even_during_backoff() {
     // The server now rejects token-1: the cache tries at once, once.
     let t2 = cache.replace_rejected(&key(), &t1).await.unwrap();
     assert_eq!(t2.access_token().expose_secret(), "token-3");
-    assert!(!cache.invalidate_if_current(&key(), &t1).await);
+    assert!(!cache.invalidate_if_current(&key(), &t1));
     assert_eq!(source.fetches(), 3);
 }
 

@@ -1,8 +1,6 @@
 //! The token endpoint and the client that talks to it, shared by every grant.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -11,8 +9,7 @@ use http::HeaderValue;
 use url::Url;
 
 use crate::response::Parser;
-use crate::retry::{RetryPolicy, Sleeper};
-use crate::transport::{HttpOptions, send};
+use crate::transport::HttpOptions;
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,37 +183,11 @@ impl OAuthClient {
         self
     }
 
-    /// The HTTP client (default: reqwest's, following no redirects). Turn
-    /// redirects off on yours too: a redirected token request may carry
-    /// the client secret elsewhere.
-    pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.options.http = http;
-        self
-    }
-
-    /// The deadline of one fetch, retries included (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = timeout;
-        self
-    }
-
-    /// The largest answer read (default 64 KiB).
-    pub fn max_body_bytes(mut self, limit: usize) -> Self {
-        self.options.max_body = limit;
-        self
-    }
-
-    /// How transient failures are retried within a fetch.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = policy;
-        self
-    }
-
-    /// What waits between retries and polls (default: tokio's timer).
-    pub fn sleeper(mut self, sleeper: impl Sleeper) -> Self {
-        self.options.sleeper = Arc::new(sleeper);
-        self
-    }
+    crate::transport::http_options!(
+        " Turn redirects off on yours too: a redirected token request may carry the client secret elsewhere.",
+        "fetch",
+        "retries and polls"
+    );
 
     /// The token endpoint.
     pub fn token_url(&self) -> &Url {
@@ -236,10 +207,6 @@ impl OAuthClient {
     /// `<grant>:<client id>@<token url>`: names a source without a secret.
     pub(crate) fn source_id(&self, grant: &str) -> String {
         format!("{grant}:{}@{}", self.client_id, self.token_url)
-    }
-
-    pub(crate) fn secret(&self) -> Option<&Secret> {
-        self.client_secret.as_ref()
     }
 
     /// The parameters `key` asks for over the defaults: a part the key
@@ -325,24 +292,25 @@ impl OAuthClient {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         form.extend(self.key_params(key, grant.send_scope)?);
-        let mut secrets: Vec<&str> = grant.secrets.iter().map(|(_, v)| *v).collect();
+        let secrets = self.request_secrets(&grant.secrets);
+        let grant_type = grant.params.first().map_or("", |(_, v)| *v);
+        self.options
+            .exchange(
+                grant_type,
+                || self.authenticated_post(&self.token_url, form.clone()),
+                |raw| Parser::oauth(&secrets).parse(raw.status, &raw.headers, &raw.body),
+            )
+            .await
+    }
+
+    /// The values scrubbed from a request's answers: the grant's own
+    /// secrets and the client secret.
+    pub(crate) fn request_secrets<'a>(&'a self, grant_secrets: &[(&str, &'a str)]) -> Vec<&'a str> {
+        let mut secrets: Vec<&str> = grant_secrets.iter().map(|(_, v)| *v).collect();
         if let Some(s) = &self.client_secret {
             secrets.push(s.expose_secret());
         }
-        let grant_type = grant.params.first().map_or("", |(_, v)| *v);
-        let o = &self.options;
-        crate::retry::run(
-            &o.retry,
-            o.sleeper.as_ref(),
-            o.timeout,
-            grant_type,
-            || async {
-                let request = self.authenticated_post(&self.token_url, form.clone());
-                let raw = send(request, o.max_body).await?;
-                Parser::oauth(&secrets).parse(raw.status, &raw.headers, &raw.body)
-            },
-        )
-        .await
+        secrets
     }
 }
 

@@ -9,8 +9,7 @@ use crate::grants::authorization_code::AuthorizationCode;
 use crate::grants::client_credentials::ClientCredentials;
 use crate::grants::device_code::{DeviceCode, DevicePrompt};
 use crate::response::Parser;
-use crate::retry::RetryPolicy;
-use crate::transport::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, default_client, send};
+use crate::transport::HttpOptions;
 
 /// What a provider's discovery document says, as far as token sources care.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -53,7 +52,7 @@ pub struct ProviderMetadata {
 /// # Ok(()) }
 /// ```
 pub async fn discover(issuer: &Url) -> Result<ProviderMetadata, DiscoveryError> {
-    discover_with(&default_client(), issuer).await
+    discover_with(&HttpOptions::default().http, issuer).await
 }
 
 /// [`discover`] with your HTTP client.
@@ -64,20 +63,24 @@ pub async fn discover_with(
     let expected = issuer.as_str().trim_end_matches('/');
     let url = Url::parse(&format!("{expected}/.well-known/openid-configuration"))
         .map_err(|e| DiscoveryError::Malformed(format!("cannot build the discovery URL: {e}")))?;
-    let policy = RetryPolicy::default();
-    let sleeper = crate::retry::TokioSleeper;
-    let raw = crate::retry::run(&policy, &sleeper, DEFAULT_TIMEOUT, "discovery", || async {
-        let raw = send(
-            http.get(url.clone())
-                .header(http::header::ACCEPT, "application/json"),
-            DEFAULT_MAX_BODY,
+    let options = HttpOptions {
+        http: http.clone(),
+        ..HttpOptions::default()
+    };
+    let raw = options
+        .exchange(
+            "discovery",
+            || {
+                http.get(url.clone())
+                    .header(http::header::ACCEPT, "application/json")
+            },
+            |raw| {
+                // Reuse the token endpoint's error reading: status, excerpt, Retry-After.
+                Parser::oauth(&[]).object_or_error(raw.status, &raw.headers, &raw.body)?;
+                Ok(raw)
+            },
         )
         .await?;
-        // Reuse the token endpoint's error reading: status, excerpt, Retry-After.
-        Parser::oauth(&[]).object_or_error(raw.status, &raw.headers, &raw.body)?;
-        Ok(raw)
-    })
-    .await?;
     let metadata: ProviderMetadata =
         serde_json::from_slice(&raw.body).map_err(|e| DiscoveryError::Malformed(e.to_string()))?;
     if metadata.issuer.trim_end_matches('/') != expected {

@@ -48,13 +48,14 @@ mod client;
 mod discovery;
 mod error;
 mod grants;
-mod jwt;
 mod login;
 mod response;
 mod retry;
 mod scrub;
 mod transport;
 
+/// Re-exported from [`bearer_cache`]: a JWT's `exp`, decoded but not verified.
+pub use bearer_cache::jwt_expiry;
 pub use client::{ClientAuth, OAuthClient};
 pub use discovery::{ProviderMetadata, discover, discover_with};
 pub use error::{DiscoveryError, FlowError, flow_error};
@@ -63,7 +64,6 @@ pub use grants::client_credentials::ClientCredentials;
 pub use grants::device_code::{DeviceCode, DevicePrompt};
 pub use grants::password::PasswordGrant;
 pub use grants::refresh::RefreshTokenGrant;
-pub use jwt::jwt_expiry;
 pub use login::{LoginEncoding, LoginEndpoint};
 pub use response::parse_token_response;
 pub use retry::{RetryPolicy, Sleeper, TokioSleeper};

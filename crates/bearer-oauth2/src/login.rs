@@ -1,6 +1,5 @@
 //! A plain login endpoint: POST credentials, read a token from the answer.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -8,8 +7,7 @@ use bearer_cache::{FetchContext, Secret, Token, TokenError, TokenSource};
 use url::Url;
 
 use crate::response::Parser;
-use crate::retry::{RetryPolicy, Sleeper};
-use crate::transport::{HttpOptions, send};
+use crate::transport::HttpOptions;
 
 /// How the credentials are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,35 +116,7 @@ impl LoginEndpoint {
         self
     }
 
-    /// The HTTP client (default: reqwest's, following no redirects).
-    pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.options.http = http;
-        self
-    }
-
-    /// The deadline of one login, retries included (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = timeout;
-        self
-    }
-
-    /// The largest answer read (default 64 KiB).
-    pub fn max_body_bytes(mut self, limit: usize) -> Self {
-        self.options.max_body = limit;
-        self
-    }
-
-    /// How transient failures are retried within a fetch.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = policy;
-        self
-    }
-
-    /// What waits between retries (default: tokio's timer).
-    pub fn sleeper(mut self, sleeper: impl Sleeper) -> Self {
-        self.options.sleeper = Arc::new(sleeper);
-        self
-    }
+    crate::transport::http_options!("", "login", "retries");
 
     /// Names the source in shared stores (default `login:<user>@<url>`).
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
@@ -193,11 +163,12 @@ impl TokenSource for LoginEndpoint {
             default_lifetime: self.default_lifetime,
             now: SystemTime::now(),
         };
-        let o = &self.options;
-        crate::retry::run(&o.retry, o.sleeper.as_ref(), o.timeout, "login", || async {
-            let raw = send(self.request(), o.max_body).await?;
-            parser.parse(raw.status, &raw.headers, &raw.body)
-        })
-        .await
+        self.options
+            .exchange(
+                "login",
+                || self.request(),
+                |raw| parser.parse(raw.status, &raw.headers, &raw.body),
+            )
+            .await
     }
 }

@@ -7,7 +7,7 @@ use bearer_cache::{Expiry, OAuthError, Token, TokenError, jwt_expiry};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
-use crate::scrub::{excerpt, scrub, scrub_secrets};
+use crate::scrub::{cap, excerpt, scrub, scrub_secrets};
 
 /// Parses a token endpoint answer (RFC 6749 §5.1 and §5.2) into a [`Token`]
 /// or the typed error it amounts to. Pure: no I/O, never panics.
@@ -127,16 +127,18 @@ impl<'a> Parser<'a> {
             object
                 .get(field)
                 .and_then(Value::as_str)
-                .map(|s| scrub(s, self.secrets))
+                .map(|s| cap(&scrub(s, self.secrets)))
         };
         Some(OAuthError {
             // Codes are short ASCII words: only the request's secrets could hide there.
             code: scrub_secrets(code, self.secrets),
             description: text("error_description"),
+            // Only the request's secrets: token-like redaction would mangle
+            // ordinary URIs (a path with a digit and 20+ characters).
             uri: object
                 .get("error_uri")
                 .and_then(Value::as_str)
-                .map(str::to_owned),
+                .map(|s| cap(&scrub_secrets(s, self.secrets))),
             status,
         })
     }
@@ -373,6 +375,24 @@ mod tests {
         assert!(
             matches!(&e, TokenError::Http { status: 502, excerpt, .. } if excerpt == "<html>Bad Gateway</html>")
         );
+    }
+
+    #[test]
+    fn error_description_and_uri_are_capped() {
+        let long = "x".repeat(10_000);
+        let body = serde_json::json!({
+            "error": "invalid_request",
+            "error_description": long,
+            "error_uri": format!("https://e/{long}"),
+        })
+        .to_string();
+        let e = parse(400, &body).unwrap_err();
+        let oauth = e.oauth().unwrap();
+        let description = oauth.description.as_deref().unwrap();
+        assert_eq!(description.chars().count(), crate::scrub::EXCERPT_CHARS);
+        assert!(description.ends_with('…'));
+        let uri = oauth.uri.as_deref().unwrap();
+        assert_eq!(uri.chars().count(), crate::scrub::EXCERPT_CHARS);
     }
 
     #[test]

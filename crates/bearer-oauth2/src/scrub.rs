@@ -10,15 +10,22 @@ const TOKEN_LIKE_LEN: usize = 20;
 
 const REDACTED: &str = "[redacted]";
 
-/// The start of `body` as text, whitespace collapsed, with the request's own
-/// `secrets` and anything that looks like a token value replaced, cut to
+/// The start of `body` as text, with the request's own `secrets` and
+/// anything that looks like a token value replaced, then whitespace
+/// collapsed (so a secret containing whitespace is still matched), cut to
 /// [`EXCERPT_CHARS`] characters.
 pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
     // Scrub a generous head first, so a secret straddling the cut is caught.
     let head = &body[..body.len().min(4096)];
     let text = String::from_utf8_lossy(head);
+    cap(&scrub(&text, secrets))
+}
+
+/// `text` (already scrubbed) with whitespace collapsed, cut to
+/// [`EXCERPT_CHARS`] characters.
+pub(crate) fn cap(text: &str) -> String {
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    truncate(&scrub(&collapsed, secrets), EXCERPT_CHARS)
+    truncate(&collapsed, EXCERPT_CHARS)
 }
 
 /// `text` with `secrets` (raw and form-encoded) and token-like runs replaced.
@@ -163,6 +170,9 @@ mod tests {
         let words = "unsupported_grant_type authorization_pending";
         assert_eq!(excerpt(words.as_bytes(), &[]), words);
         assert_eq!(excerpt(b"id 0123456789abcdefghij", &[]), "id [redacted]");
+        let e = excerpt(b"x a \t b y", &["a \t b"]);
+        assert!(!e.contains("a b") && !e.contains("a \t b"), "{e}");
+        assert_eq!(e, "x [redacted] y");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! One HTTP exchange with a size cap, and the options every endpoint shares.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bearer_cache::TokenError;
 use http::HeaderMap;
 
-use crate::retry::{RetryPolicy, Sleeper, TokioSleeper};
+use crate::retry::{self, RetryPolicy, Sleeper, TokioSleeper};
 
 /// The default cap on an answer's body.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
@@ -28,12 +28,32 @@ pub(crate) struct HttpOptions {
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
-            http: default_client(),
+            http: DEFAULT_CLIENT.clone(),
             timeout: DEFAULT_TIMEOUT,
             max_body: DEFAULT_MAX_BODY,
             retry: RetryPolicy::default(),
             sleeper: Arc::new(TokioSleeper),
         }
+    }
+}
+
+impl HttpOptions {
+    /// Sends `request()` and reads the answer with `read`, retrying
+    /// transient failures within the deadline.
+    pub(crate) async fn exchange<T>(
+        &self,
+        what: &str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        read: impl Fn(RawResponse) -> Result<T, TokenError>,
+    ) -> Result<T, TokenError> {
+        retry::run(
+            &self.retry,
+            self.sleeper.as_ref(),
+            self.timeout,
+            what,
+            || async { read(send(request(), self.max_body).await?) },
+        )
+        .await
     }
 }
 
@@ -47,14 +67,53 @@ impl fmt::Debug for HttpOptions {
     }
 }
 
-/// A client that never follows redirects: a token request carries
-/// credentials, and a redirect must not carry them elsewhere.
-pub(crate) fn default_client() -> reqwest::Client {
+/// The process-wide client that never follows redirects: a token request
+/// carries credentials, and a redirect must not carry them elsewhere.
+/// Built once (TLS setup, connection pool) and cloned (an `Arc` inside).
+static DEFAULT_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
+});
+
+/// The five HTTP option setters of a source with an `options: HttpOptions`
+/// field. `$redirect_note` ends the `http_client` doc; `$deadline` names
+/// what the timeout bounds; `$sleeps` what the sleeper waits between.
+macro_rules! http_options {
+    ($redirect_note:literal, $deadline:literal, $sleeps:literal) => {
+        #[doc = concat!("The HTTP client (default: reqwest's, following no redirects).", $redirect_note)]
+        pub fn http_client(mut self, http: reqwest::Client) -> Self {
+            self.options.http = http;
+            self
+        }
+
+        #[doc = concat!("The deadline of one ", $deadline, ", retries included (default 10 s).")]
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.timeout = timeout;
+            self
+        }
+
+        /// The largest answer read (default 64 KiB).
+        pub fn max_body_bytes(mut self, limit: usize) -> Self {
+            self.options.max_body = limit;
+            self
+        }
+
+        /// How transient failures are retried within a fetch.
+        pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
+            self.options.retry = policy;
+            self
+        }
+
+        #[doc = concat!("What waits between ", $sleeps, " (default: tokio's timer).")]
+        pub fn sleeper(mut self, sleeper: impl $crate::Sleeper) -> Self {
+            self.options.sleeper = std::sync::Arc::new(sleeper);
+            self
+        }
+    };
 }
+pub(crate) use http_options;
 
 /// An answer read in full (within the cap).
 pub(crate) struct RawResponse {

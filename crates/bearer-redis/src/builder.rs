@@ -162,7 +162,6 @@ impl RedisStoreBuilder {
             envelope,
             wakes,
             stats: Counters::default(),
-            seen: Default::default(),
         });
         // Subscribe now so the first wait costs no extra round trip; if
         // Redis is down, the first wait after it returns subscribes.

@@ -24,25 +24,6 @@ return 1
     )
 });
 
-/// Takes the lease, unless the value changed since the caller last read it
-/// (compare-and-lease): then a fresher token has just landed and fetching
-/// again would waste a request, or spend a rotated refresh token twice.
-///
-/// KEYS: value, lease. ARGV: fence, ttl ms, value last seen (`""` = none),
-/// `"1"` to compare. Returns 1 if leased, 0 if held by another, 2 if superseded.
-pub(crate) static LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if ARGV[4] == '1' then
-  local current = redis.call('GET', KEYS[1])
-  if current and current ~= ARGV[3] then return 2 end
-end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-",
-    )
-});
-
 /// Drops a lease if it still holds our fence, and wakes the waiters so they
 /// need not sit out their timeout after a failed fetch.
 ///

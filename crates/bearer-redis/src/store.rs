@@ -1,9 +1,8 @@
 //! [`RedisStore`]: the [`TokenStore`] implementation.
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,13 +10,12 @@ use bearer_cache::{Lease, StoreError, StoredToken, TokenStore};
 use rand::RngExt;
 use redis::aio::ConnectionManager;
 use tokio::time::Instant;
-use zeroize::Zeroizing;
 
 use crate::builder::RedisStoreBuilder;
 use crate::envelope::Envelope;
 use crate::keys::{KeySpace, Names};
 use crate::notify::{Wakes, woken_for};
-use crate::scripts::{LEASE, PEEK, RELEASE, SAVE};
+use crate::scripts::{PEEK, RELEASE, SAVE};
 
 /// A [`TokenStore`] on Redis: a fleet of [`bearer_cache::TokenCache`]s
 /// sharing it fetches one token per key. Cheap to clone; clones share
@@ -38,10 +36,6 @@ pub(crate) struct Inner {
     pub envelope: Envelope,
     pub wakes: Wakes,
     pub stats: Counters,
-    /// Per key id, the raw value this process last read (empty: none), for
-    /// compare-and-lease. The cache single-flights per key, so one entry
-    /// per key suffices.
-    pub seen: Mutex<HashMap<String, Zeroizing<Vec<u8>>>>,
 }
 
 /// What a [`RedisStore`] has done so far (this process, all clones).
@@ -58,9 +52,6 @@ pub struct RedisStoreStats {
     pub leases_granted: u64,
     /// Lease attempts that found another holder.
     pub leases_denied: u64,
-    /// Lease attempts refused because a newer token was stored since this
-    /// process last read the key (the caller then waits and gets it).
-    pub leases_superseded: u64,
     /// Waits that ended by a notification (not a timeout or lease expiry).
     pub waits_notified: u64,
 }
@@ -72,7 +63,6 @@ pub(crate) struct Counters {
     fenced_saves_refused: AtomicU64,
     leases_granted: AtomicU64,
     leases_denied: AtomicU64,
-    leases_superseded: AtomicU64,
     waits_notified: AtomicU64,
 }
 
@@ -138,7 +128,6 @@ impl RedisStore {
             fenced_saves_refused: get(&c.fenced_saves_refused),
             leases_granted: get(&c.leases_granted),
             leases_denied: get(&c.leases_denied),
-            leases_superseded: get(&c.leases_superseded),
             waits_notified: get(&c.waits_notified),
         }
     }
@@ -178,19 +167,6 @@ impl RedisStore {
         Ok(())
     }
 
-    fn remember(&self, names: &Names, raw: Option<&[u8]>) {
-        let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.insert(
-            names.id.clone(),
-            Zeroizing::new(raw.unwrap_or_default().to_vec()),
-        );
-    }
-
-    fn last_seen(&self, names: &Names) -> Option<Zeroizing<Vec<u8>>> {
-        let seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.get(&names.id).cloned()
-    }
-
     async fn peek(&self, names: &Names) -> Result<(Option<Vec<u8>>, i64), StoreError> {
         retry_once(|| async {
             PEEK.key(&names.value)
@@ -203,7 +179,6 @@ impl RedisStore {
     }
 
     fn open(&self, names: &Names, raw: Option<Vec<u8>>) -> Result<Option<StoredToken>, StoreError> {
-        self.remember(names, raw.as_deref());
         raw.map(|bytes| self.inner.envelope.open(&names.value, &bytes))
             .transpose()
     }
@@ -273,31 +248,23 @@ impl TokenStore for RedisStore {
     async fn try_lease(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, StoreError> {
         let names = self.inner.keys.names(key);
         let fence = format!("{:032x}", rand::rng().random::<u128>());
-        let seen = self.last_seen(&names);
-        let outcome: i64 = LEASE
-            .key(&names.value)
-            .key(&names.lease)
+        // The cache looks at the stored value again once it holds the lease,
+        // so a token saved since its last look is not fetched twice.
+        let granted: Option<String> = redis::cmd("SET")
+            .arg(&names.lease)
             .arg(&fence)
+            .arg("NX")
+            .arg("PX")
             .arg(millis(ttl))
-            .arg(seen.as_deref().map_or(&[][..], |v| v.as_slice()))
-            .arg(if seen.is_some() { "1" } else { "0" })
-            .invoke_async(&mut self.conn())
+            .query_async(&mut self.conn())
             .await
             .map_err(redis_error("lease"))?;
-        match outcome {
-            1 => {
-                bump(&self.inner.stats.leases_granted);
-                Ok(Some(Lease { fence }))
-            }
-            2 => {
-                // The caller's wait will find no lease and return the new value.
-                bump(&self.inner.stats.leases_superseded);
-                Ok(None)
-            }
-            _ => {
-                bump(&self.inner.stats.leases_denied);
-                Ok(None)
-            }
+        if granted.is_some() {
+            bump(&self.inner.stats.leases_granted);
+            Ok(Some(Lease { fence }))
+        } else {
+            bump(&self.inner.stats.leases_denied);
+            Ok(None)
         }
     }
 
@@ -315,8 +282,8 @@ impl TokenStore for RedisStore {
     }
 
     /// Listens first, then looks: a save landing between the caller's last
-    /// look and this call is seen as a changed value, as "no lease any
-    /// more", or as a notification. Also returns once the lease expires unclaimed (its
+    /// look and this call is seen as "no lease any more" or as a
+    /// notification. Also returns once the lease expires unclaimed (its
     /// holder died), so the caller need not sit out its whole timeout.
     async fn wait_for_update(
         &self,
@@ -328,13 +295,9 @@ impl TokenStore for RedisStore {
         self.ensure_subscribed().await?;
         let mut wakes = self.inner.wakes.listen();
         loop {
-            let seen_before = self.last_seen(&names);
             let (raw, lease_ms) = self.peek(&names).await?;
-            let changed = seen_before
-                .is_some_and(|seen| seen.as_slice() != raw.as_deref().unwrap_or_default());
-            if lease_ms < 0 || changed {
-                // No fetch under way, or a save landed since the caller last
-                // looked: what is stored now is the answer.
+            if lease_ms < 0 {
+                // No fetch under way: what is stored now is the answer.
                 return self.open(&names, raw);
             }
             let lease_end = Instant::now() + Duration::from_millis(lease_ms.unsigned_abs());

@@ -200,7 +200,8 @@ async fn a_lease_holder_killed_mid_fetch_is_replaced_after_its_lease() {
             .start()
             .await,
     );
-    let lease = Duration::from_millis(1500);
+    // Real Redis time: long enough that a loaded machine cannot miss it.
+    let lease = Duration::from_secs(5);
     let (url, srv) = (redis.url(), Arc::clone(&server));
     let holder = blocking(move || {
         let mut holder = Member::spawn(&url, &srv, lease);

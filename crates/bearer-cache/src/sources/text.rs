@@ -18,7 +18,7 @@ pub(crate) fn token_from_text(
         // A file caught mid-rotation can be empty for an instant: try again.
         return Err(TokenError::source(format!("{what} is empty"), true));
     }
-    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+    if !crate::is_header_safe(value) {
         return Err(TokenError::InvalidTokenValue);
     }
     let expiry = match jwt_expiry(value) {

@@ -11,7 +11,6 @@ use crate::client::{Grant, OAuthClient};
 use crate::error::FlowError;
 use crate::grants::refresh::{RefreshState, Refreshed};
 use crate::response::Parser;
-use crate::transport::send;
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// RFC 8628 §3.2: 5 s when the server names no interval.
@@ -130,27 +129,19 @@ impl DeviceCode {
 
     async fn authorize(&self, cx: &FetchContext<'_>) -> Result<Authorization, TokenError> {
         let form = self.client.key_params(cx.key, true)?;
-        let o = &self.client.options;
-        let secret: Vec<&str> = self
+        let secrets = self.client.request_secrets(&[]);
+        let object = self
             .client
-            .secret()
-            .map(|s| s.expose_secret())
-            .into_iter()
-            .collect();
-        let object = crate::retry::run(
-            &o.retry,
-            o.sleeper.as_ref(),
-            o.timeout,
-            "device_authorization",
-            || async {
-                let request = self
-                    .client
-                    .authenticated_post(&self.device_authorization_url, form.clone());
-                let raw = send(request, o.max_body).await?;
-                Parser::oauth(&secret).object_or_error(raw.status, &raw.headers, &raw.body)
-            },
-        )
-        .await?;
+            .options
+            .exchange(
+                "device_authorization",
+                || {
+                    self.client
+                        .authenticated_post(&self.device_authorization_url, form.clone())
+                },
+                |raw| Parser::oauth(&secrets).object_or_error(raw.status, &raw.headers, &raw.body),
+            )
+            .await?;
         Ok(parse_authorization(&object)?)
     }
 
