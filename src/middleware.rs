@@ -371,6 +371,8 @@ fn set_authorization(req: &mut Request, token: &CachedToken) -> Result<()> {
             value
         })
     });
+    // The cache admits only header-safe tokens, so this cannot fail today;
+    // it stays a typed error rather than a panic should that rule change.
     let value = value.ok_or_else(|| fail(BearerError::NoToken(TokenError::InvalidTokenValue)))?;
     req.headers_mut().insert(AUTHORIZATION, value);
     Ok(())

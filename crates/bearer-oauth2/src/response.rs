@@ -177,7 +177,7 @@ impl<'a> Parser<'a> {
                 ));
             }
         };
-        if !access_token.bytes().all(|b| b.is_ascii_graphic()) {
+        if !bearer_cache::is_header_safe(access_token) {
             return Err(TokenError::InvalidTokenValue);
         }
         // Expiry fields are looked for beside the token first, then at the top.
