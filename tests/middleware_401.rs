@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures::StreamExt;
 use reqwest_bearer::{BearerError, NoAuthRetry, RequestBuilderExt};
 use reqwest_middleware::{Middleware, Next};
-use support::{auth_builder, echo, setup};
+use support::{auth_builder, echo, get_echo, setup};
 
 /// `/api/challenge` answering 401 with these `WWW-Authenticate` fields.
 fn challenge_url(server: &TestServer, fields: &[&str]) -> url::Url {
@@ -25,23 +25,9 @@ fn challenge_url(server: &TestServer, fields: &[&str]) -> url::Url {
 async fn invalid_token_refreshes_and_resends_once() {
     let (server, auth, client) = setup().await;
     let control = server.control();
-    echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    get_echo(&client, server.api_url("/api/echo")).await;
     control.reject_next_api_requests(1);
-    let body = echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let body = get_echo(&client, server.api_url("/api/echo")).await;
     assert!(support::echoed_token(&body).is_some());
     let counters = control.counters();
     assert_eq!(counters.api_requests, 3);
@@ -56,23 +42,9 @@ async fn invalid_token_refreshes_and_resends_once() {
 async fn revoked_token_recovers() {
     let (server, _auth, client) = setup().await;
     let control = server.control();
-    let first = echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let first = get_echo(&client, server.api_url("/api/echo")).await;
     control.revoke_all();
-    let second = echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let second = get_echo(&client, server.api_url("/api/echo")).await;
     assert_ne!(
         support::echoed_token(&first),
         support::echoed_token(&second)
@@ -94,14 +66,7 @@ async fn second_401_is_the_response_not_an_error() {
     assert_eq!(control.counters().api_requests, 2);
     assert_eq!(auth.cache().stats().fetches, 2);
     // The next request uses the token from the retry, which is good.
-    echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    get_echo(&client, server.api_url("/api/echo")).await;
     assert_eq!(auth.cache().stats().fetches, 2);
 }
 
@@ -111,7 +76,7 @@ async fn max_auth_retries_is_configurable() {
     let control = server.control();
     let twice = support::client(auth_builder(&server).max_auth_retries(2).build().unwrap());
     control.reject_next_api_requests(2);
-    echo(twice.get(server.api_url("/api/echo")).send().await.unwrap()).await;
+    get_echo(&twice, server.api_url("/api/echo")).await;
     assert_eq!(control.counters().api_requests, 3);
 
     let never = support::client(auth_builder(&server).max_auth_retries(0).build().unwrap());
@@ -226,14 +191,7 @@ async fn no_auth_retry_extension_returns_the_first_401() {
     // Each rejected token was still dropped, so each next request brought a
     // new one.
     assert_eq!(auth.cache().stats().invalidations, 2);
-    echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    get_echo(&client, server.api_url("/api/echo")).await;
     assert_eq!(auth.cache().stats().fetches, 3);
 }
 
@@ -328,14 +286,7 @@ async fn non_idempotent_requests_are_resent_by_default() {
 async fn failed_refresh_after_401_is_a_typed_error() {
     let (server, _auth, client) = setup().await;
     let control = server.control();
-    echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    get_echo(&client, server.api_url("/api/echo")).await;
     control.reject_next_api_requests(1);
     control.fail_next_token_requests(1, TokenFault::ServiceUnavailable { retry_after: None });
     let err = client
@@ -380,14 +331,7 @@ async fn thousand_concurrent_401s_cause_one_fetch() {
     let server = TestServer::start().await;
     let auth = auth_builder(&server).build().unwrap();
     let control = server.control();
-    echo(
-        support::client(auth.clone())
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    get_echo(&support::client(auth.clone()), server.api_url("/api/echo")).await;
     let before = control.counters();
     let stats_before = auth.cache().stats();
     control.revoke_all();

@@ -13,20 +13,13 @@ use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, RequestBuilderExt, SkipAuth, TokenCache, TokenKey,
 };
 use reqwest_middleware::{ClientBuilder, Middleware, Next};
-use support::{auth_builder, echo, echoed_token, setup};
+use support::{auth_builder, echo, echoed_token, get_echo, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_origin_gets_the_token_and_one_fetch_serves_many() {
     let (server, auth, client) = setup().await;
     for _ in 0..3 {
-        let body = echo(
-            client
-                .get(server.api_url("/api/echo"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let body = get_echo(&client, server.api_url("/api/echo")).await;
         assert!(echoed_token(&body).is_some());
         assert_eq!(body["token"]["scope"], "read");
     }
@@ -78,14 +71,7 @@ async fn other_origins_pass_through_untouched() {
     let control = server.control();
 
     // The other origin (another port) gets nothing.
-    let body = echo(
-        client
-            .get(server.other_origin_url("/x"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let body = get_echo(&client, server.other_origin_url("/x")).await;
     assert_eq!(echoed_token(&body), None);
     let headers = control.last_headers(Endpoint::OtherOrigin).unwrap();
     assert!(!headers.contains_key(AUTHORIZATION));
@@ -317,14 +303,7 @@ async fn token_key_extension_picks_the_token() {
             .build()
             .unwrap(),
     );
-    let body = echo(
-        admin_default
-            .get(server.api_url("/api/scoped/admin"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let body = get_echo(&admin_default, server.api_url("/api/scoped/admin")).await;
     assert_eq!(body["scope"], "admin");
 }
 

@@ -3,23 +3,16 @@
 #[path = "middleware_support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+#[path = "capture_support/mod.rs"]
+mod capture_support;
 
 use bearer_testkit::{TestServer, TokenFault};
+use capture_support::Captured;
 use reqwest_bearer::{BearerError, fingerprint};
-use support::{echo, echoed_token, setup};
-use tracing_subscriber::fmt::MakeWriter;
+use support::{echoed_token, get_echo, setup};
 use tracing_subscriber::fmt::format::FmtSpan;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
 impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
     /// The fields of each closed `bearer_auth` span, in order.
     fn closed_spans(&self) -> Vec<String> {
         self.text()
@@ -27,23 +20,6 @@ impl Captured {
             .filter(|l| l.contains("bearer_auth{") && l.contains(" close "))
             .map(str::to_owned)
             .collect()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
     }
 }
 
@@ -66,37 +42,10 @@ fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
 async fn span_records_fingerprint_cache_hit_and_retry() {
     let (captured, _guard) = capture();
     let (server, _auth, client) = setup().await;
-    let first = echoed_token(
-        &echo(
-            client
-                .get(server.api_url("/api/echo"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    )
-    .unwrap();
-    echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let first = echoed_token(&get_echo(&client, server.api_url("/api/echo")).await).unwrap();
+    get_echo(&client, server.api_url("/api/echo")).await;
     server.control().reject_next_api_requests(1);
-    let second = echoed_token(
-        &echo(
-            client
-                .get(server.api_url("/api/echo"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    )
-    .unwrap();
+    let second = echoed_token(&get_echo(&client, server.api_url("/api/echo")).await).unwrap();
     assert_ne!(first, second);
 
     let spans = captured.closed_spans();
@@ -131,24 +80,10 @@ async fn secrets_stay_out_of_logs_debug_and_errors() {
     let control = server.control();
 
     let mut tokens = Vec::new();
-    let body = echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let body = get_echo(&client, server.api_url("/api/echo")).await;
     tokens.push(echoed_token(&body).unwrap());
     control.revoke_all();
-    let body = echo(
-        client
-            .get(server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let body = get_echo(&client, server.api_url("/api/echo")).await;
     tokens.push(echoed_token(&body).unwrap());
     // A failure on the way: a 401 whose refresh fails.
     control.reject_next_api_requests(1);

@@ -4,11 +4,14 @@
 //! `log` output at any level, from any crate (reqwest, hyper included).
 //! Every grant and every failure path runs under one capturing subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+#[path = "capture_support/mod.rs"]
+mod capture_support;
+
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bearer_testkit::{Endpoint, TestServer, TokenFault};
+use capture_support::Captured;
 use http::header::AUTHORIZATION;
 use reqwest_bearer::oauth2::{
     AuthorizationCode, ClientAuth, ClientCredentials, DeviceCode, LoginEndpoint, PasswordGrant,
@@ -20,7 +23,6 @@ use reqwest_bearer::{
 };
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 const CLIENT_ID: &str = "leak-test-client";
@@ -29,26 +31,6 @@ const USERNAME: &str = "alice";
 const PASSWORD: &str = "pw-H3nB6yT1cV5sJ0qE";
 
 // --- capture ------------------------------------------------------------------
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// One process-wide subscriber at TRACE for every target, span events
 /// included, with `log` records (reqwest's) bridged in.
@@ -106,7 +88,7 @@ impl Audit {
     /// Checks everything shown and everything captured so far (by every
     /// test in this binary).
     fn check(&self) {
-        let log = String::from_utf8_lossy(&captured().0.lock().unwrap()).into_owned();
+        let log = captured().text();
         assert!(
             log.contains("bearer_auth"),
             "the capture works: the middleware's span is there"

@@ -10,7 +10,7 @@ use reqwest_bearer::oauth2::{ClientCredentials, RetryPolicy as SourceRetries};
 use reqwest_bearer::{BearerAuth, BearerError, BearerRetryStrategy, ManualClock, TokenCache};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_retry::{RetryDecision, RetryPolicy, RetryTransientMiddleware};
-use support::echo;
+use support::get_echo;
 
 /// Retries at once, but first moves the shared clock past the cache's
 /// backoff, as a real retry policy's wait would.
@@ -66,6 +66,9 @@ fn retry(rig: &Rig) -> RetryTransientMiddleware<ClockStepRetries, BearerRetryStr
     )
 }
 
+/// Builds the client for one ordering of the retry and bearer layers.
+type BuildClient = fn(&Rig) -> ClientWithMiddleware;
+
 /// Recommended: retry outside, bearer inside.
 fn retry_outside(rig: &Rig) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
@@ -87,14 +90,7 @@ async fn outer_retry_recovers_from_an_unavailable_token_endpoint() {
     let control = rig.server.control();
     control.fail_next_token_requests(2, TokenFault::ServiceUnavailable { retry_after: None });
     let client = retry_outside(&rig);
-    echo(
-        client
-            .get(rig.server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    get_echo(&client, rig.server.api_url("/api/echo")).await;
     let counters = control.counters();
     assert_eq!(counters.token_requests, 3);
     assert_eq!(counters.issued.client_credentials, 1);
@@ -141,60 +137,25 @@ async fn outer_retry_gives_up_after_its_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outer_retry_leaves_401_handling_to_the_bearer_layer() {
-    let rig = rig(None).await;
-    let control = rig.server.control();
-    let client = retry_outside(&rig);
-    echo(
-        client
-            .get(rig.server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    control.revoke_all();
-    echo(
-        client
-            .get(rig.server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let counters = control.counters();
-    assert_eq!(counters.api_requests, 3);
-    assert_eq!(counters.issued.client_credentials, 2);
-    assert_eq!(rig.auth.cache().stats().invalidations, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inner_retry_treats_401_as_final_and_bearer_resends() {
-    let rig = rig(None).await;
-    let control = rig.server.control();
-    let client = retry_inside(&rig);
-    echo(
-        client
-            .get(rig.server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    control.revoke_all();
-    echo(
-        client
-            .get(rig.server.api_url("/api/echo"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let counters = control.counters();
-    // 401 is fatal for the inner retry (no resend there); the bearer layer
-    // resends once with a fresh token.
-    assert_eq!(counters.api_requests, 3);
-    assert_eq!(counters.issued.client_credentials, 2);
+async fn retry_either_side_leaves_401_handling_to_the_bearer_layer() {
+    let variants: [(&str, BuildClient); 2] = [
+        ("retry_outside", retry_outside),
+        ("retry_inside", retry_inside),
+    ];
+    for (name, build) in variants {
+        let rig = rig(None).await;
+        let control = rig.server.control();
+        let client = build(&rig);
+        get_echo(&client, rig.server.api_url("/api/echo")).await;
+        control.revoke_all();
+        get_echo(&client, rig.server.api_url("/api/echo")).await;
+        let counters = control.counters();
+        // The retry layer never resends a 401 (an inner one treats it as
+        // final); the bearer layer resends once with a fresh token.
+        assert_eq!(counters.api_requests, 3, "{name}");
+        assert_eq!(counters.issued.client_credentials, 2, "{name}");
+        assert_eq!(rig.auth.cache().stats().invalidations, 1, "{name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,3 +58,8 @@ pub async fn echo(response: reqwest::Response) -> serde_json::Value {
     );
     response.json().await.expect("echo answers JSON")
 }
+
+/// GET url and return the echo endpoint's JSON, asserting a 200.
+pub async fn get_echo(client: &ClientWithMiddleware, url: url::Url) -> serde_json::Value {
+    echo(client.get(url).send().await.unwrap()).await
+}

@@ -11,7 +11,7 @@ use bearer_cache::ManualClock;
 use bearer_testkit::{
     ClientConfig, LoginExpiry, TestServer, TokenFault, pkce_s256_challenge, query_params,
 };
-use common::{api_get, json, no_redirects, token};
+use common::{api_get, json, no_redirects, password_grant, post_form, token};
 use reqwest::Client;
 use serde_json::{Value, json};
 use url::Url;
@@ -391,31 +391,10 @@ async fn login_shapes_and_expiry_fields() {
     );
 }
 
-async fn post_form(server: &TestServer, url: Url, form: &[(&str, &str)]) -> reqwest::Response {
-    Client::new()
-        .post(url)
-        .basic_auth(server.client_id(), Some(server.client_secret()))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn revocation_of_access_and_refresh_tokens() {
     let server = TestServer::start().await;
-    let (_, body) = json(
-        token(
-            &server,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "wonderland"),
-            ],
-        )
-        .await,
-    )
-    .await;
+    let body = password_grant(&server, &[]).await;
     let access = body["access_token"].as_str().unwrap();
     let refresh = body["refresh_token"].as_str().unwrap();
 
@@ -466,20 +445,7 @@ async fn revocation_of_access_and_refresh_tokens() {
 async fn introspection_describes_tokens() {
     let clock = ManualClock::new();
     let server = TestServer::builder().clock(clock.clone()).start().await;
-    let (_, body) = json(
-        token(
-            &server,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "wonderland"),
-                ("scope", "read write"),
-                ("audience", "api"),
-            ],
-        )
-        .await,
-    )
-    .await;
+    let body = password_grant(&server, &[("scope", "read write"), ("audience", "api")]).await;
     let access = body["access_token"].as_str().unwrap();
     let refresh = body["refresh_token"].as_str().unwrap();
     let (status, body) =
@@ -646,18 +612,7 @@ async fn debug_output_never_shows_secrets() {
         })
         .start()
         .await;
-    let (_, body) = json(
-        token(
-            &server,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "wonderland"),
-            ],
-        )
-        .await,
-    )
-    .await;
+    let body = password_grant(&server, &[]).await;
     let debug = format!("{server:?} {:?}", server.control());
     for secret in [
         "test-secret",

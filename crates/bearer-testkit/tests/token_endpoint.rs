@@ -5,7 +5,7 @@ mod common;
 use bearer_testkit::{
     AccessTokenFormat, ClientAuthMethod, ClientConfig, Endpoint, TestServer, basic_authorization,
 };
-use common::{api_get, challenge, json, token};
+use common::{api_get, challenge, json, password_grant, token};
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
@@ -47,19 +47,7 @@ async fn absent_scope_grants_all_of_the_clients_scopes() {
 #[tokio::test]
 async fn password_grant_checks_the_user_and_issues_a_refresh_token() {
     let server = TestServer::start().await;
-    let (status, body) = json(
-        token(
-            &server,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "wonderland"),
-            ],
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(status, 200);
+    let body = password_grant(&server, &[]).await;
     assert!(body["refresh_token"].is_string());
 
     let (status, body) = json(
@@ -82,18 +70,7 @@ async fn password_grant_checks_the_user_and_issues_a_refresh_token() {
 }
 
 async fn password_tokens(server: &TestServer) -> (String, String) {
-    let (_, body) = json(
-        token(
-            server,
-            &[
-                ("grant_type", "password"),
-                ("username", server.username()),
-                ("password", server.password()),
-            ],
-        )
-        .await,
-    )
-    .await;
+    let body = password_grant(server, &[]).await;
     (
         body["access_token"].as_str().unwrap().to_owned(),
         body["refresh_token"].as_str().unwrap().to_owned(),
@@ -152,19 +129,7 @@ async fn refresh_with_rotation_retires_the_old_refresh_token() {
 #[tokio::test]
 async fn refresh_may_narrow_but_not_widen_the_scope() {
     let server = TestServer::start().await;
-    let (_, body) = json(
-        token(
-            &server,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "wonderland"),
-                ("scope", "read write"),
-            ],
-        )
-        .await,
-    )
-    .await;
+    let body = password_grant(&server, &[("scope", "read write")]).await;
     let rt = body["refresh_token"].as_str().unwrap();
     let (status, body) = json(
         token(

@@ -4,6 +4,7 @@
 use bearer_testkit::TestServer;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
+use url::Url;
 
 /// A client that does not follow redirects.
 pub fn no_redirects() -> Client {
@@ -13,15 +14,33 @@ pub fn no_redirects() -> Client {
         .unwrap()
 }
 
-/// A token request from the default client over `client_secret_basic`.
-pub async fn token(server: &TestServer, form: &[(&str, &str)]) -> Response {
+/// A form POST to `url` from the default client over `client_secret_basic`.
+pub async fn post_form(server: &TestServer, url: Url, form: &[(&str, &str)]) -> Response {
     Client::new()
-        .post(server.token_url())
+        .post(url)
         .basic_auth(server.client_id(), Some(server.client_secret()))
         .form(form)
         .send()
         .await
         .unwrap()
+}
+
+/// A token request from the default client over `client_secret_basic`.
+pub async fn token(server: &TestServer, form: &[(&str, &str)]) -> Response {
+    post_form(server, server.token_url(), form).await
+}
+
+/// A password grant for the kit's user; asserts 200 and returns the JSON body.
+pub async fn password_grant(server: &TestServer, extra: &[(&str, &str)]) -> serde_json::Value {
+    let mut form = vec![
+        ("grant_type", "password"),
+        ("username", server.username()),
+        ("password", server.password()),
+    ];
+    form.extend_from_slice(extra);
+    let (status, body) = json(token(server, &form).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
 }
 
 /// A successful client-credentials access token.
