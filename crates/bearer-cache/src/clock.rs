@@ -1,16 +1,23 @@
 //! Time, injectable.
 //!
 //! Every rule of the cache (refresh point, hard expiry, backoff) is a
-//! comparison against [`Clock::now`]; the cache starts no timers of its own.
-//! Tests therefore control time exactly: either with tokio's paused time
-//! ([`SystemClock`] reads tokio's clock) or, when real sockets are involved
-//! and paused time would auto-advance under them, with a [`ManualClock`]
-//! shared by the client and the test server.
+//! comparison against [`Clock::now`], and every wait of the cache and of
+//! the sources (a caller waiting out a backoff, a retry, a device-flow
+//! poll) goes through [`Clock::sleep`]: one clock for all of it. Tests
+//! therefore control time exactly: either with tokio's paused time
+//! ([`SystemClock`] reads and sleeps on tokio's clock) or, when real
+//! sockets are involved and paused time would auto-advance under them,
+//! with a [`ManualClock`] shared by the client and the test server.
+//!
+//! Deadlines that only bound how long something may take (a fetch's
+//! timeout) run on tokio's timer, which paused-time tests control too.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+
+use futures::future::BoxFuture;
 
 /// A source of monotonic and wall-clock time.
 ///
@@ -27,8 +34,14 @@ pub trait Clock: Send + Sync + Debug + 'static {
     /// Monotonic now: all expiry arithmetic uses this.
     fn now(&self) -> Instant;
     /// Wall-clock now: used only to convert absolute expiry times
-    /// (`expires_at`, a JWT `exp`) into a remaining lifetime.
+    /// (`expires_at`, a JWT `exp`, an HTTP-date `Retry-After`) into a
+    /// remaining span.
     fn system_now(&self) -> SystemTime;
+    /// Completes once `duration` has passed on this clock. The default
+    /// waits on tokio's timer.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 /// The default clock: tokio's monotonic clock (so `start_paused` tests
@@ -48,7 +61,23 @@ impl Clock for SystemClock {
 
 /// A clock that moves only when told to; cheap to clone, clones share time.
 ///
-/// Both views (monotonic and wall) advance together.
+/// Both views (monotonic and wall) advance together. Its
+/// [`sleep`](Clock::sleep) moves the clock forward to the sleeper's
+/// wake-up time (if no one moved it past that already) and returns at once, so a test sharing the clock with its server sees a
+/// device flow poll at its interval, or a cache wait out its backoff,
+/// without waiting.
+///
+/// ```
+/// use bearer_cache::{Clock, ManualClock};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let clock = ManualClock::new();
+/// let t0 = clock.now();
+/// clock.sleep(Duration::from_secs(5)).await;
+/// assert_eq!(clock.now() - t0, Duration::from_secs(5));
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     inner: Arc<ManualInner>,
@@ -81,7 +110,9 @@ impl ManualClock {
     /// Moves time forward by `by`.
     pub fn advance(&self, by: Duration) {
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        self.inner.offset_nanos.fetch_add(nanos, Ordering::SeqCst);
+        let _ = self.inner.offset_nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |at| {
+            Some(at.saturating_add(nanos))
+        });
     }
 
     /// How far this clock has been advanced since it was made.
@@ -104,6 +135,19 @@ impl Clock for ManualClock {
     fn system_now(&self) -> SystemTime {
         self.inner.system_base + self.elapsed()
     }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        // To the sleeper's wake-up time, not by its duration: callers that
+        // wait for the same instant move the clock once between them.
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let target = self
+            .inner
+            .offset_nanos
+            .load(Ordering::SeqCst)
+            .saturating_add(nanos);
+        self.inner.offset_nanos.fetch_max(target, Ordering::SeqCst);
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// A shared, type-erased clock.
@@ -116,5 +160,9 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 
     fn system_now(&self) -> SystemTime {
         (**self).system_now()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        (**self).sleep(duration)
     }
 }

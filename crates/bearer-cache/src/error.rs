@@ -168,6 +168,20 @@ pub enum TokenError {
     /// The token endpoint could not be reached or the connection broke.
     #[error("could not reach the token endpoint: {0}")]
     Transport(#[source] Cause),
+    /// The token source panicked. Counted as a failed attempt: the key backs
+    /// off and the next attempt calls the source again.
+    #[error("the token source panicked")]
+    SourcePanicked,
+    /// The attempt ended before the source answered: its task was
+    /// cancelled, or the runtime running it shut down. The next attempt
+    /// starts afresh.
+    #[error("the token fetch was interrupted before it finished")]
+    Interrupted,
+    /// The token had expired by the time it arrived (a negative or zero
+    /// lifetime, an `exp` in the past, or a very slow answer). It is never
+    /// handed out; the key backs off as after any failure.
+    #[error("the token was already expired when it arrived")]
+    AlreadyExpired,
     /// The refresh token was refused and there is no other grant to fall back on.
     #[error("re-authentication required: {0}")]
     ReauthenticationRequired(String),
@@ -206,7 +220,11 @@ impl TokenError {
             TokenError::Http { status, .. } => transient_status(*status),
             // A garbled answer is usually a proxy or a server mid-deploy.
             TokenError::Malformed { .. } => true,
-            TokenError::Timeout(_) | TokenError::Transport(_) => true,
+            TokenError::Timeout(_)
+            | TokenError::Transport(_)
+            | TokenError::SourcePanicked
+            | TokenError::Interrupted
+            | TokenError::AlreadyExpired => true,
             TokenError::Source { transient, .. } => *transient,
             TokenError::UnsupportedTokenType(_)
             | TokenError::InvalidTokenValue

@@ -55,6 +55,7 @@
 //! per-key state machine is ours, because no cache crate offers
 //! refresh-ahead with stale-if-error and compare-and-invalidate.
 
+mod backoff;
 mod cache;
 mod clock;
 mod error;
@@ -67,6 +68,7 @@ mod stats;
 mod store;
 mod token;
 
+pub use backoff::Backoff;
 pub use cache::{CachedToken, ChangeHook, TokenCache, TokenCacheBuilder};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{Cause, OAuthError, StoreError, TokenError, transient_status};

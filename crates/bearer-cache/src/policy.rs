@@ -1,12 +1,35 @@
-//! When to refresh, when a token is too old to use, how long to back off.
+//! When to refresh and when a token is too old to use: the refresh point
+//! and the hard expiry, each computed in one place.
 //!
 //! Kept apart from the cache so each rule is a pure function of its inputs.
+//! Every span that comes from outside (a server's `expires_in`,
+//! `refresh_in` or `exp`, a stored expiry, a user setting) is clamped
+//! before it is added to an `Instant`, so no answer can make it overflow.
 
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::RngExt;
+use crate::{Backoff, Expiry, Token};
 
-use crate::{Expiry, Token};
+/// The longest span ever added to an `Instant` here: a setting beyond it
+/// is taken as this.
+pub(crate) const LONGEST_SPAN: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A fraction setting in [0, `max`]; NaN is taken as 0.
+pub(crate) fn unit(fraction: f64, max: f64) -> f64 {
+    if fraction.is_nan() {
+        0.0
+    } else {
+        fraction.clamp(0.0, max)
+    }
+}
+
+/// `at + span`, clamped so it can never overflow.
+pub(crate) fn after(at: Instant, span: Duration) -> Instant {
+    let span = span.min(LONGEST_SPAN);
+    at.checked_add(span)
+        .or_else(|| at.checked_add(span / 2))
+        .unwrap_or(at)
+}
 
 /// The timing rules the cache applies to every token. Set through
 /// [`TokenCacheBuilder`](crate::TokenCacheBuilder).
@@ -18,8 +41,10 @@ pub(crate) struct Policy {
     pub expiry_margin: Duration,
     pub max_margin_fraction: f64,
     pub default_lifetime: Duration,
+    pub max_lifetime: Duration,
     pub backoff: Backoff,
     pub fetch_timeout: Duration,
+    pub max_wait: Duration,
 }
 
 impl Default for Policy {
@@ -31,8 +56,10 @@ impl Default for Policy {
             expiry_margin: Duration::from_secs(30),
             max_margin_fraction: 0.1,
             default_lifetime: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(24 * 3600),
             backoff: Backoff::default(),
             fetch_timeout: Duration::from_secs(30),
+            max_wait: Duration::from_secs(10),
         }
     }
 }
@@ -48,13 +75,15 @@ pub(crate) struct Deadlines {
 
 impl Policy {
     /// The token's lifetime as counted from `sent_at`, the moment its
-    /// request was sent.
+    /// request was sent, capped at `max_lifetime`: a server's "never
+    /// expires" (`expires_in: 9223372036854775807`) means "refresh daily".
     pub fn lifetime(&self, token: &Token, sent_at_system: SystemTime) -> Duration {
-        match token.expiry() {
+        let lifetime = match token.expiry() {
             Expiry::In(d) => d,
             Expiry::At(at) => at.duration_since(sent_at_system).unwrap_or(Duration::ZERO),
             Expiry::Unknown => self.default_lifetime,
-        }
+        };
+        lifetime.min(self.max_lifetime).min(LONGEST_SPAN)
     }
 
     /// Computes the deadlines of a token whose request was sent at `sent_at`.
@@ -73,63 +102,23 @@ impl Policy {
         let margin = self
             .expiry_margin
             .min(lifetime.mul_f64(self.max_margin_fraction));
-        let usable = lifetime - margin;
-        let expires_at = sent_at + usable;
+        let usable = lifetime.saturating_sub(margin);
+        let expires_at = after(sent_at, usable);
 
         let ahead = self
             .refresh_ahead
             .min(usable.mul_f64(self.max_refresh_ahead_fraction));
-        let ahead = ahead + ahead.mul_f64(self.refresh_jitter * jitter.clamp(0.0, 1.0));
+        let ahead = ahead + ahead.mul_f64(self.refresh_jitter * unit(jitter, 1.0));
         let mut refresh_at = expires_at
             .checked_sub(ahead)
             .unwrap_or(sent_at)
             .max(sent_at);
         if let Some(hint) = token.refresh_in() {
-            refresh_at = (sent_at + hint).min(expires_at);
+            refresh_at = after(sent_at, hint).min(expires_at);
         }
         Deadlines {
             refresh_at,
             expires_at,
-        }
-    }
-}
-
-/// Bounded exponential backoff with jitter.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-    /// Longest `Retry-After` honoured; a server asking for more gets this.
-    pub max_retry_after: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(300),
-        }
-    }
-}
-
-impl Backoff {
-    /// The wait after the `failures`-th consecutive failure (1-based):
-    /// "equal jitter", half fixed and half random, so the wait grows
-    /// steadily yet a fleet spreads out; at least what `Retry-After` asked.
-    pub fn delay(
-        &self,
-        failures: u32,
-        retry_after: Option<Duration>,
-        rng: &mut impl RngExt,
-    ) -> Duration {
-        let exp = failures.saturating_sub(1).min(30);
-        let base = self.initial.saturating_mul(1u32 << exp).min(self.max);
-        let half = base / 2;
-        let jittered = half + half.mul_f64(rng.random::<f64>());
-        match retry_after {
-            Some(ra) => jittered.max(ra.min(self.max_retry_after)),
-            None => jittered,
         }
     }
 }
@@ -205,18 +194,4 @@ mod tests {
         assert_eq!(d.refresh_at, t0);
     }
 
-    #[test]
-    fn backoff_grows_is_capped_and_honours_retry_after() {
-        let b = Backoff::default();
-        let mut rng = rand::rng();
-        for n in 1..40 {
-            let d = b.delay(n, None, &mut rng);
-            let base = b.initial.saturating_mul(1 << (n - 1).min(30)).min(b.max);
-            assert!(d >= base / 2 && d <= base, "failure {n}: {d:?} vs {base:?}");
-        }
-        let d = b.delay(1, Some(Duration::from_secs(7)), &mut rng);
-        assert!(d >= Duration::from_secs(7));
-        let d = b.delay(1, Some(Duration::from_secs(86_400)), &mut rng);
-        assert_eq!(d, b.max_retry_after);
-    }
 }

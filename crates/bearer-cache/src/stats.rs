@@ -20,8 +20,11 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// Callers that waited on a fetch.
     pub waits: u64,
-    /// Callers answered with the last error during backoff.
+    /// Callers answered with the last error during backoff: a permanent
+    /// failure, or a next attempt later than they would wait.
     pub backoff_refusals: u64,
+    /// Callers that waited for the next attempt after a failed one.
+    pub retry_waits: u64,
     /// Tokens taken from the shared store instead of the source.
     pub store_hits: u64,
     /// Store calls that failed or timed out.
@@ -38,6 +41,7 @@ pub(crate) struct Counters {
     invalidations: AtomicU64,
     waits: AtomicU64,
     backoff_refusals: AtomicU64,
+    retry_waits: AtomicU64,
     store_hits: AtomicU64,
     store_errors: AtomicU64,
 }
@@ -63,6 +67,7 @@ bump! {
     invalidation => invalidations,
     wait => waits,
     backoff_refusal => backoff_refusals,
+    retry_wait => retry_waits,
     store_hit => store_hits,
     store_error => store_errors,
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bearer_cache::{
-    Expiry, FetchContext, FetchReason, OAuthError, Token, TokenCache, TokenError, TokenKey,
-    TokenSource,
+    Backoff, Expiry, FetchContext, FetchReason, OAuthError, Token, TokenCache, TokenError,
+    TokenKey, TokenSource,
 };
 use tokio::sync::Notify;
 use tokio::time::{Instant, advance};
@@ -204,8 +204,8 @@ async fn stale_if_error_keeps_valid_token_backs_off_and_never_serves_expired() {
     let source = Recorder::new(Duration::from_secs(100));
     let cache = TokenCache::builder(Arc::clone(&source))
         .refresh_jitter(0.0)
-        .initial_backoff(Duration::from_secs(4))
-        .max_backoff(Duration::from_secs(4))
+        .backoff(Backoff::default().initial(Duration::from_secs(4)).max(Duration::from_secs(4)))
+        .max_wait(Duration::ZERO)
         .build();
     assert_eq!(value(&cache).await, "token-1");
     source.fail_always(Some(unavailable()));
@@ -252,8 +252,8 @@ async fn failures_back_off_exponentially_and_honour_retry_after() {
     let source = Recorder::new(Duration::from_secs(100));
     source.fail_always(Some(unavailable()));
     let cache = TokenCache::builder(Arc::clone(&source))
-        .initial_backoff(Duration::from_secs(2))
-        .max_backoff(Duration::from_secs(8))
+        .backoff(Backoff::default().initial(Duration::from_secs(2)).max(Duration::from_secs(8)))
+        .max_wait(Duration::ZERO)
         .build();
     // Attempt n waits between half and all of 2 s * 2^(n-1), capped at 8 s.
     for (attempt, full) in [(1u64, 2u64), (2, 4), (3, 8), (4, 8)] {
@@ -277,7 +277,9 @@ async fn failures_back_off_exponentially_and_honour_retry_after() {
         excerpt: String::new(),
         retry_after: Some(Duration::from_secs(20)),
     });
-    let cache = new_cache(&source);
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .max_wait(Duration::ZERO)
+        .build();
     assert!(cache.get(&key()).await.is_err());
     advance(Duration::from_secs(19)).await;
     assert!(cache.get(&key()).await.is_err());
@@ -539,8 +541,7 @@ async fn a_rejection_earns_one_attempt_even_during_backoff() {
     let source = Recorder::new(Duration::from_secs(100));
     let cache = TokenCache::builder(Arc::clone(&source))
         .refresh_jitter(0.0)
-        .initial_backoff(Duration::from_secs(30))
-        .max_backoff(Duration::from_secs(30))
+        .backoff(Backoff::default().initial(Duration::from_secs(30)).max(Duration::from_secs(30)))
         .build();
     let t1 = cache.get(&key()).await.unwrap();
     // A background refresh fails and puts the key in a long backoff.

@@ -1,0 +1,145 @@
+//! A token as the cache holds it, and the handle callers get.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::policy::Deadlines;
+use crate::{AccessToken, Fingerprint, Token, TokenError};
+
+/// One fetched token with what every request needs from it, built once.
+pub(crate) struct Entry {
+    pub(crate) token: Token,
+    authorization: SecretString,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) deadlines: Deadlines,
+    /// One value an adapter derives from the token once (a ready header).
+    derived: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl Entry {
+    /// Checks that `token` can be sent at all and prepares it. The one
+    /// place that decides whether a token is usable, for fetched and
+    /// stored tokens alike.
+    pub(crate) fn new(token: Token, deadlines: Deadlines) -> Result<Self, TokenError> {
+        check_usable(&token)?;
+        let authorization =
+            SecretString::from(format!("Bearer {}", token.access_token().expose_secret()));
+        Ok(Entry {
+            fingerprint: token.access_token().fingerprint(),
+            token,
+            authorization,
+            deadlines,
+            derived: OnceLock::new(),
+        })
+    }
+}
+
+/// Whether a token can go into an `Authorization: Bearer` header.
+pub(crate) fn check_usable(token: &Token) -> Result<(), TokenError> {
+    if !token.token_type().eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::UnsupportedTokenType(
+            token.token_type().to_owned(),
+        ));
+    }
+    if !token.header_safe() {
+        return Err(TokenError::InvalidTokenValue);
+    }
+    Ok(())
+}
+
+/// A token handed out by the cache, with what the caller may need to report
+/// it rejected. Cheap to clone. `Debug` shows only the fingerprint.
+#[derive(Clone)]
+pub struct CachedToken {
+    pub(crate) entry: Arc<Entry>,
+    pub(crate) hit: bool,
+}
+
+impl CachedToken {
+    /// The token.
+    pub fn token(&self) -> &Token {
+        &self.entry.token
+    }
+
+    /// The access token value.
+    pub fn access_token(&self) -> &AccessToken {
+        self.entry.token.access_token()
+    }
+
+    /// `Bearer <token>`, ready for an `Authorization` header (or gRPC
+    /// `authorization` metadata). Checked at fetch time to hold only visible
+    /// ASCII, so it can never inject a header.
+    pub fn expose_authorization_value(&self) -> &str {
+        self.entry.authorization.expose_secret()
+    }
+
+    /// A value derived from this token once and kept with it for as long as
+    /// the token lives, such as a transport's ready-made header value, so a
+    /// hot path clones it instead of building it per request. `make` gets
+    /// [`expose_authorization_value`](Self::expose_authorization_value).
+    /// One derived type per token: asking for another type builds it anew
+    /// on every call.
+    ///
+    /// ```
+    /// # use bearer_cache::{StaticSource, TokenCache, TokenKey};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let cache = TokenCache::builder(StaticSource::new("abc")).build();
+    /// let token = cache.get(&TokenKey::default()).await.unwrap();
+    /// let header: std::sync::Arc<str> = token.derived(|value| value.into());
+    /// assert_eq!(&*header, "Bearer abc");
+    /// # }
+    /// ```
+    pub fn derived<T>(&self, make: impl FnOnce(&str) -> T) -> T
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        if let Some(stored) = self.entry.derived.get() {
+            if let Some(value) = stored.downcast_ref::<T>() {
+                return value.clone();
+            }
+            return make(self.expose_authorization_value());
+        }
+        let value = make(self.expose_authorization_value());
+        // Two first callers may race; either value is the same.
+        let _ = self.entry.derived.set(Box::new(value.clone()));
+        value
+    }
+
+    /// The loggable fingerprint of the access token.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.entry.fingerprint
+    }
+
+    /// Whether the cache had it (no fetch was awaited).
+    pub fn was_hit(&self) -> bool {
+        self.hit
+    }
+
+    /// When the cache stops handing it out.
+    pub fn expires_at(&self) -> Instant {
+        self.entry.deadlines.expires_at
+    }
+
+    /// When the cache starts refreshing it in the background.
+    pub fn refresh_at(&self) -> Instant {
+        self.entry.deadlines.refresh_at
+    }
+
+    /// Whether both came from the same fetch.
+    pub fn same_fetch(&self, other: &CachedToken) -> bool {
+        Arc::ptr_eq(&self.entry, &other.entry)
+    }
+}
+
+impl fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("fingerprint", &self.entry.fingerprint)
+            .field("hit", &self.hit)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,256 @@
+//! The cache: single-flight fetches, refresh-ahead, stale-if-error,
+//! compare-and-invalidate, and an optional shared second level.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | [`TokenCache`], the façade, and the lock-free hit path |
+//! | `builder.rs` | [`TokenCacheBuilder`]: every knob with its default |
+//! | `state.rs` | one key's decisions, as plain transitions with their tests |
+//! | `slot.rs` | one key: the state under a mutex, the hint the hit path reads, the caller's wait |
+//! | `attempt.rs` | one attempt: spawned, bounded, panic-proof, always reported |
+//! | `fleet.rs` | the shared-store protocol: read, lease, fetch, save |
+//! | `entry.rs` | a token as held, and the [`CachedToken`] handed out |
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod attempt;
+mod builder;
+mod entry;
+mod fleet;
+mod slot;
+mod state;
+
+pub use builder::TokenCacheBuilder;
+pub use entry::CachedToken;
+
+use crate::policy::Policy;
+use crate::stats::{CacheStats, Counters};
+use crate::{SharedClock, Token, TokenError, TokenKey, TokenSource};
+use fleet::StoreLink;
+use slot::Slot;
+
+/// Called with the key and the new token whenever a key's token changes,
+/// e.g. to persist a rotated refresh token.
+pub type ChangeHook = Arc<dyn Fn(&TokenKey, &Token) + Send + Sync>;
+
+/// Keys are ours, not an attacker's, so a fast non-DoS-resistant hash is fine.
+type Index = papaya::HashMap<TokenKey, Arc<Slot>, foldhash::fast::RandomState>;
+
+/// An expiry-aware, single-flight cache of access tokens from one
+/// [`TokenSource`]. Cheap to clone; clones share everything.
+///
+/// ```
+/// use bearer_cache::{StaticSource, TokenCache, TokenKey};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cache = TokenCache::builder(StaticSource::new("a-token")).build();
+/// let token = cache.get(&TokenKey::default()).await.unwrap();
+/// assert_eq!(token.access_token().expose_secret(), "a-token");
+/// assert_eq!(cache.stats().fetches, 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    source: Arc<dyn TokenSource>,
+    /// The lock-free index every lookup reads.
+    index: Arc<Index>,
+    /// The eviction policy: bounds the number of keys and drops idle ones;
+    /// its eviction listener removes them from `index`. Touched only when a
+    /// slot is created and about once a minute per key in use, so its
+    /// bookkeeping stays off the per-request path.
+    policy_map: moka::future::Cache<TokenKey, Arc<Slot>>,
+    epoch: Instant,
+    policy: Policy,
+    clock: SharedClock,
+    store: Option<StoreLink>,
+    on_change: Option<ChangeHook>,
+    counters: Counters,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("source", &self.inner.source.id())
+            .field("keys", &self.inner.index.len())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    /// Starts configuring a cache over `source`.
+    pub fn builder(source: impl TokenSource) -> TokenCacheBuilder {
+        Self::builder_shared(Arc::new(source))
+    }
+
+    /// Like [`builder`](Self::builder), for a source already behind an `Arc`.
+    pub fn builder_shared(source: Arc<dyn TokenSource>) -> TokenCacheBuilder {
+        TokenCacheBuilder::new(source)
+    }
+
+    /// The source's identity.
+    pub fn source_id(&self) -> &str {
+        self.inner.source.id()
+    }
+
+    /// A token for `key`: at once when the cache holds a valid one (starting
+    /// a background refresh when it nears expiry), else after the one fetch
+    /// all concurrent callers of this key share.
+    ///
+    /// Dropping the returned future never cancels a fetch other callers
+    /// wait on. When the last attempt failed, the caller waits for the next
+    /// one (spaced by the [backoff](TokenCacheBuilder::backoff)) for up to
+    /// [`max_wait`](TokenCacheBuilder::max_wait), and gets that attempt's
+    /// outcome; a permanent failure (`invalid_client`, `invalid_grant`, …)
+    /// is returned at once.
+    pub async fn get(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
+        if let Some(hit) = self.get_cached(key) {
+            return Ok(hit);
+        }
+        // Boxed: the miss path's state is large, and every caller's future
+        // would otherwise carry it on the hit path too.
+        Box::pin(self.get_miss(key)).await
+    }
+
+    async fn get_miss(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
+        let slot = self.slot(key).await;
+        self.inner.counters.miss();
+        self.inner.acquire(&slot, false).await
+    }
+
+    /// The cached token for `key` if one is valid now, without waiting:
+    /// the synchronous half of [`get`](Self::get) (it also starts a
+    /// background refresh when the token nears expiry). `None` means a
+    /// caller must `get` and wait. For adapters whose hot path should hold
+    /// no future across the lookup. Like everything in this crate it runs
+    /// inside a tokio runtime: it may spawn the background refresh.
+    pub fn get_cached(&self, key: &TokenKey) -> Option<CachedToken> {
+        let (hit, touch_due) = self.inner.lookup(key, self.inner.clock.now())?;
+        if touch_due {
+            // Rare (once a minute per key): keep a busy key from looking idle
+            // to the eviction policy, off the caller's path.
+            let inner = Arc::clone(&self.inner);
+            let key = key.clone();
+            tokio::spawn(async move { inner.policy_map.get(&key).await });
+        }
+        Some(hit)
+    }
+
+    /// Reports that a server rejected `rejected`. The key is invalidated only
+    /// if `rejected` is still its current token, so any number of reports of
+    /// the same token, and reports of tokens already replaced, cause at most
+    /// one new fetch. Returns whether it invalidated.
+    pub fn invalidate_if_current(&self, key: &TokenKey, rejected: &CachedToken) -> bool {
+        let Some(slot) = self.inner.index.pin().get(key).cloned() else {
+            return false;
+        };
+        let invalidated = slot.rejected(&self.inner, &rejected.entry);
+        if invalidated {
+            self.inner.counters.invalidation();
+            tracing::info!(
+                target: "bearer_cache",
+                key = %key,
+                token = %rejected.fingerprint(),
+                "token rejected by server; invalidated"
+            );
+        }
+        invalidated
+    }
+
+    /// Reports `rejected` (see [`invalidate_if_current`]) and returns a token
+    /// that is not it: the one a concurrent report already fetched, or a new one.
+    ///
+    /// [`invalidate_if_current`]: Self::invalidate_if_current
+    pub async fn replace_rejected(
+        &self,
+        key: &TokenKey,
+        rejected: &CachedToken,
+    ) -> Result<CachedToken, TokenError> {
+        self.invalidate_if_current(key, rejected);
+        self.get(key).await
+    }
+
+    /// Fetches a new token for `key` now, whatever the cache holds, and
+    /// waits for it (joining a fetch already under way). It keeps to the
+    /// backoff like any other attempt.
+    pub async fn refresh(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
+        let slot = self.slot(key).await;
+        self.inner.acquire(&slot, true).await
+    }
+
+    /// Forgets every key.
+    pub fn clear(&self) {
+        self.inner.policy_map.invalidate_all();
+        self.inner.index.pin().clear();
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.counters.snapshot()
+    }
+
+    async fn slot(&self, key: &TokenKey) -> Arc<Slot> {
+        if let Some(slot) = self.inner.index.pin().get(key) {
+            return Arc::clone(slot);
+        }
+        let touch = self.inner.seconds_since_epoch(self.inner.clock.now());
+        let created = self
+            .inner
+            .policy_map
+            .get_with_by_ref(key, async { Arc::new(Slot::new(key.clone(), touch)) })
+            .await;
+        Arc::clone(self.inner.index.pin().get_or_insert(key.clone(), created))
+    }
+}
+
+impl Inner {
+    /// The hot path: one lock-free index read, one atomic pointer load and,
+    /// past the refresh point, one atomic read of the slot's gate. Returns a
+    /// valid token, if any, and whether the eviction policy is due to hear
+    /// that the key is in use.
+    fn lookup(self: &Arc<Self>, key: &TokenKey, now: Instant) -> Option<(CachedToken, bool)> {
+        let index = self.index.pin();
+        let slot = index.get(key)?;
+        let entry = slot.current()?;
+        if now >= entry.deadlines.expires_at {
+            return None;
+        }
+        self.counters.hit();
+        if now >= entry.deadlines.refresh_at && slot.refresh_gate_open(self.millis_since_epoch(now))
+        {
+            slot.refresh_due(self, now);
+        }
+        Some((CachedToken { entry, hit: true }, self.touch_due(slot, now)))
+    }
+
+    /// Whether `policy_map` should hear of this key again (once a minute).
+    fn touch_due(&self, slot: &Slot, now: Instant) -> bool {
+        let secs = self.seconds_since_epoch(now);
+        slot.touch_due(secs)
+    }
+
+    fn seconds_since_epoch(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    fn millis_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long one attempt may take in all: the source's deadline, plus
+    /// the store's waits when there is a store.
+    fn attempt_budget(&self) -> Duration {
+        let source = self
+            .source
+            .fetch_deadline()
+            .map_or(self.policy.fetch_timeout, |d| d.max(self.policy.fetch_timeout));
+        let store = self.store.as_ref().map_or(Duration::ZERO, StoreLink::budget);
+        source.saturating_add(store)
+    }
+}

@@ -1,0 +1,185 @@
+//! One key: its state under a mutex, the hint the lock-free hit path
+//! reads, and a caller's way through the state's decisions.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+
+use super::Inner;
+use super::attempt::{self, Fetch};
+use super::entry::{CachedToken, Entry};
+use super::state::{Decision, Demand, Gate, SlotState};
+use crate::policy::after;
+use crate::{TokenError, TokenKey};
+
+/// One key's state. Readers only touch `current` and the gate; the mutex
+/// guards the state machine and is never held across an await.
+pub(crate) struct Slot {
+    pub(crate) key: TokenKey,
+    pub(crate) store_key: OnceLock<String>,
+    /// Seconds since the cache's epoch when `policy_map` last saw this key.
+    last_touch: AtomicU64,
+    /// Milliseconds since the cache's epoch before which no background
+    /// refresh starts (`u64::MAX`: not now). A copy of the state's
+    /// [`Gate`], so hits past the refresh point check it without the lock.
+    refresh_gate_ms: AtomicU64,
+    /// A copy of the state's current token, for lock-free hits.
+    current: ArcSwapOption<Entry>,
+    state: Mutex<SlotState<Fetch>>,
+}
+
+impl Slot {
+    pub(crate) fn new(key: TokenKey, touch: u64) -> Self {
+        Slot {
+            key,
+            store_key: OnceLock::new(),
+            last_touch: AtomicU64::new(touch),
+            refresh_gate_ms: AtomicU64::new(0),
+            current: ArcSwapOption::empty(),
+            state: Mutex::new(SlotState::default()),
+        }
+    }
+
+    /// The current token, without the lock.
+    pub(crate) fn current(&self) -> Option<Arc<Entry>> {
+        self.current.load_full()
+    }
+
+    pub(crate) fn refresh_gate_open(&self, now_ms: u64) -> bool {
+        now_ms >= self.refresh_gate_ms.load(Ordering::Relaxed)
+    }
+
+    /// Whether `policy_map` should hear of this key again (once a minute).
+    pub(crate) fn touch_due(&self, secs: u64) -> bool {
+        let last = self.last_touch.load(Ordering::Relaxed);
+        secs >= last.saturating_add(60)
+            && self
+                .last_touch
+                .compare_exchange(last, secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Runs `change` on the state under the lock, then publishes what the
+    /// hit path reads: every transition goes through here.
+    pub(crate) fn update<R>(
+        self: &Arc<Self>,
+        inner: &Inner,
+        change: impl FnOnce(&mut SlotState<Fetch>) -> R,
+    ) -> R {
+        let mut state = lock(&self.state);
+        let result = change(&mut state);
+        self.publish(inner, &state);
+        result
+    }
+
+    fn publish(&self, inner: &Inner, state: &SlotState<Fetch>) {
+        let current = state.current();
+        let shown = self.current.load();
+        let same = match (current, shown.as_ref()) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.current.store(current.cloned());
+        }
+        let gate_ms = match state.gate() {
+            Gate::Open => 0,
+            Gate::From(at) => inner.millis_since_epoch(at),
+            Gate::Closed => u64::MAX,
+        };
+        self.refresh_gate_ms.store(gate_ms, Ordering::Relaxed);
+    }
+
+    /// A hit found the token past its refresh point and the gate open.
+    pub(crate) fn refresh_due(self: &Arc<Self>, inner: &Arc<Inner>, now: Instant) {
+        // Whoever holds the lock is already deciding; don't queue behind it.
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::WouldBlock) => return,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        let mut pending = None;
+        state.refresh_due(now, |start| {
+            let (fetch, work) = attempt::prepare(inner, self, start);
+            pending = Some(work);
+            fetch
+        });
+        self.publish(inner, &state);
+        drop(state);
+        if let Some(work) = pending {
+            inner.counters.background_refresh();
+            work.spawn();
+        }
+    }
+
+    /// A server rejected `entry`: see [`SlotState::rejected`].
+    pub(crate) fn rejected(self: &Arc<Self>, inner: &Inner, entry: &Arc<Entry>) -> bool {
+        self.update(inner, |state| state.rejected(entry))
+    }
+}
+
+impl Inner {
+    /// A caller's way to a token: follows the state's decisions until one
+    /// serves it or refuses it. It joins the attempt under way or starts
+    /// one; after a transient failure it waits for the next attempt, as
+    /// long as that starts within `max_wait` of the call.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        force: bool,
+    ) -> Result<CachedToken, TokenError> {
+        let wait_until = after(self.clock.now(), self.policy.max_wait);
+        let mut waited = false;
+        loop {
+            let now = self.clock.now();
+            let demand = Demand {
+                now,
+                force,
+                wait_until,
+            };
+            let mut pending = None;
+            let decision = slot.update(self, |state| {
+                state.demand(demand, |start| {
+                    let (fetch, work) = attempt::prepare(self, slot, start);
+                    pending = Some(work);
+                    fetch
+                })
+            });
+            if let Some(work) = pending {
+                work.spawn();
+            }
+            match decision {
+                // Another caller's attempt landed while we took the lock.
+                Decision::Serve(entry) => return Ok(CachedToken { entry, hit: true }),
+                Decision::Join(id, fetch) | Decision::Started(id, fetch) => {
+                    self.counters.wait();
+                    match attempt::join(self, slot, id, fetch).await {
+                        Ok(entry) => return Ok(CachedToken { entry, hit: false }),
+                        Err(error) if !error.is_transient() => return Err(error),
+                        // Transient: the next decision says wait or refuse.
+                        Err(_) => {}
+                    }
+                }
+                Decision::WaitUntil(at) => {
+                    if !waited {
+                        waited = true;
+                        self.counters.retry_wait();
+                    }
+                    self.clock.sleep(at.saturating_duration_since(now)).await;
+                }
+                Decision::Refuse(error) => {
+                    self.counters.backoff_refusal();
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding it leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
