@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bearer_testkit::{Endpoint, TestServer, TokenFault};
-use reqwest_bearer::oauth2::{ClientCredentials, DEFAULT_MAX_BODY, LoginEndpoint, RetryPolicy};
+use reqwest_bearer::oauth2::{ClientCredentials, DEFAULT_MAX_BODY, LoginEndpoint};
 use reqwest_bearer::{BearerAuth, BearerError, TokenCache, TokenError, TokenSource};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
@@ -24,7 +24,7 @@ fn source(server: &TestServer) -> ClientCredentials {
         server.client_secret(),
     )
     .scope("read")
-    .retry_policy(RetryPolicy::none())
+    .retries(0)
 }
 
 fn client_for(server: &TestServer, source: impl TokenSource) -> ClientWithMiddleware {
@@ -337,7 +337,7 @@ async fn login_endpoint_faults_are_typed_too() {
         server.control().fail_next_login_requests(1, fault.clone());
         let mut login =
             LoginEndpoint::new(server.login_url(), server.username(), server.password())
-                .retry_policy(RetryPolicy::none());
+                .retries(0);
         if matches!(fault, TokenFault::Hang) {
             login = login.timeout(SHORT_TIMEOUT);
         }

@@ -311,7 +311,7 @@ async fn token_key_extension_picks_the_token() {
 async fn refused_client_means_request_not_sent() {
     let server = TestServer::start().await;
     let wrong = ClientCredentials::new(server.token_url(), server.client_id(), "wrong-secret")
-        .retry_policy(reqwest_bearer::oauth2::RetryPolicy::none());
+        .retries(0);
     let auth = BearerAuth::new(
         TokenCache::builder(wrong).build(),
         server.base_url().as_str(),

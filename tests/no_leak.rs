@@ -15,7 +15,7 @@ use capture_support::Captured;
 use http::header::AUTHORIZATION;
 use reqwest_bearer::oauth2::{
     AuthorizationCode, ClientAuth, ClientCredentials, DeviceCode, LoginEndpoint, PasswordGrant,
-    RefreshTokenGrant, RetryPolicy,
+    RefreshTokenGrant,
 };
 use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, ManualClock, StaticSource, TokenCache, TokenError,
@@ -366,7 +366,7 @@ async fn client_credentials_and_its_failures_leak_nothing() {
         let source = ClientCredentials::new(server.token_url(), CLIENT_ID, CLIENT_SECRET)
             .auth_method(auth_method)
             .scope("read")
-            .retry_policy(RetryPolicy::none())
+            .retries(0)
             .timeout(Duration::from_millis(300));
         audit.show(&source);
         let cache = TokenCache::builder(source).build();
@@ -416,7 +416,7 @@ async fn client_credentials_and_its_failures_leak_nothing() {
             server.control().fail_next_token_requests(1, fault);
             let source = ClientCredentials::new(server.token_url(), CLIENT_ID, CLIENT_SECRET)
                 .auth_method(auth_method)
-                .retry_policy(RetryPolicy::none())
+                .retries(0)
                 .timeout(Duration::from_millis(300));
             let client = self::client(&server, TokenCache::builder(source).build());
             let error = client
@@ -431,7 +431,7 @@ async fn client_credentials_and_its_failures_leak_nothing() {
     let wrong = "cs-WRONG-a8Kd03Lq";
     audit.secret(wrong);
     let source = ClientCredentials::new(server.token_url(), CLIENT_ID, wrong)
-        .retry_policy(RetryPolicy::none());
+        .retries(0);
     let error = client(&server, TokenCache::builder(source).build())
         .get(server.api_url("/api/echo"))
         .send()
@@ -460,7 +460,7 @@ async fn password_and_refresh_grants_leak_nothing() {
     let source = PasswordGrant::new(server.token_url(), CLIENT_ID, USERNAME, PASSWORD)
         .client_secret(CLIENT_SECRET)
         .scope("read")
-        .retry_policy(RetryPolicy::none());
+        .retries(0);
     audit.show(&source);
     let cache = TokenCache::builder(source).clock(clock.clone()).build();
     let client = client(&server, cache.clone());
@@ -497,7 +497,7 @@ async fn password_and_refresh_grants_leak_nothing() {
     audit.secret(wrong);
     let bad = PasswordGrant::new(server.token_url(), CLIENT_ID, USERNAME, wrong)
         .client_secret(CLIENT_SECRET)
-        .retry_policy(RetryPolicy::none());
+        .retries(0);
     let error = self::client(
         &server,
         TokenCache::builder(bad).clock(clock.clone()).build(),
@@ -511,7 +511,7 @@ async fn password_and_refresh_grants_leak_nothing() {
     // A refresh token on its own: works, then is refused for good.
     let grant = RefreshTokenGrant::new(server.token_url(), CLIENT_ID, latest_refresh.as_str())
         .client_secret(CLIENT_SECRET)
-        .retry_policy(RetryPolicy::none());
+        .retries(0);
     audit.show(&grant);
     assert!(!grant.id().contains(&latest_refresh));
     let cache = TokenCache::builder(grant).clock(clock.clone()).build();
@@ -624,7 +624,7 @@ async fn device_code_leaks_nothing() {
     )
     .client_secret(CLIENT_SECRET)
     .scope("read")
-    .sleeper(clock.clone());
+    .clock(clock.clone());
     audit.show(&source);
     let cache = TokenCache::builder(source).clock(clock.clone()).build();
     let client = client(&server, cache.clone());
@@ -652,7 +652,7 @@ async fn login_endpoint_and_its_failures_leak_nothing() {
     let mut audit = Audit::new();
     let server = server_builder().start().await;
     let login = || {
-        LoginEndpoint::new(server.login_url(), USERNAME, PASSWORD).retry_policy(RetryPolicy::none())
+        LoginEndpoint::new(server.login_url(), USERNAME, PASSWORD).retries(0)
     };
     audit.show(login());
     let client = client(&server, TokenCache::builder(login()).build());
@@ -675,7 +675,7 @@ async fn login_endpoint_and_its_failures_leak_nothing() {
     let wrong = "pw-WRONG-login-77Hq";
     audit.secret(wrong);
     let bad =
-        LoginEndpoint::new(server.login_url(), USERNAME, wrong).retry_policy(RetryPolicy::none());
+        LoginEndpoint::new(server.login_url(), USERNAME, wrong).retries(0);
     let error = self::client(&server, TokenCache::builder(bad).build())
         .get(server.api_url("/api/echo"))
         .send()

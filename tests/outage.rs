@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bearer_testkit::{TestServer, TokenFault};
 use futures::future::join_all;
-use reqwest_bearer::oauth2::{ClientCredentials, RetryPolicy};
+use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{
     BearerAuth, BearerError, FetchContext, ManualClock, Token, TokenCache, TokenError, TokenSource,
 };
@@ -68,7 +68,7 @@ async fn rig() -> Rig {
         server.client_secret(),
     )
     .scope("read")
-    .retry_policy(RetryPolicy::none());
+    .retries(0);
     let (done, done_rx) = watch::channel(0);
     let cache = TokenCache::builder(Finished {
         inner: source,
@@ -286,7 +286,7 @@ async fn hanging_endpoint_returns_timeout_within_the_cache_deadline() {
         server.client_id(),
         server.client_secret(),
     )
-    .retry_policy(RetryPolicy::none());
+    .retries(0);
     let cache = TokenCache::builder(source)
         .clock(clock.clone())
         .fetch_timeout(DEADLINE)

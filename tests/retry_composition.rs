@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use bearer_testkit::{TestServer, TokenFault};
-use reqwest_bearer::oauth2::{ClientCredentials, RetryPolicy as SourceRetries};
+use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, BearerError, BearerRetryStrategy, ManualClock, TokenCache};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_retry::{RetryDecision, RetryPolicy, RetryTransientMiddleware};
@@ -46,7 +46,7 @@ async fn rig(secret: Option<&str>) -> Rig {
         secret.unwrap_or(server.client_secret()),
     )
     .scope("read")
-    .retry_policy(SourceRetries::none());
+    .retries(0);
     let cache = TokenCache::builder(source).clock(clock.clone()).build();
     let auth = BearerAuth::new(cache, server.base_url().as_str()).unwrap();
     Rig {

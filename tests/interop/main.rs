@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
-use reqwest_bearer::oauth2::{ClientCredentials, DevicePrompt, Sleeper, discover};
-use reqwest_bearer::{BearerError, TokenError, TokenKey, TokenSource};
+use reqwest_bearer::oauth2::{ClientCredentials, DevicePrompt, discover};
+use reqwest_bearer::{BearerError, Clock, SystemClock, TokenError, TokenKey, TokenSource};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until};
 
@@ -397,7 +397,7 @@ async fn authorization_code_with_pkce_then_rotating_refresh_tokens() {
     );
 }
 
-/// A sleeper that returns when the person has approved: the device flow's
+/// A clock whose sleep returns when the person has approved: the device flow's
 /// poll interval stands for "the time the person took", so the first poll
 /// finds the approval, with no real waiting and no wasted polls.
 #[derive(Debug, Clone, Default)]
@@ -405,7 +405,15 @@ struct AfterApproval {
     approved: Arc<Notify>,
 }
 
-impl Sleeper for AfterApproval {
+impl Clock for AfterApproval {
+    fn now(&self) -> std::time::Instant {
+        SystemClock.now()
+    }
+
+    fn system_now(&self) -> std::time::SystemTime {
+        SystemClock.system_now()
+    }
+
     fn sleep(&self, _interval: Duration) -> BoxFuture<'static, ()> {
         let approved = self.approved.clone();
         Box::pin(async move { approved.notified().await })
@@ -444,7 +452,7 @@ async fn device_code_approved_through_the_providers_pages() {
         })
         .expect("the provider has a device authorization endpoint")
         .scope("api:read")
-        .sleeper(gate);
+        .clock(gate);
     let (_auth, client) = client(&api, short_lived_cache(source).build());
 
     let seen = echo(&api, &client).await;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use bearer_testkit::TestServer;
-use reqwest_bearer::oauth2::{ClientCredentials, RetryPolicy};
+use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, BearerAuthBuilder, TokenCache};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
@@ -16,7 +16,7 @@ pub fn source(server: &TestServer) -> ClientCredentials {
         server.client_secret(),
     )
     .scope("read")
-    .retry_policy(RetryPolicy::none())
+    .retries(0)
 }
 
 pub fn cache(server: &TestServer) -> TokenCache {

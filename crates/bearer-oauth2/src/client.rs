@@ -298,7 +298,11 @@ impl OAuthClient {
             .exchange(
                 grant_type,
                 || self.authenticated_post(&self.token_url, form.clone()),
-                |raw| Parser::oauth(&secrets).parse(raw.status, &raw.headers, &raw.body),
+                |raw| {
+                    Parser::oauth(&secrets)
+                        .at(self.options.clock.system_now())
+                        .parse(raw.status, &raw.headers, &raw.body)
+                },
             )
             .await
     }

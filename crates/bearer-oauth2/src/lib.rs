@@ -66,5 +66,4 @@ pub use grants::password::PasswordGrant;
 pub use grants::refresh::RefreshTokenGrant;
 pub use login::{LoginEncoding, LoginEndpoint};
 pub use response::parse_token_response;
-pub use retry::{RetryPolicy, Sleeper, TokioSleeper};
 pub use transport::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT};

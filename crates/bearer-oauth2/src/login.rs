@@ -1,6 +1,6 @@
 //! A plain login endpoint: POST credentials, read a token from the answer.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bearer_cache::{FetchContext, Secret, Token, TokenError, TokenSource};
@@ -161,7 +161,7 @@ impl TokenSource for LoginEndpoint {
             secrets: &secrets,
             token_pointers: &pointers,
             default_lifetime: self.default_lifetime,
-            now: SystemTime::now(),
+            now: self.options.clock.system_now(),
         };
         self.options
             .exchange(

@@ -80,6 +80,11 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The same reader, with wall-clock now from the source's clock.
+    pub fn at(self, now: SystemTime) -> Self {
+        Parser { now, ..self }
+    }
+
     pub fn parse(
         &self,
         status: u16,
@@ -206,16 +211,32 @@ impl<'a> Parser<'a> {
             Some(_) => return Err(self.malformed(status, body, "`token_type` is not a string")),
         }
 
-        let expiry = if let Some(v) = field("expires_in") {
-            let secs = seconds(v).ok_or_else(|| {
-                self.malformed(status, body, "`expires_in` is not a number of seconds")
-            })?;
-            Expiry::In(secs)
+        // `expires_in: 0` is read as "not said", as Go's x/oauth2 and
+        // authlib do: servers send it for tokens without a set lifetime.
+        let expires_in = match field("expires_in") {
+            None => None,
+            Some(v) => match number(v) {
+                Some(secs) if secs == 0.0 => None,
+                Some(secs) => Some(span(secs)),
+                None => {
+                    return Err(self.malformed(
+                        status,
+                        body,
+                        "`expires_in` is not a number of seconds",
+                    ));
+                }
+            },
+        };
+        let expiry = if let Some(lifetime) = expires_in {
+            // Negative: already expired, which the cache refuses to hand
+            // out; beyond any `Duration`: capped by the cache's max lifetime.
+            Expiry::In(lifetime)
         } else if let Some(v) = field("expires_at") {
-            let at = seconds(v)
-                .and_then(|s| UNIX_EPOCH.checked_add(s))
+            let secs = number(v)
                 .ok_or_else(|| self.malformed(status, body, "`expires_at` is not a Unix time"))?;
-            Expiry::At(at)
+            UNIX_EPOCH
+                .checked_add(span(secs))
+                .map_or(Expiry::In(Duration::MAX), Expiry::At)
         } else if let Some(at) = jwt_expiry(access_token) {
             Expiry::At(at)
         } else {
@@ -239,24 +260,30 @@ impl<'a> Parser<'a> {
             Some(Value::Array(a)) => token = token.with_scopes(a.iter().filter_map(Value::as_str)),
             _ => {}
         }
-        if let Some(refresh_in) = field("refresh_in").and_then(seconds) {
-            token = token.with_refresh_in(refresh_in);
+        if let Some(secs) = field("refresh_in").and_then(number).filter(|s| *s >= 0.0) {
+            token = token.with_refresh_in(span(secs));
         }
         Ok(token)
     }
 }
 
-/// A non-negative number of seconds, as a JSON number or a numeric string.
-fn seconds(value: &Value) -> Option<Duration> {
-    let secs = match value {
+/// A finite number, as a JSON number or a numeric string.
+fn number(value: &Value) -> Option<f64> {
+    let n = match value {
         Value::Number(n) => n.as_f64()?,
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return None;
+    n.is_finite().then_some(n)
+}
+
+/// Seconds as a span: a negative count is none, and one too large for a
+/// `Duration` is the largest (the cache caps lifetimes anyway).
+fn span(secs: f64) -> Duration {
+    if secs <= 0.0 {
+        return Duration::ZERO;
     }
-    Duration::try_from_secs_f64(secs).ok()
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
 }
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
@@ -315,6 +342,24 @@ mod tests {
     }
 
     #[test]
+    fn odd_lifetimes_are_read_not_refused() {
+        let expiry = |body: &str| parse(200, body).unwrap().expiry();
+        // "Never expires" in the wild: read whole, capped later by the cache.
+        let long_max = expiry(r#"{"access_token":"a","expires_in":9223372036854775807}"#);
+        assert!(matches!(long_max, Expiry::In(d) if d >= Duration::from_secs(i64::MAX as u64)));
+        assert_eq!(expiry(r#"{"access_token":"a","expires_in":1e300}"#), Expiry::In(Duration::MAX));
+        assert_eq!(expiry(r#"{"access_token":"a","expires_at":1e300}"#), Expiry::In(Duration::MAX));
+        // Zero means "not said"; negative means already expired.
+        assert_eq!(expiry(r#"{"access_token":"a","expires_in":0}"#), Expiry::Unknown);
+        assert_eq!(expiry(r#"{"access_token":"a","expires_in":"0"}"#), Expiry::Unknown);
+        assert_eq!(expiry(r#"{"access_token":"a","expires_in":-5}"#), Expiry::In(Duration::ZERO));
+        let t = parse(200, r#"{"access_token":"a","expires_in":60,"refresh_in":1e300}"#).unwrap();
+        assert_eq!(t.refresh_in(), Some(Duration::MAX));
+        let t = parse(200, r#"{"access_token":"a","expires_in":60,"refresh_in":-1}"#).unwrap();
+        assert_eq!(t.refresh_in(), None);
+    }
+
+    #[test]
     fn malformed_successes_are_typed() {
         for (body, reason) in [
             ("not json", "not a JSON object"),
@@ -323,8 +368,6 @@ mod tests {
             (r#"{"access_token":""}"#, "non-empty string"),
             (r#"{"access_token":5}"#, "non-empty string"),
             (r#"{"access_token":"a","expires_in":"soon"}"#, "expires_in"),
-            (r#"{"access_token":"a","expires_in":-1}"#, "expires_in"),
-            (r#"{"access_token":"a","expires_in":1e300}"#, "expires_in"),
             (r#"{"access_token":"a","expires_at":"x"}"#, "expires_at"),
             (r#"{"access_token":"a","token_type":7}"#, "token_type"),
             (r#"{"access_token":"a","refresh_token":7}"#, "refresh_token"),

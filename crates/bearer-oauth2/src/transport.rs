@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use bearer_cache::TokenError;
+use bearer_cache::{Backoff, SharedClock, SystemClock, TokenError};
 use http::HeaderMap;
 
-use crate::retry::{self, RetryPolicy, Sleeper, TokioSleeper};
+use crate::retry;
 
 /// The default cap on an answer's body.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
@@ -21,8 +21,9 @@ pub(crate) struct HttpOptions {
     pub http: reqwest::Client,
     pub timeout: Duration,
     pub max_body: usize,
-    pub retry: RetryPolicy,
-    pub sleeper: Arc<dyn Sleeper>,
+    pub retries: u32,
+    pub backoff: Backoff,
+    pub clock: SharedClock,
 }
 
 impl Default for HttpOptions {
@@ -31,8 +32,9 @@ impl Default for HttpOptions {
             http: DEFAULT_CLIENT.clone(),
             timeout: DEFAULT_TIMEOUT,
             max_body: DEFAULT_MAX_BODY,
-            retry: RetryPolicy::default(),
-            sleeper: Arc::new(TokioSleeper),
+            retries: retry::DEFAULT_RETRIES,
+            backoff: retry::default_backoff(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -47,8 +49,9 @@ impl HttpOptions {
         read: impl Fn(RawResponse) -> Result<T, TokenError>,
     ) -> Result<T, TokenError> {
         retry::run(
-            &self.retry,
-            self.sleeper.as_ref(),
+            self.retries,
+            &self.backoff,
+            self.clock.as_ref(),
             self.timeout,
             what,
             || async { read(send(request(), self.max_body).await?) },
@@ -62,7 +65,8 @@ impl fmt::Debug for HttpOptions {
         f.debug_struct("HttpOptions")
             .field("timeout", &self.timeout)
             .field("max_body", &self.max_body)
-            .field("retry", &self.retry)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
             .finish_non_exhaustive()
     }
 }
@@ -77,9 +81,9 @@ static DEFAULT_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
         .unwrap_or_default()
 });
 
-/// The five HTTP option setters of a source with an `options: HttpOptions`
+/// The HTTP option setters of a source with an `options: HttpOptions`
 /// field. `$redirect_note` ends the `http_client` doc; `$deadline` names
-/// what the timeout bounds; `$sleeps` what the sleeper waits between.
+/// what the timeout bounds; `$sleeps` what the clock waits between.
 macro_rules! http_options {
     ($redirect_note:literal, $deadline:literal, $sleeps:literal) => {
         #[doc = concat!("The HTTP client (default: reqwest's, following no redirects).", $redirect_note)]
@@ -100,15 +104,30 @@ macro_rules! http_options {
             self
         }
 
-        /// How transient failures are retried within a fetch.
-        pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
-            self.options.retry = policy;
+        /// How many times a transient failure (5xx, 429, 408, a broken
+        /// connection, `server_error`, `temporarily_unavailable`, a garbled
+        /// answer) is retried within one fetch (default 2; 0 leaves all
+        /// retrying to the cache). Permanent failures never are.
+        pub fn retries(mut self, retries: u32) -> Self {
+            self.options.retries = retries;
             self
         }
 
-        #[doc = concat!("What waits between ", $sleeps, " (default: tokio's timer).")]
-        pub fn sleeper(mut self, sleeper: impl $crate::Sleeper) -> Self {
-            self.options.sleeper = std::sync::Arc::new(sleeper);
+        /// How retries within one fetch are spaced: the same [`Backoff`]
+        /// the cache spaces its attempts with (default from 200 ms, at most
+        /// 2 s apart). A wait that would end past the fetch's deadline,
+        /// such as a long `Retry-After`, ends the retries and leaves the
+        /// wait to the cache.
+        ///
+        /// [`Backoff`]: bearer_cache::Backoff
+        pub fn retry_backoff(mut self, backoff: bearer_cache::Backoff) -> Self {
+            self.options.backoff = backoff;
+            self
+        }
+
+        #[doc = concat!("The clock that waits between ", $sleeps, " (default: tokio's timer): the cache's [`Clock`](bearer_cache::Clock), so one [`ManualClock`](bearer_cache::ManualClock) can drive both in tests.")]
+        pub fn clock(mut self, clock: impl bearer_cache::Clock) -> Self {
+            self.options.clock = std::sync::Arc::new(clock);
             self
         }
     };

@@ -15,7 +15,7 @@ fn source(server: &TestServer) -> ClientCredentials {
         server.client_id(),
         server.client_secret(),
     )
-    .retry_policy(fast_retries())
+    .retry_backoff(fast_retries())
 }
 
 #[tokio::test]
@@ -158,7 +158,7 @@ async fn wrong_secret_is_a_permanent_oauth_error_sent_once() {
     let server = TestServer::start().await;
     let wrong = "not-the-secret-9f8e7d";
     let source = ClientCredentials::new(server.token_url(), server.client_id(), wrong)
-        .retry_policy(fast_retries());
+        .retry_backoff(fast_retries());
     let err = fetch(&source, &TokenKey::default(), None)
         .await
         .unwrap_err();
@@ -187,7 +187,7 @@ async fn unreachable_endpoint_is_a_transient_transport_error() {
     let url = format!("http://{}/token", listener.local_addr().unwrap());
     drop(listener);
     let source =
-        ClientCredentials::new(url.parse().unwrap(), "c", "s").retry_policy(fast_retries());
+        ClientCredentials::new(url.parse().unwrap(), "c", "s").retry_backoff(fast_retries());
     let err = fetch(&source, &TokenKey::default(), None)
         .await
         .unwrap_err();

@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use bearer_cache::{Expiry, TokenError, TokenKey};
-use bearer_oauth2::{ClientCredentials, DEFAULT_MAX_BODY, RetryPolicy};
+use bearer_oauth2::{ClientCredentials, DEFAULT_MAX_BODY};
 use bearer_testkit::{TestServer, TokenFault};
-use common::{RecordingSleeper, assert_hidden, fast_retries, fetch};
+use common::{RecordingClock, assert_hidden, fast_retries, fetch};
 
 async fn fetch_with(source: ClientCredentials) -> Result<bearer_cache::Token, TokenError> {
     fetch(&source, &TokenKey::default(), None).await
@@ -20,7 +20,7 @@ fn source(server: &TestServer) -> ClientCredentials {
         server.client_id(),
         server.client_secret(),
     )
-    .retry_policy(fast_retries())
+    .retry_backoff(fast_retries())
 }
 
 /// Every request fails with `fault`; returns the error and the request count.
@@ -71,7 +71,7 @@ async fn a_transient_failure_then_success_yields_the_token() {
 #[tokio::test]
 async fn retry_after_is_honoured_and_kept() {
     let server = TestServer::start().await;
-    let sleeper = RecordingSleeper::default();
+    let clock = RecordingClock::default();
     server.control().fail_next_token_requests(
         1,
         TokenFault::ServiceUnavailable {
@@ -84,11 +84,11 @@ async fn retry_after_is_honoured_and_kept() {
             retry_after: Some(3),
         },
     );
-    fetch_with(source(&server).sleeper(sleeper.clone()))
+    fetch_with(source(&server).clock(clock.clone()))
         .await
         .unwrap();
     assert_eq!(
-        sleeper.waits(),
+        clock.waits(),
         [Duration::from_secs(7), Duration::from_secs(3)]
     );
     assert_eq!(server.control().counters().token_requests, 3);
@@ -118,16 +118,16 @@ async fn retries_stop_at_the_fetch_deadline() {
             retry_after: Some(5),
         },
     );
-    let sleeper = RecordingSleeper::default();
+    let clock = RecordingClock::default();
     let source = source(&server)
         .timeout(Duration::from_secs(2))
-        .sleeper(sleeper.clone());
+        .clock(clock.clone());
     let err = fetch_with(source).await.unwrap_err();
     assert!(
         matches!(err, TokenError::Http { status: 503, .. }),
         "{err:?}"
     );
-    assert!(sleeper.waits().is_empty());
+    assert!(clock.waits().is_empty());
     assert_eq!(server.control().counters().token_requests, 1);
 }
 
@@ -288,7 +288,7 @@ async fn no_retries_means_one_request() {
     server
         .control()
         .fail_next_token_requests(5, TokenFault::InternalError);
-    fetch_with(source(&server).retry_policy(RetryPolicy::none()))
+    fetch_with(source(&server).retries(0))
         .await
         .unwrap_err();
     assert_eq!(server.control().counters().token_requests, 1);

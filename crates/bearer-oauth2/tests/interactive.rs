@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bearer_cache::{ManualClock, TokenCache, TokenError, TokenKey};
-use bearer_oauth2::{AuthorizationCode, DeviceCode, DevicePrompt, FlowError, Sleeper, flow_error};
+use bearer_cache::{Clock, ManualClock, TokenCache, TokenError, TokenKey};
+use bearer_oauth2::{AuthorizationCode, DeviceCode, DevicePrompt, FlowError, flow_error};
 use bearer_testkit::{Control, TestServer, pkce_s256_challenge, query_params};
 use common::{assert_hidden, fast_retries, fetch};
 use futures::future::BoxFuture;
@@ -36,7 +36,7 @@ fn auth_code(
     )
     .client_secret(server.client_secret())
     .scope("read")
-    .retry_policy(fast_retries())
+    .retry_backoff(fast_retries())
 }
 
 #[tokio::test]
@@ -154,7 +154,7 @@ async fn the_verifier_and_secret_stay_out_of_debug() {
 
 /// Sleeps on the shared manual clock; approves the device after `approve_after` polls.
 #[derive(Debug)]
-struct ApprovingSleeper {
+struct ApprovingClock {
     clock: ManualClock,
     control: Control,
     user_code: Arc<Mutex<Option<String>>>,
@@ -162,7 +162,15 @@ struct ApprovingSleeper {
     sleeps: AtomicU32,
 }
 
-impl Sleeper for ApprovingSleeper {
+impl Clock for ApprovingClock {
+    fn now(&self) -> std::time::Instant {
+        self.clock.now()
+    }
+
+    fn system_now(&self) -> std::time::SystemTime {
+        self.clock.system_now()
+    }
+
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         if self.sleeps.fetch_add(1, Ordering::SeqCst) + 1 == self.approve_after {
             let code = self.user_code.lock().unwrap().clone().unwrap();
@@ -192,7 +200,7 @@ fn device(
         on_prompt,
     )
     .client_secret(server.client_secret())
-    .retry_policy(fast_retries())
+    .retry_backoff(fast_retries())
 }
 
 #[tokio::test]
@@ -206,7 +214,7 @@ async fn device_flow_polls_while_pending_then_gets_a_token() {
         *prompt_code.lock().unwrap() = Some(prompt.user_code.clone());
     })
     .scope("read")
-    .sleeper(ApprovingSleeper {
+    .clock(ApprovingClock {
         clock: clock.clone(),
         control: server.control(),
         user_code,
@@ -237,7 +245,7 @@ async fn slow_down_adds_five_seconds() {
     let source = device(&server, move |prompt| {
         assert!(control.approve_device(&prompt.user_code))
     })
-    .sleeper(clock.clone());
+    .clock(clock.clone());
     fetch(&source, &TokenKey::default(), None).await.unwrap();
     // 5 s, slow_down, then 10 s.
     assert_eq!(clock.elapsed(), Duration::from_secs(15));
@@ -252,7 +260,7 @@ async fn denied_and_expired_device_codes_are_permanent_errors() {
     let denied = device(&server, move |prompt| {
         assert!(control.deny_device(&prompt.user_code))
     })
-    .sleeper(clock.clone());
+    .clock(clock.clone());
     let err = fetch(&denied, &TokenKey::default(), None)
         .await
         .unwrap_err();
@@ -260,7 +268,7 @@ async fn denied_and_expired_device_codes_are_permanent_errors() {
     assert!(!err.is_transient());
     assert_eq!(server.control().counters().token_requests, 1);
 
-    let ignored = device(&server, |_| {}).sleeper(clock.clone());
+    let ignored = device(&server, |_| {}).clock(clock.clone());
     let err = fetch(&ignored, &TokenKey::default(), None)
         .await
         .unwrap_err();
@@ -274,8 +282,8 @@ async fn a_device_code_outliving_its_lifetime_locally_stops_polling() {
     let clock = ManualClock::new();
     let server = device_server(&clock).await;
     // The server's clock does not move: only our own count can end the flow.
-    let sleeper = common::RecordingSleeper::default();
-    let source = device(&server, |_| {}).sleeper(sleeper.clone());
+    let clock = common::RecordingClock::default();
+    let source = device(&server, |_| {}).clock(clock.clone());
     let err = fetch(&source, &TokenKey::default(), None)
         .await
         .unwrap_err();
@@ -285,7 +293,7 @@ async fn a_device_code_outliving_its_lifetime_locally_stops_polling() {
     );
     // Pending, then slow_down (the server sees polls at one instant), then
     // 20 s have been waited: the code's lifetime.
-    let secs: Vec<u64> = sleeper.waits().iter().map(|d| d.as_secs()).collect();
+    let secs: Vec<u64> = clock.waits().iter().map(|d| d.as_secs()).collect();
     assert_eq!(secs, [5, 5, 10]);
     assert!(matches!(
         err,

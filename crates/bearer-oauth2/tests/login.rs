@@ -11,7 +11,7 @@ use common::{assert_hidden, fast_retries, fetch};
 
 fn login(server: &TestServer) -> LoginEndpoint {
     LoginEndpoint::new(server.login_url(), server.username(), server.password())
-        .retry_policy(fast_retries())
+        .retry_backoff(fast_retries())
 }
 
 #[tokio::test]

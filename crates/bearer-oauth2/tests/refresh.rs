@@ -27,7 +27,7 @@ fn password(server: &TestServer) -> PasswordGrant {
         server.password(),
     )
     .client_secret(server.client_secret())
-    .retry_policy(fast_retries())
+    .retry_backoff(fast_retries())
 }
 
 #[tokio::test]
@@ -139,7 +139,7 @@ async fn refresh_token_grant_alone_requires_reauthentication_when_refused() {
 
     let source = RefreshTokenGrant::new(server.token_url(), server.client_id(), refresh.clone())
         .client_secret(server.client_secret())
-        .retry_policy(fast_retries());
+        .retry_backoff(fast_retries());
     assert_hidden(refresh.expose_secret(), &format!("{source:?}"));
     let cache = TokenCache::builder(source).clock(clock.clone()).build();
     let key = TokenKey::default();

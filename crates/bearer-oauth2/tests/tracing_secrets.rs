@@ -49,7 +49,7 @@ async fn logs_carry_fingerprints_not_secrets() {
         server.password(),
     )
     .client_secret(server.client_secret())
-    .retry_policy(fast_retries());
+    .retry_backoff(fast_retries());
     let cache = TokenCache::builder(source).clock(clock.clone()).build();
     let key = TokenKey::default();
 

@@ -38,10 +38,10 @@ type OnPrompt = Arc<dyn Fn(&DevicePrompt) + Send + Sync>;
 /// browser: the person approves on another device; the refresh token then
 /// keeps the token alive.
 ///
-/// Polling waits through the configured [`Sleeper`](crate::Sleeper), the
+/// Polling waits on the configured [`Clock`](bearer_cache::Clock), the
 /// same one retries use. That is the seam tests use: with a
 /// [`ManualClock`](bearer_cache::ManualClock) shared with the server as the
-/// sleeper, every poll "waits" exactly its interval on that clock and
+/// clock, every poll "waits" exactly its interval on that clock and
 /// returns at once, so the RFC's interval and `slow_down` rules (+5 s) are
 /// exercised as written, with no real waiting and no test-only minimum
 /// interval in the library.
@@ -154,7 +154,7 @@ impl DeviceCode {
             if waited >= authorization.prompt.expires_in {
                 return Err(FlowError::DeviceCodeExpired.into());
             }
-            self.client.options.sleeper.sleep(interval).await;
+            self.client.options.clock.sleep(interval).await;
             waited += interval;
             let grant = Grant::new(GRANT_TYPE)
                 .secret("device_code", authorization.device_code.expose_secret())

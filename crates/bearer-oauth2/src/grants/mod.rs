@@ -68,15 +68,24 @@ macro_rules! client_options {
             self
         }
 
-        /// How transient failures are retried within a fetch.
-        pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
-            self.client = self.client.retry_policy(policy);
+        /// How many times a transient failure is retried within one token
+        /// request (default 2); see [`OAuthClient::retries`](crate::OAuthClient::retries).
+        pub fn retries(mut self, retries: u32) -> Self {
+            self.client = self.client.retries(retries);
             self
         }
 
-        /// What waits between retries and polls (default: tokio's timer).
-        pub fn sleeper(mut self, sleeper: impl $crate::Sleeper) -> Self {
-            self.client = self.client.sleeper(sleeper);
+        /// How retries within one token request are spaced (default from
+        /// 200 ms, at most 2 s apart); see [`OAuthClient::retry_backoff`](crate::OAuthClient::retry_backoff).
+        pub fn retry_backoff(mut self, backoff: bearer_cache::Backoff) -> Self {
+            self.client = self.client.retry_backoff(backoff);
+            self
+        }
+
+        /// The clock that waits between retries and polls (default:
+        /// tokio's timer).
+        pub fn clock(mut self, clock: impl bearer_cache::Clock) -> Self {
+            self.client = self.client.clock(clock);
             self
         }
 

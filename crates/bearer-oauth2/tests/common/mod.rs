@@ -4,33 +4,44 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bearer_cache::{FetchContext, FetchReason, Token, TokenError, TokenKey, TokenSource};
-use bearer_oauth2::{RetryPolicy, Sleeper};
+use std::time::{Instant, SystemTime};
+
+use bearer_cache::{
+    Backoff, Clock, FetchContext, FetchReason, SystemClock, Token, TokenError, TokenKey,
+    TokenSource,
+};
 use futures::future::BoxFuture;
 
-/// A sleeper that records each wait and returns at once.
+/// A clock that records each wait and returns at once.
 #[derive(Debug, Clone, Default)]
-pub struct RecordingSleeper(pub Arc<Mutex<Vec<Duration>>>);
+pub struct RecordingClock(pub Arc<Mutex<Vec<Duration>>>);
 
-impl RecordingSleeper {
+impl RecordingClock {
     pub fn waits(&self) -> Vec<Duration> {
         self.0.lock().unwrap().clone()
     }
 }
 
-impl Sleeper for RecordingSleeper {
+impl Clock for RecordingClock {
+    fn now(&self) -> Instant {
+        SystemClock.now()
+    }
+
+    fn system_now(&self) -> SystemTime {
+        SystemClock.system_now()
+    }
+
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.0.lock().unwrap().push(duration);
         Box::pin(std::future::ready(()))
     }
 }
 
-/// Two retries, 1 ms apart: retries are exercised without waiting.
-pub fn fast_retries() -> RetryPolicy {
-    RetryPolicy::default()
-        .max_retries(2)
-        .base_delay(Duration::from_millis(1))
-        .max_delay(Duration::from_millis(2))
+/// Retries 1 to 2 ms apart: retries are exercised without waiting.
+pub fn fast_retries() -> Backoff {
+    Backoff::default()
+        .initial(Duration::from_millis(1))
+        .max(Duration::from_millis(2))
 }
 
 /// One fetch straight from a source, outside any cache.
