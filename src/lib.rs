@@ -63,7 +63,7 @@ pub use middleware::{BearerAuth, BearerAuthBuilder};
 pub use retry::BearerRetryStrategy;
 
 pub use bearer_cache::{
-    AccessToken, CacheStats, CachedToken, Clock, Expiry, FetchContext, FetchReason, Fingerprint,
+    AccessToken, Backoff, CacheStats, CachedToken, Clock, Expiry, FetchContext, FetchReason, Fingerprint,
     ManualClock, OAuthError, RefreshToken, Secret, StaticSource, SystemClock, Token, TokenCache,
     TokenCacheBuilder, TokenError, TokenKey, TokenSource, TokenStore, fingerprint,
 };

@@ -1,8 +1,8 @@
 //! The token endpoint goes down: callers holding a valid token never
-//! notice; after hard expiry they get typed errors at once (never a hang),
-//! the endpoint sees no more attempts than the backoff allows however hard
-//! the client is hammered; and the first attempt after it comes back
-//! succeeds.
+//! notice; after hard expiry they wait for the next attempt (by default)
+//! or get typed errors at once (`max_wait` zero), never a hang; the
+//! endpoint sees no more attempts than the backoff allows however hard the
+//! client is hammered; and the first attempt after it comes back succeeds.
 //!
 //! Time is a `ManualClock` shared by the cache and the test server; each
 //! test runs on one thread, so a background fetch's outcome is recorded
@@ -15,7 +15,8 @@ use bearer_testkit::{TestServer, TokenFault};
 use futures::future::join_all;
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{
-    BearerAuth, BearerError, FetchContext, ManualClock, Token, TokenCache, TokenError, TokenSource,
+    Backoff, BearerAuth, BearerError, FetchContext, ManualClock, Token, TokenCache, TokenError,
+    TokenSource,
 };
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tokio::sync::watch;
@@ -55,7 +56,8 @@ struct Rig {
     done: watch::Receiver<u64>,
 }
 
-async fn rig() -> Rig {
+/// `max_wait`: how long callers wait for the next attempt after a failure.
+async fn rig(max_wait: Duration) -> Rig {
     let clock = ManualClock::new();
     let server = TestServer::builder()
         .clock(clock.clone())
@@ -75,8 +77,8 @@ async fn rig() -> Rig {
         done,
     })
     .clock(clock.clone())
-    .initial_backoff(INITIAL_BACKOFF)
-    .max_backoff(MAX_BACKOFF)
+    .backoff(Backoff::default().initial(INITIAL_BACKOFF).max(MAX_BACKOFF))
+    .max_wait(max_wait)
     .build();
     let auth = BearerAuth::builder(cache.clone())
         .allow_origin(server.base_url())
@@ -153,7 +155,7 @@ fn max_attempts(times: &[Duration]) -> u64 {
 
 #[tokio::test(flavor = "current_thread")]
 async fn outage_is_invisible_while_valid_then_bounded_typed_errors_then_one_fetch_recovers() {
-    let mut rig = rig().await;
+    let mut rig = rig(Duration::ZERO).await;
     let first = rig.hammer().await;
     let token = first[0].clone().expect("a token before the outage");
     assert!(first.iter().all(|r| r.as_ref().ok() == Some(&token)));
@@ -243,14 +245,16 @@ async fn outage_is_invisible_while_valid_then_bounded_typed_errors_then_one_fetc
 
 #[tokio::test(flavor = "current_thread")]
 async fn retry_after_from_the_endpoint_holds_every_caller_back() {
-    let rig = rig().await;
+    // Callers would wait 10 s; the server asks for 60: they fail at once.
+    let rig = rig(Duration::from_secs(10)).await;
     rig.server.control().fail_next_token_requests(
         u64::MAX,
         TokenFault::ServiceUnavailable {
             retry_after: Some(60),
         },
     );
-    for second in 0..60 {
+    let t0 = rig.clock.elapsed();
+    for second in 0..50 {
         for result in rig.hammer().await {
             let error = result.expect_err("endpoint down, no token yet");
             assert_eq!(
@@ -265,9 +269,17 @@ async fn retry_after_from_the_endpoint_holds_every_caller_back() {
         );
         rig.clock.advance(Duration::from_secs(1));
     }
+    // 50 s in, the next attempt is within the callers' 10 s: they wait for
+    // it (no earlier), and get its outcome.
+    for result in rig.hammer().await {
+        result.expect_err("still down");
+    }
+    assert_eq!(rig.token_requests(), 2);
+    assert!(rig.clock.elapsed() - t0 >= Duration::from_secs(60));
+    rig.clock.advance(Duration::from_secs(60));
     rig.server.control().clear_token_faults();
     assert!(rig.hammer().await.iter().all(Result::is_ok));
-    assert_eq!(rig.token_requests(), 2);
+    assert_eq!(rig.token_requests(), 3);
 }
 
 /// A hanging endpoint costs one deadline, not a hang; callers inside the
@@ -290,7 +302,8 @@ async fn hanging_endpoint_returns_timeout_within_the_cache_deadline() {
     let cache = TokenCache::builder(source)
         .clock(clock.clone())
         .fetch_timeout(DEADLINE)
-        .initial_backoff(INITIAL_BACKOFF)
+        .backoff(Backoff::default().initial(INITIAL_BACKOFF))
+        .max_wait(Duration::ZERO)
         .build();
     let auth = BearerAuth::builder(cache)
         .allow_origin(server.base_url())
@@ -325,4 +338,48 @@ async fn hanging_endpoint_returns_timeout_within_the_cache_deadline() {
     ));
     assert_eq!(server.control().counters().token_requests, 1);
     assert_eq!(server.control().counters().api_requests, 0);
+}
+
+/// By default, callers whose token has expired wait out the outage: every
+/// caller gets the token of the first attempt that succeeds, attempts stay
+/// one at a time and spaced by the backoff, and no request fails.
+#[tokio::test(flavor = "current_thread")]
+async fn callers_wait_through_an_outage_and_none_fails_after_recovery() {
+    let rig = rig(Duration::from_secs(10)).await;
+    rig.server.control().fail_next_token_requests(
+        3,
+        TokenFault::ServiceUnavailable { retry_after: None },
+    );
+    let t0 = rig.clock.elapsed();
+    let results = rig.hammer().await;
+    let token = results[0].clone().expect("the fourth attempt succeeds");
+    assert!(results.iter().all(|r| r.as_ref().ok() == Some(&token)), "{results:?}");
+    assert_eq!(rig.token_requests(), 4, "one attempt at a time");
+    // Three backoffs waited: 1, 2 and 4 s nominal, each at least half.
+    let waited = rig.clock.elapsed() - t0;
+    assert!(waited >= Duration::from_millis(3500) && waited <= Duration::from_secs(7), "{waited:?}");
+    assert_eq!(rig.cache.stats().backoff_refusals, 0);
+}
+
+/// A failure the caller cannot outwait (`invalid_client`) is never waited
+/// on: every caller gets it at once, from one request.
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_client_is_reported_at_once_even_to_waiting_callers() {
+    let rig = rig(Duration::from_secs(10)).await;
+    rig.server.control().fail_next_token_requests(
+        u64::MAX,
+        TokenFault::OAuthError {
+            status: 401,
+            error: "invalid_client".into(),
+            description: None,
+        },
+    );
+    let t0 = rig.clock.elapsed();
+    for result in rig.hammer().await {
+        let error = result.expect_err("refused");
+        assert_eq!(error.token_error().oauth().unwrap().code, "invalid_client");
+        assert!(!error.is_transient());
+    }
+    assert_eq!(rig.token_requests(), 1);
+    assert_eq!(rig.clock.elapsed(), t0, "nobody waited");
 }

@@ -9,6 +9,7 @@ use bearer_testkit::{TestServer, TokenFault};
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, BearerError, BearerRetryStrategy, ManualClock, TokenCache};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::{RetryDecision, RetryPolicy, RetryTransientMiddleware};
 use support::get_echo;
 
@@ -38,6 +39,11 @@ struct Rig {
 }
 
 async fn rig(secret: Option<&str>) -> Rig {
+    rig_waiting(secret, Duration::from_secs(10)).await
+}
+
+/// `max_wait`: how long the cache lets a caller wait for its next attempt.
+async fn rig_waiting(secret: Option<&str>, max_wait: Duration) -> Rig {
     let clock = ManualClock::new();
     let server = TestServer::builder().clock(clock.clone()).start().await;
     let source = ClientCredentials::new(
@@ -47,7 +53,10 @@ async fn rig(secret: Option<&str>) -> Rig {
     )
     .scope("read")
     .retries(0);
-    let cache = TokenCache::builder(source).clock(clock.clone()).build();
+    let cache = TokenCache::builder(source)
+        .clock(clock.clone())
+        .max_wait(max_wait)
+        .build();
     let auth = BearerAuth::new(cache, server.base_url().as_str()).unwrap();
     Rig {
         server,
@@ -122,7 +131,8 @@ async fn outer_retry_gives_up_on_a_refused_client_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outer_retry_gives_up_after_its_budget() {
-    let rig = rig(None).await;
+    // Callers that do not wait: each retry costs exactly one attempt.
+    let rig = rig_waiting(None, Duration::ZERO).await;
     let control = rig.server.control();
     control.fail_next_token_requests(10, TokenFault::InternalError);
     let err = retry_outside(&rig)
@@ -134,6 +144,38 @@ async fn outer_retry_gives_up_after_its_budget() {
     // One attempt and three retries, each a real fetch after the backoff.
     assert_eq!(control.counters().token_requests, 4);
     assert_eq!(control.counters().api_requests, 0);
+}
+
+/// The README's stack with a real retry policy (10–200 ms apart): a retry
+/// never lands on a stored error. The token endpoint fails twice and
+/// recovers; the request succeeds, with one token request per failure
+/// plus the one that succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recommended_stack_loses_no_request_to_a_short_token_outage() {
+    for failures in [1, 2, 3] {
+        let rig = rig(None).await;
+        let control = rig.server.control();
+        control.fail_next_token_requests(
+            failures,
+            TokenFault::ServiceUnavailable { retry_after: None },
+        );
+        let retry = RetryTransientMiddleware::new_with_policy_and_strategy(
+            ExponentialBackoff::builder()
+                .retry_bounds(Duration::from_millis(10), Duration::from_millis(200))
+                .build_with_max_retries(3),
+            BearerRetryStrategy::default(),
+        );
+        let client = ClientBuilder::new(reqwest::Client::new())
+            .with(retry)
+            .with(rig.auth.clone())
+            .build();
+        get_echo(&client, rig.server.api_url("/api/echo")).await;
+        let counters = control.counters();
+        assert_eq!(counters.token_requests, failures + 1, "{failures} failures");
+        assert_eq!(counters.issued.client_credentials, 1);
+        assert_eq!(counters.api_requests, 1);
+        assert_eq!(rig.auth.cache().stats().backoff_refusals, 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +217,7 @@ async fn inner_retry_resends_5xx_with_the_same_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inner_retry_cannot_help_a_token_endpoint_outage() {
-    let rig = rig(None).await;
+    let rig = rig_waiting(None, Duration::ZERO).await;
     let control = rig.server.control();
     control.fail_next_token_requests(1, TokenFault::ServiceUnavailable { retry_after: None });
     let err = retry_inside(&rig)

@@ -65,6 +65,15 @@ pub enum TokenFault {
     TokenType(String),
     /// A real token without `expires_in` (login: without its expiry field).
     MissingExpiresIn,
+    /// A real token with one field of the answer set to this JSON value,
+    /// for the numbers real servers send: `expires_in` of
+    /// `9223372036854775807` ("never"), `0` or `-5`, a huge `refresh_in`.
+    Field {
+        /// The field's name (`expires_in`, `refresh_in`, …).
+        name: String,
+        /// Its value.
+        value: serde_json::Value,
+    },
     /// `200 OK` with a JSON body of about `bytes` bytes, streamed without a
     /// `Content-Length`.
     HugeBody {
@@ -87,6 +96,7 @@ impl TokenFault {
                 | TokenFault::LowercaseTokenType
                 | TokenFault::TokenType(_)
                 | TokenFault::MissingExpiresIn
+                | TokenFault::Field { .. }
         )
     }
 
@@ -109,6 +119,9 @@ impl TokenFault {
             }
             TokenFault::MissingExpiresIn => {
                 body.remove(expiry_field);
+            }
+            TokenFault::Field { name, value } => {
+                body.insert(name.clone(), value.clone());
             }
             _ => {}
         }
