@@ -5,13 +5,15 @@
 //! per measurement, then tables. Figures are printed, never asserted;
 //! correctness checks (the soak's accounting) are, and fail the run.
 //!
-//! Scenarios: overhead, stampede, expiry, storm, outage, soak.
+//! Scenarios: overhead, stampede, expiry, storm, outage, composition, soak.
 //! BENCHMARKS.md explains each and quotes a full run.
 
 #[path = "scenarios/baselines.rs"]
 mod baselines;
 #[path = "scenarios/common.rs"]
 mod common;
+#[path = "scenarios/composition.rs"]
+mod composition;
 #[path = "scenarios/expiry.rs"]
 mod expiry;
 #[path = "scenarios/outage.rs"]
@@ -34,7 +36,15 @@ use std::time::Instant;
 
 use common::{Mode, Report};
 
-const SCENARIOS: [&str; 6] = ["overhead", "stampede", "expiry", "storm", "outage", "soak"];
+const SCENARIOS: [&str; 7] = [
+    "overhead",
+    "stampede",
+    "expiry",
+    "storm",
+    "outage",
+    "composition",
+    "soak",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -99,6 +109,7 @@ fn main() -> ExitCode {
                 "expiry" => expiry::run(mode, &mut report, python).await,
                 "storm" => storm::run(mode, &mut report, python).await,
                 "outage" => outage::run(mode, &mut report).await,
+                "composition" => composition::run(mode, &mut report).await,
                 "soak" => soak::run(mode, &mut report).await,
                 _ => unreachable!("checked above"),
             }

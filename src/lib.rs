@@ -63,9 +63,9 @@ pub use middleware::{BearerAuth, BearerAuthBuilder};
 pub use retry::BearerRetryStrategy;
 
 pub use bearer_cache::{
-    AccessToken, Backoff, CacheStats, CachedToken, Clock, Expiry, FetchContext, FetchReason, Fingerprint,
-    ManualClock, OAuthError, RefreshToken, Secret, StaticSource, SystemClock, Token, TokenCache,
-    TokenCacheBuilder, TokenError, TokenKey, TokenSource, TokenStore, fingerprint,
+    AccessToken, Backoff, CacheStats, CachedToken, Clock, Expiry, FetchContext, FetchReason,
+    Fingerprint, ManualClock, OAuthError, RefreshToken, Secret, StaticSource, SystemClock, Token,
+    TokenCache, TokenCacheBuilder, TokenError, TokenKey, TokenSource, TokenStore, fingerprint,
 };
 
 /// The token cache, in full (stores, hooks, clocks).

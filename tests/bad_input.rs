@@ -336,8 +336,7 @@ async fn login_endpoint_faults_are_typed_too() {
         let server = TestServer::start().await;
         server.control().fail_next_login_requests(1, fault.clone());
         let mut login =
-            LoginEndpoint::new(server.login_url(), server.username(), server.password())
-                .retries(0);
+            LoginEndpoint::new(server.login_url(), server.username(), server.password()).retries(0);
         if matches!(fault, TokenFault::Hang) {
             login = login.timeout(SHORT_TIMEOUT);
         }

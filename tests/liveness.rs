@@ -120,13 +120,20 @@ async fn an_already_expired_token_is_never_sent() {
         .await
         .unwrap_err();
     let bearer = BearerError::find(&err).expect("a BearerError");
-    assert!(matches!(bearer.token_error(), TokenError::AlreadyExpired), "{bearer:?}");
+    assert!(
+        matches!(bearer.token_error(), TokenError::AlreadyExpired),
+        "{bearer:?}"
+    );
     assert_eq!(rig.server.control().counters().api_requests, 0);
     // The caller waited out its 10 s with attempts spaced by the backoff
     // (0.5, 1, 2, 4 s nominal), not one per millisecond.
     let waited = rig.clock.elapsed() - t0;
     assert!(waited <= Duration::from_secs(10), "{waited:?}");
-    assert!(rig.token_requests() <= 6, "{} attempts", rig.token_requests());
+    assert!(
+        rig.token_requests() <= 6,
+        "{} attempts",
+        rig.token_requests()
+    );
     // The server mends its ways: the next attempt serves.
     rig.server.control().clear_token_faults();
     rig.clock.advance(Duration::from_secs(10));

@@ -310,8 +310,8 @@ async fn token_key_extension_picks_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_client_means_request_not_sent() {
     let server = TestServer::start().await;
-    let wrong = ClientCredentials::new(server.token_url(), server.client_id(), "wrong-secret")
-        .retries(0);
+    let wrong =
+        ClientCredentials::new(server.token_url(), server.client_id(), "wrong-secret").retries(0);
     let auth = BearerAuth::new(
         TokenCache::builder(wrong).build(),
         server.base_url().as_str(),

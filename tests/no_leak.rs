@@ -430,8 +430,7 @@ async fn client_credentials_and_its_failures_leak_nothing() {
     // A wrong secret: the server refuses the client.
     let wrong = "cs-WRONG-a8Kd03Lq";
     audit.secret(wrong);
-    let source = ClientCredentials::new(server.token_url(), CLIENT_ID, wrong)
-        .retries(0);
+    let source = ClientCredentials::new(server.token_url(), CLIENT_ID, wrong).retries(0);
     let error = client(&server, TokenCache::builder(source).build())
         .get(server.api_url("/api/echo"))
         .send()
@@ -651,9 +650,7 @@ async fn device_code_leaks_nothing() {
 async fn login_endpoint_and_its_failures_leak_nothing() {
     let mut audit = Audit::new();
     let server = server_builder().start().await;
-    let login = || {
-        LoginEndpoint::new(server.login_url(), USERNAME, PASSWORD).retries(0)
-    };
+    let login = || LoginEndpoint::new(server.login_url(), USERNAME, PASSWORD).retries(0);
     audit.show(login());
     let client = client(&server, TokenCache::builder(login()).build());
     audit.secret(echoed_token(&client, &server).await);
@@ -674,8 +671,7 @@ async fn login_endpoint_and_its_failures_leak_nothing() {
     }
     let wrong = "pw-WRONG-login-77Hq";
     audit.secret(wrong);
-    let bad =
-        LoginEndpoint::new(server.login_url(), USERNAME, wrong).retries(0);
+    let bad = LoginEndpoint::new(server.login_url(), USERNAME, wrong).retries(0);
     let error = self::client(&server, TokenCache::builder(bad).build())
         .get(server.api_url("/api/echo"))
         .send()

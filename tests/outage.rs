@@ -346,18 +346,23 @@ async fn hanging_endpoint_returns_timeout_within_the_cache_deadline() {
 #[tokio::test(flavor = "current_thread")]
 async fn callers_wait_through_an_outage_and_none_fails_after_recovery() {
     let rig = rig(Duration::from_secs(10)).await;
-    rig.server.control().fail_next_token_requests(
-        3,
-        TokenFault::ServiceUnavailable { retry_after: None },
-    );
+    rig.server
+        .control()
+        .fail_next_token_requests(3, TokenFault::ServiceUnavailable { retry_after: None });
     let t0 = rig.clock.elapsed();
     let results = rig.hammer().await;
     let token = results[0].clone().expect("the fourth attempt succeeds");
-    assert!(results.iter().all(|r| r.as_ref().ok() == Some(&token)), "{results:?}");
+    assert!(
+        results.iter().all(|r| r.as_ref().ok() == Some(&token)),
+        "{results:?}"
+    );
     assert_eq!(rig.token_requests(), 4, "one attempt at a time");
     // Three backoffs waited: 1, 2 and 4 s nominal, each at least half.
     let waited = rig.clock.elapsed() - t0;
-    assert!(waited >= Duration::from_millis(3500) && waited <= Duration::from_secs(7), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(3500) && waited <= Duration::from_secs(7),
+        "{waited:?}"
+    );
     assert_eq!(rig.cache.stats().backoff_refusals, 0);
 }
 

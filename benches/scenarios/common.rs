@@ -251,7 +251,22 @@ pub fn client(
     source: Recorded,
     limit: Option<usize>,
 ) -> Client {
+    client_within(None, imp, server, http, source, limit)
+}
+
+/// [`client`], with `outer` (a retry layer) outside the token layer.
+pub fn client_within(
+    outer: Option<Arc<dyn Middleware>>,
+    imp: Impl,
+    server: &TestServer,
+    http: &reqwest::Client,
+    source: Recorded,
+    limit: Option<usize>,
+) -> Client {
     let mut builder = ClientBuilder::new(http.clone());
+    if let Some(outer) = outer {
+        builder = builder.with_arc(outer);
+    }
     let probe = match imp {
         Impl::Ours => {
             let auth = BearerAuth::new(

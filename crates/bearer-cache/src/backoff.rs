@@ -155,7 +155,10 @@ mod tests {
     fn grows_by_the_multiplier_up_to_the_cap() {
         let b = Backoff::default().jitter(0.0);
         let ms = |n| b.delay_with(n, None, 0.7).as_millis();
-        assert_eq!([ms(0), ms(1), ms(2), ms(3), ms(5)], [500, 500, 1000, 2000, 8000]);
+        assert_eq!(
+            [ms(0), ms(1), ms(2), ms(3), ms(5)],
+            [500, 500, 1000, 2000, 8000]
+        );
         assert_eq!(ms(6), 10_000);
         assert_eq!(ms(u32::MAX), 10_000);
     }

@@ -110,9 +110,12 @@ impl ManualClock {
     /// Moves time forward by `by`.
     pub fn advance(&self, by: Duration) {
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        let _ = self.inner.offset_nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |at| {
-            Some(at.saturating_add(nanos))
-        });
+        let _ = self
+            .inner
+            .offset_nanos
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |at| {
+                Some(at.saturating_add(nanos))
+            });
     }
 
     /// How far this clock has been advanced since it was made.

@@ -193,5 +193,4 @@ mod tests {
         assert_eq!(d.expires_at, t0);
         assert_eq!(d.refresh_at, t0);
     }
-
 }

@@ -204,7 +204,11 @@ async fn stale_if_error_keeps_valid_token_backs_off_and_never_serves_expired() {
     let source = Recorder::new(Duration::from_secs(100));
     let cache = TokenCache::builder(Arc::clone(&source))
         .refresh_jitter(0.0)
-        .backoff(Backoff::default().initial(Duration::from_secs(4)).max(Duration::from_secs(4)))
+        .backoff(
+            Backoff::default()
+                .initial(Duration::from_secs(4))
+                .max(Duration::from_secs(4)),
+        )
         .max_wait(Duration::ZERO)
         .build();
     assert_eq!(value(&cache).await, "token-1");
@@ -252,7 +256,11 @@ async fn failures_back_off_exponentially_and_honour_retry_after() {
     let source = Recorder::new(Duration::from_secs(100));
     source.fail_always(Some(unavailable()));
     let cache = TokenCache::builder(Arc::clone(&source))
-        .backoff(Backoff::default().initial(Duration::from_secs(2)).max(Duration::from_secs(8)))
+        .backoff(
+            Backoff::default()
+                .initial(Duration::from_secs(2))
+                .max(Duration::from_secs(8)),
+        )
         .max_wait(Duration::ZERO)
         .build();
     // Attempt n waits between half and all of 2 s * 2^(n-1), capped at 8 s.
@@ -541,7 +549,11 @@ async fn a_rejection_earns_one_attempt_even_during_backoff() {
     let source = Recorder::new(Duration::from_secs(100));
     let cache = TokenCache::builder(Arc::clone(&source))
         .refresh_jitter(0.0)
-        .backoff(Backoff::default().initial(Duration::from_secs(30)).max(Duration::from_secs(30)))
+        .backoff(
+            Backoff::default()
+                .initial(Duration::from_secs(30))
+                .max(Duration::from_secs(30)),
+        )
         .build();
     let t1 = cache.get(&key()).await.unwrap();
     // A background refresh fails and puts the key in a long backoff.

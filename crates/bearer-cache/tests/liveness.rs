@@ -154,7 +154,11 @@ fn a_runtime_shutting_down_mid_fetch_does_not_stop_the_key() {
         .unwrap();
     let token = second.block_on(async { value(&cache).await });
     assert_eq!(token.unwrap(), "token-2");
-    assert_eq!(cache.stats().failures, 1, "the interrupted attempt counted once");
+    assert_eq!(
+        cache.stats().failures,
+        1,
+        "the interrupted attempt counted once"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -165,7 +169,10 @@ async fn absurd_lifetimes_are_capped_never_trusted() {
             "Long.MAX_VALUE",
             Token::bearer("t").with_expiry(Expiry::In(Duration::from_secs(i64::MAX as u64))),
         ),
-        ("Duration::MAX", Token::bearer("t").with_expiry(Expiry::In(Duration::MAX))),
+        (
+            "Duration::MAX",
+            Token::bearer("t").with_expiry(Expiry::In(Duration::MAX)),
+        ),
         ("far exp", Token::bearer("t").with_expiry(Expiry::At(far))),
         (
             "huge refresh_in",
@@ -178,9 +185,15 @@ async fn absurd_lifetimes_are_capped_never_trusted() {
         let cache = TokenCache::builder(Arc::clone(&source))
             .refresh_jitter(0.0)
             .build();
-        let t = cache.get(&key()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let t = cache
+            .get(&key())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let now = tokio::time::Instant::now().into_std();
-        assert!(t.expires_at() - now <= Duration::from_secs(24 * 3600), "{name}");
+        assert!(
+            t.expires_at() - now <= Duration::from_secs(24 * 3600),
+            "{name}"
+        );
         assert!(t.refresh_at() <= t.expires_at(), "{name}");
         // Past the capped lifetime the key refreshes like any other.
         advance(t.expires_at() - now).await;
@@ -208,7 +221,11 @@ async fn a_token_expired_on_arrival_is_never_handed_out_and_causes_no_storm() {
                 .with_expiry(Expiry::At(SystemTime::now() - Duration::from_secs(5))),
         )
     };
-    let source = Scripted::new((0..40).map(|i| if i % 2 == 0 { dead() } else { past() }).collect());
+    let source = Scripted::new(
+        (0..40)
+            .map(|i| if i % 2 == 0 { dead() } else { past() })
+            .collect(),
+    );
     let cache = TokenCache::builder(Arc::clone(&source))
         .max_wait(Duration::ZERO)
         .build();
@@ -218,7 +235,11 @@ async fn a_token_expired_on_arrival_is_never_handed_out_and_causes_no_storm() {
         assert!(matches!(err, TokenError::AlreadyExpired), "{err:?}");
         advance(Duration::from_millis(100)).await;
     }
-    assert!(source.calls() <= 3, "{} attempts for 20 requests", source.calls());
+    assert!(
+        source.calls() <= 3,
+        "{} attempts for 20 requests",
+        source.calls()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -243,7 +264,11 @@ async fn callers_wait_for_the_next_attempt_and_one_success_answers_all() {
 async fn waiting_keeps_to_the_backoff_and_to_max_wait() {
     let source = Scripted::new((0..100).map(|_| Step::Fail(unavailable())).collect());
     let cache = TokenCache::builder(Arc::clone(&source))
-        .backoff(Backoff::default().initial(Duration::from_secs(1)).jitter(0.0))
+        .backoff(
+            Backoff::default()
+                .initial(Duration::from_secs(1))
+                .jitter(0.0),
+        )
         .max_wait(Duration::from_secs(5))
         .build();
     let started = tokio::time::Instant::now();

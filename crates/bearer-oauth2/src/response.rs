@@ -216,7 +216,7 @@ impl<'a> Parser<'a> {
         let expires_in = match field("expires_in") {
             None => None,
             Some(v) => match number(v) {
-                Some(secs) if secs == 0.0 => None,
+                Some(0.0) => None,
                 Some(secs) => Some(span(secs)),
                 None => {
                     return Err(self.malformed(
@@ -347,15 +347,38 @@ mod tests {
         // "Never expires" in the wild: read whole, capped later by the cache.
         let long_max = expiry(r#"{"access_token":"a","expires_in":9223372036854775807}"#);
         assert!(matches!(long_max, Expiry::In(d) if d >= Duration::from_secs(i64::MAX as u64)));
-        assert_eq!(expiry(r#"{"access_token":"a","expires_in":1e300}"#), Expiry::In(Duration::MAX));
-        assert_eq!(expiry(r#"{"access_token":"a","expires_at":1e300}"#), Expiry::In(Duration::MAX));
+        assert_eq!(
+            expiry(r#"{"access_token":"a","expires_in":1e300}"#),
+            Expiry::In(Duration::MAX)
+        );
+        assert_eq!(
+            expiry(r#"{"access_token":"a","expires_at":1e300}"#),
+            Expiry::In(Duration::MAX)
+        );
         // Zero means "not said"; negative means already expired.
-        assert_eq!(expiry(r#"{"access_token":"a","expires_in":0}"#), Expiry::Unknown);
-        assert_eq!(expiry(r#"{"access_token":"a","expires_in":"0"}"#), Expiry::Unknown);
-        assert_eq!(expiry(r#"{"access_token":"a","expires_in":-5}"#), Expiry::In(Duration::ZERO));
-        let t = parse(200, r#"{"access_token":"a","expires_in":60,"refresh_in":1e300}"#).unwrap();
+        assert_eq!(
+            expiry(r#"{"access_token":"a","expires_in":0}"#),
+            Expiry::Unknown
+        );
+        assert_eq!(
+            expiry(r#"{"access_token":"a","expires_in":"0"}"#),
+            Expiry::Unknown
+        );
+        assert_eq!(
+            expiry(r#"{"access_token":"a","expires_in":-5}"#),
+            Expiry::In(Duration::ZERO)
+        );
+        let t = parse(
+            200,
+            r#"{"access_token":"a","expires_in":60,"refresh_in":1e300}"#,
+        )
+        .unwrap();
         assert_eq!(t.refresh_in(), Some(Duration::MAX));
-        let t = parse(200, r#"{"access_token":"a","expires_in":60,"refresh_in":-1}"#).unwrap();
+        let t = parse(
+            200,
+            r#"{"access_token":"a","expires_in":60,"refresh_in":-1}"#,
+        )
+        .unwrap();
         assert_eq!(t.refresh_in(), None);
     }
 

@@ -288,9 +288,7 @@ async fn no_retries_means_one_request() {
     server
         .control()
         .fail_next_token_requests(5, TokenFault::InternalError);
-    fetch_with(source(&server).retries(0))
-        .await
-        .unwrap_err();
+    fetch_with(source(&server).retries(0)).await.unwrap_err();
     assert_eq!(server.control().counters().token_requests, 1);
 }
 

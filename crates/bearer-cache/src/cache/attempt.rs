@@ -183,7 +183,9 @@ impl Inner {
         let deadline = self
             .source
             .fetch_deadline()
-            .map_or(self.policy.fetch_timeout, |d| d.max(self.policy.fetch_timeout))
+            .map_or(self.policy.fetch_timeout, |d| {
+                d.max(self.policy.fetch_timeout)
+            })
             .min(LONGEST_SPAN);
         let token = tokio::time::timeout(deadline, self.source.fetch(cx))
             .await

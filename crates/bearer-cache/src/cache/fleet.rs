@@ -114,13 +114,7 @@ impl Inner {
         self.fetch_from_source(&slot.key, newest, reason).await
     }
 
-    async fn save(
-        &self,
-        link: &StoreLink,
-        key: &str,
-        fetched: &Fetched,
-        lease: Option<&Lease>,
-    ) {
+    async fn save(&self, link: &StoreLink, key: &str, fetched: &Fetched, lease: Option<&Lease>) {
         let stored = StoredToken::new(&fetched.token, fetched.sent_at_system);
         let ttl = self.policy.lifetime(&fetched.token, fetched.sent_at_system);
         self.store_call(link, link.store.save(key, &stored, ttl, lease))

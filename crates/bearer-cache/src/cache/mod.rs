@@ -249,8 +249,13 @@ impl Inner {
         let source = self
             .source
             .fetch_deadline()
-            .map_or(self.policy.fetch_timeout, |d| d.max(self.policy.fetch_timeout));
-        let store = self.store.as_ref().map_or(Duration::ZERO, StoreLink::budget);
+            .map_or(self.policy.fetch_timeout, |d| {
+                d.max(self.policy.fetch_timeout)
+            });
+        let store = self
+            .store
+            .as_ref()
+            .map_or(Duration::ZERO, StoreLink::budget);
         source.saturating_add(store)
     }
 }

@@ -197,7 +197,11 @@ impl<F: Clone> SlotState<F> {
         backoff: &Backoff,
         sample: f64,
     ) -> Finish {
-        if self.attempt.as_ref().is_none_or(|(on_record, _)| *on_record != id) {
+        if self
+            .attempt
+            .as_ref()
+            .is_none_or(|(on_record, _)| *on_record != id)
+        {
             return Finish::Stale(outcome);
         }
         self.attempt = None;
@@ -291,7 +295,12 @@ mod tests {
 
     type State = SlotState<u64>;
 
-    fn entry(value: &str, now: Instant, expiry: Expiry, refresh_in: Option<Duration>) -> Arc<Entry> {
+    fn entry(
+        value: &str,
+        now: Instant,
+        expiry: Expiry,
+        refresh_in: Option<Duration>,
+    ) -> Arc<Entry> {
         let mut token = Token::bearer(value).with_expiry(expiry);
         if let Some(hint) = refresh_in {
             token = token.with_refresh_in(hint);
@@ -347,11 +356,19 @@ mod tests {
         let t0 = Instant::now();
         let mut s = State::default();
         let id = started(s.demand(demand(t0), |_| 7));
-        assert!(matches!(s.demand(demand(t0), |_| unreachable!()), Decision::Join(j, 7) if j == id));
+        assert!(
+            matches!(s.demand(demand(t0), |_| unreachable!()), Decision::Join(j, 7) if j == id)
+        );
         assert_eq!(s.gate(), Gate::Closed);
         let e = lived("a", t0, 3600);
-        assert!(matches!(s.finish(id, t0, Ok(e), &B, 0.5), Finish::Installed { changed: true, .. }));
-        assert!(matches!(s.demand(demand(t0), |_| unreachable!()), Decision::Serve(_)));
+        assert!(matches!(
+            s.finish(id, t0, Ok(e), &B, 0.5),
+            Finish::Installed { changed: true, .. }
+        ));
+        assert!(matches!(
+            s.demand(demand(t0), |_| unreachable!()),
+            Decision::Serve(_)
+        ));
         assert_eq!(s.gate(), Gate::Open);
     }
 
@@ -364,9 +381,14 @@ mod tests {
             panic!("failed")
         };
         let retry_at = t0 + delay;
-        assert!(matches!(s.demand(demand(t0), |_| unreachable!()), Decision::WaitUntil(at) if at == retry_at));
+        assert!(
+            matches!(s.demand(demand(t0), |_| unreachable!()), Decision::WaitUntil(at) if at == retry_at)
+        );
         // A caller with no patience gets the failure at once.
-        assert!(matches!(s.demand(fail_fast(t0), |_| unreachable!()), Decision::Refuse(_)));
+        assert!(matches!(
+            s.demand(fail_fast(t0), |_| unreachable!()),
+            Decision::Refuse(_)
+        ));
         // At the retry instant, one caller starts the next attempt.
         started(s.demand(demand(retry_at), |_| 2));
     }
@@ -378,7 +400,10 @@ mod tests {
         let id = started(s.demand(demand(t0), |_| 1));
         let refused = TokenError::ReauthenticationRequired("invalid_grant".into());
         s.finish(id, t0, Err(refused), &B, 0.5);
-        assert!(matches!(s.demand(demand(t0), |_| unreachable!()), Decision::Refuse(TokenError::ReauthenticationRequired(_))));
+        assert!(matches!(
+            s.demand(demand(t0), |_| unreachable!()),
+            Decision::Refuse(TokenError::ReauthenticationRequired(_))
+        ));
     }
 
     #[test]
@@ -389,9 +414,15 @@ mod tests {
         let dead = entry("a", t0, Expiry::In(Duration::ZERO), None);
         assert!(matches!(
             s.finish(id, t0, Ok(dead), &B, 0.5),
-            Finish::Failed { error: TokenError::AlreadyExpired, .. }
+            Finish::Failed {
+                error: TokenError::AlreadyExpired,
+                ..
+            }
         ));
-        assert!(matches!(s.demand(demand(t0), |_| unreachable!()), Decision::WaitUntil(_)));
+        assert!(matches!(
+            s.demand(demand(t0), |_| unreachable!()),
+            Decision::WaitUntil(_)
+        ));
     }
 
     #[test]
@@ -399,10 +430,17 @@ mod tests {
         let t0 = Instant::now();
         let mut s = State::default();
         let id = started(s.demand(demand(t0), |_| 1));
-        let due = entry("a", t0, Expiry::In(Duration::from_secs(60)), Some(Duration::ZERO));
+        let due = entry(
+            "a",
+            t0,
+            Expiry::In(Duration::from_secs(60)),
+            Some(Duration::ZERO),
+        );
         s.finish(id, t0, Ok(due), &B, 0.5);
         assert!(!s.refresh_due(t0, |_| unreachable!()));
-        let Gate::From(at) = s.gate() else { panic!("gated") };
+        let Gate::From(at) = s.gate() else {
+            panic!("gated")
+        };
         assert!(s.refresh_due(at, |_| 2));
     }
 
@@ -412,7 +450,10 @@ mod tests {
         let mut s = State::default();
         let first = started(s.demand(demand(t0), |_| 1));
         s.finish(first, t0, Err(unavailable()), &B, 0.0);
-        assert!(matches!(s.finish(first, t0, Ok(lived("late", t0, 60)), &B, 0.0), Finish::Stale(Ok(_))));
+        assert!(matches!(
+            s.finish(first, t0, Ok(lived("late", t0, 60)), &B, 0.0),
+            Finish::Stale(Ok(_))
+        ));
         assert!(s.current().is_none());
     }
 
@@ -425,12 +466,20 @@ mod tests {
         s.finish(id, t0, Ok(Arc::clone(&a)), &B, 0.5);
         let late = t0 + Duration::from_secs(3500);
         assert!(s.refresh_due(late, |_| 2));
-        let Some((refresh, _)) = s.attempt else { panic!("in flight") };
+        let Some((refresh, _)) = s.attempt else {
+            panic!("in flight")
+        };
         s.finish(refresh, late, Err(unavailable()), &B, 0.5);
         assert!(!s.rejected(&lived("other", t0, 60)));
         assert!(s.rejected(&a));
-        assert!(!s.rejected(&a), "a second report of the same token changes nothing");
-        assert!(matches!(started_reason(&mut s, late), FetchReason::Rejected));
+        assert!(
+            !s.rejected(&a),
+            "a second report of the same token changes nothing"
+        );
+        assert!(matches!(
+            started_reason(&mut s, late),
+            FetchReason::Rejected
+        ));
     }
 
     fn started_reason(s: &mut State, now: Instant) -> FetchReason {
@@ -446,10 +495,19 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Event {
-        Demand { force: bool, patience_ms: u64 },
+        Demand {
+            force: bool,
+            patience_ms: u64,
+        },
         Hit,
-        Succeed { expiry: ExpiryIn, refresh_in: Option<u64> },
-        Fail { transient: bool, retry_after: Option<u64> },
+        Succeed {
+            expiry: ExpiryIn,
+            refresh_in: Option<u64>,
+        },
+        Fail {
+            transient: bool,
+            retry_after: Option<u64>,
+        },
         Panic,
         Cancel,
         Reject,
@@ -467,7 +525,8 @@ mod tests {
     fn events() -> impl Strategy<Value = Event> {
         let secs = prop_oneof![0..5u64, 0..4000u64, Just(u64::MAX), Just(i64::MAX as u64)];
         prop_oneof![
-            (any::<bool>(), prop_oneof![Just(0u64), 0..20_000u64]).prop_map(|(force, patience_ms)| Event::Demand { force, patience_ms }),
+            (any::<bool>(), prop_oneof![Just(0u64), 0..20_000u64])
+                .prop_map(|(force, patience_ms)| Event::Demand { force, patience_ms }),
             Just(Event::Hit),
             (
                 prop_oneof![
@@ -479,7 +538,12 @@ mod tests {
                 proptest::option::of(secs.clone()),
             )
                 .prop_map(|(expiry, refresh_in)| Event::Succeed { expiry, refresh_in }),
-            (any::<bool>(), proptest::option::of(secs)).prop_map(|(transient, retry_after)| Event::Fail { transient, retry_after }),
+            (any::<bool>(), proptest::option::of(secs)).prop_map(|(transient, retry_after)| {
+                Event::Fail {
+                    transient,
+                    retry_after,
+                }
+            }),
             Just(Event::Panic),
             Just(Event::Cancel),
             Just(Event::Reject),
@@ -503,7 +567,14 @@ mod tests {
     impl Model {
         fn new() -> Self {
             let t0 = Instant::now();
-            Model { s: State::default(), now: t0, t0, running: Vec::new(), not_before: None, seq: 0 }
+            Model {
+                s: State::default(),
+                now: t0,
+                t0,
+                running: Vec::new(),
+                not_before: None,
+                seq: 0,
+            }
         }
 
         fn start(&mut self, start: Start) -> u64 {
@@ -539,7 +610,10 @@ mod tests {
                             assert!(now < entry.deadlines.expires_at, "served past hard expiry");
                         }
                         Decision::WaitUntil(at) => {
-                            assert!(at > now && at <= d.wait_until, "waits beyond the caller's bound");
+                            assert!(
+                                at > now && at <= d.wait_until,
+                                "waits beyond the caller's bound"
+                            );
                         }
                         Decision::Join(id, _) | Decision::Started(id, _) => {
                             assert_eq!(self.running, [id]);
@@ -566,15 +640,29 @@ mod tests {
                         ExpiryIn::AtOffset(o) => {
                             let base = SystemTime::now();
                             let span = Duration::from_secs(o.unsigned_abs());
-                            Expiry::At(if *o >= 0 { base.checked_add(span) } else { base.checked_sub(span) }.unwrap_or(base))
+                            Expiry::At(
+                                if *o >= 0 {
+                                    base.checked_add(span)
+                                } else {
+                                    base.checked_sub(span)
+                                }
+                                .unwrap_or(base),
+                            )
                         }
                     };
                     let e = entry("t", now, expiry, refresh_in.map(Duration::from_secs));
                     self.finish(Ok(e));
                 }
-                Event::Fail { transient, retry_after } => {
+                Event::Fail {
+                    transient,
+                    retry_after,
+                } => {
                     let error = if *transient {
-                        TokenError::Http { status: 503, excerpt: String::new(), retry_after: retry_after.map(Duration::from_secs) }
+                        TokenError::Http {
+                            status: 503,
+                            excerpt: String::new(),
+                            retry_after: retry_after.map(Duration::from_secs),
+                        }
                     } else {
                         TokenError::ReauthenticationRequired("invalid_grant".into())
                     };
@@ -618,7 +706,8 @@ mod tests {
         /// a demand reaches an attempt, and its success serves everyone.
         fn recovers(&mut self) {
             if let Some(id) = self.running.pop() {
-                self.s.finish(id, self.now, Err(TokenError::Interrupted), &B, 0.5);
+                self.s
+                    .finish(id, self.now, Err(TokenError::Interrupted), &B, 0.5);
             }
             self.now = after(self.now, Duration::from_secs(301));
             let d = demand(self.now);
@@ -628,8 +717,14 @@ mod tests {
                 other => panic!("no attempt after the longest backoff: {}", name(&other)),
             };
             let e = lived("fresh", self.now, 3600);
-            assert!(matches!(self.s.finish(id, self.now, Ok(e), &B, 0.5), Finish::Installed { .. }));
-            assert!(matches!(self.s.demand(demand(self.now), |_| unreachable!()), Decision::Serve(_)));
+            assert!(matches!(
+                self.s.finish(id, self.now, Ok(e), &B, 0.5),
+                Finish::Installed { .. }
+            ));
+            assert!(matches!(
+                self.s.demand(demand(self.now), |_| unreachable!()),
+                Decision::Serve(_)
+            ));
         }
     }
 
