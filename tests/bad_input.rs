@@ -27,8 +27,11 @@ fn source(server: &TestServer) -> ClientCredentials {
     .retries(0)
 }
 
+/// Callers that do not wait for a next attempt (`max_wait` zero), so each
+/// case shows the error of the one failed attempt.
 fn client_for(server: &TestServer, source: impl TokenSource) -> ClientWithMiddleware {
-    let auth = BearerAuth::builder(TokenCache::builder(source).build())
+    let cache = TokenCache::builder(source).max_wait(Duration::ZERO).build();
+    let auth = BearerAuth::builder(cache)
         .allow_origin(server.base_url())
         .build()
         .expect("valid configuration");

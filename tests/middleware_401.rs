@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures::StreamExt;
 use reqwest_bearer::{BearerError, NoAuthRetry, RequestBuilderExt};
 use reqwest_middleware::{Middleware, Next};
-use support::{auth_builder, echo, get_echo, setup};
+use support::{auth_builder, echo, get_echo, setup, setup_fail_fast};
 
 /// `/api/challenge` answering 401 with these `WWW-Authenticate` fields.
 fn challenge_url(server: &TestServer, fields: &[&str]) -> url::Url {
@@ -284,7 +284,7 @@ async fn non_idempotent_requests_are_resent_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_refresh_after_401_is_a_typed_error() {
-    let (server, _auth, client) = setup().await;
+    let (server, _auth, client) = setup_fail_fast().await;
     let control = server.control();
     get_echo(&client, server.api_url("/api/echo")).await;
     control.reject_next_api_requests(1);

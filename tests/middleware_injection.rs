@@ -13,7 +13,7 @@ use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, RequestBuilderExt, SkipAuth, TokenCache, TokenKey,
 };
 use reqwest_middleware::{ClientBuilder, Middleware, Next};
-use support::{auth_builder, echo, echoed_token, get_echo, setup};
+use support::{auth_builder, echo, echoed_token, get_echo, setup, setup_fail_fast};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_origin_gets_the_token_and_one_fetch_serves_many() {
@@ -340,7 +340,7 @@ async fn refused_client_means_request_not_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_token_endpoint_means_transient_error_and_no_request() {
-    let (server, _auth, client) = setup().await;
+    let (server, _auth, client) = setup_fail_fast().await;
     server
         .control()
         .fail_next_token_requests(1, TokenFault::ServiceUnavailable { retry_after: None });

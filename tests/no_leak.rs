@@ -418,7 +418,8 @@ async fn client_credentials_and_its_failures_leak_nothing() {
                 .auth_method(auth_method)
                 .retries(0)
                 .timeout(Duration::from_millis(300));
-            let client = self::client(&server, TokenCache::builder(source).build());
+            let cache = TokenCache::builder(source).max_wait(Duration::ZERO).build();
+            let client = self::client(&server, cache);
             let error = client
                 .get(server.api_url("/api/echo"))
                 .send()
@@ -660,7 +661,10 @@ async fn login_endpoint_and_its_failures_leak_nothing() {
         TokenFault::Html { status: 500 },
     ] {
         server.control().fail_next_login_requests(1, fault);
-        let client = self::client(&server, TokenCache::builder(login()).build());
+        let cache = TokenCache::builder(login())
+            .max_wait(Duration::ZERO)
+            .build();
+        let client = self::client(&server, cache);
         audit.show_error(
             &client
                 .get(server.api_url("/api/echo"))

@@ -34,6 +34,21 @@ pub fn client(auth: BearerAuth) -> ClientWithMiddleware {
         .build()
 }
 
+/// Like [`setup`], with a cache whose callers never wait for a next
+/// attempt (`max_wait` zero): the error of one failed fetch reaches them.
+pub async fn setup_fail_fast() -> (TestServer, BearerAuth, ClientWithMiddleware) {
+    let server = TestServer::start().await;
+    let cache = TokenCache::builder(source(&server))
+        .max_wait(std::time::Duration::ZERO)
+        .build();
+    let auth = BearerAuth::builder(cache)
+        .allow_origin(server.base_url())
+        .build()
+        .expect("valid configuration");
+    let client = client(auth.clone());
+    (server, auth, client)
+}
+
 /// A server, the default middleware for it, and a client with it.
 pub async fn setup() -> (TestServer, BearerAuth, ClientWithMiddleware) {
     let server = TestServer::start().await;

@@ -14,9 +14,21 @@
 //!   server's `refresh_in` hint, and never leaves a short-lived token
 //!   without a usable window.
 //! - **Stale if error.** A failed refresh keeps the still-valid token in
-//!   service and backs off (bounded exponential, jittered, `Retry-After`
-//!   honoured). Nothing is served past hard expiry; after it, the next
-//!   caller outside the backoff window triggers a new attempt.
+//!   service and backs off ([`Backoff`]: bounded exponential, jittered,
+//!   `Retry-After` honoured). Nothing is served past hard expiry.
+//! - **Wait, don't fail.** A caller that needs a token when the last
+//!   attempt failed waits for the next attempt, up to
+//!   [`max_wait`](TokenCacheBuilder::max_wait) (10 s), and gets its
+//!   outcome; one success answers every waiting caller. A permanent
+//!   failure (`invalid_client`, `invalid_grant`, …) is returned at once.
+//! - **Always recovers.** Whatever ends an attempt — the source's answer,
+//!   an error, a panic ([`TokenError::SourcePanicked`]), the timeout, its
+//!   task dropped with a runtime that shut down ([`TokenError::Interrupted`])
+//!   — it is recorded as that attempt's outcome, and the next demand after
+//!   the backoff starts a new one. No outside number can overflow: a
+//!   lifetime is capped at [`max_lifetime`](TokenCacheBuilder::max_lifetime)
+//!   (24 h), a token expired on arrival is refused
+//!   ([`TokenError::AlreadyExpired`]) and backed off like any failure.
 //! - **Compare and invalidate.** A server's rejection invalidates a key only
 //!   if the rejected token is still the current one: a thousand concurrent
 //!   401s for one token cause one fetch.
@@ -53,7 +65,10 @@
 //!
 //! Built on [`moka`] for the key map (bounded, idle keys evicted); the
 //! per-key state machine is ours, because no cache crate offers
-//! refresh-ahead with stale-if-error and compare-and-invalidate.
+//! refresh-ahead with stale-if-error and compare-and-invalidate. Its
+//! decisions are plain functions over plain state (`cache/state.rs`),
+//! proven by property tests over any sequence of demands, answers,
+//! failures, panics, cancellations, clock jumps and hostile numbers.
 
 mod backoff;
 mod cache;

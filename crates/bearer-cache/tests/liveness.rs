@@ -325,3 +325,92 @@ async fn a_manual_clock_lets_waiters_through_without_real_time() {
     let waited = clock.now() - t0;
     assert!(waited >= Duration::from_millis(250) && waited <= Duration::from_millis(500));
 }
+
+/// Counts fetches under way at once and fails, panics or answers at random.
+#[derive(Debug, Default)]
+struct Chaotic {
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
+    calls: AtomicU64,
+    healthy: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl TokenSource for Chaotic {
+    fn id(&self) -> &str {
+        "chaotic"
+    }
+
+    async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, TokenError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        for _ in 0..(n % 4) {
+            tokio::task::yield_now().await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.healthy.load(Ordering::SeqCst) {
+            return Ok(
+                Token::bearer(format!("ok-{n}")).with_expiry(Expiry::In(Duration::from_secs(3600)))
+            );
+        }
+        match n % 5 {
+            0 => panic!("chaos"),
+            1 => Err(unavailable()),
+            2 => {
+                Ok(Token::bearer(format!("short-{n}"))
+                    .with_expiry(Expiry::In(Duration::from_secs(2))))
+            }
+            3 => Ok(Token::bearer("dead").with_expiry(Expiry::In(Duration::ZERO))),
+            _ => Ok(Token::bearer(format!("long-{n}")).with_expiry(Expiry::In(Duration::MAX))),
+        }
+    }
+}
+
+/// Real threads, a shared manual clock jumping under them, and every kind
+/// of demand at once: never two fetches of one key at a time, no caller
+/// stuck, and the key serves as soon as the source is healthy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_demands_under_chaos_keep_single_flight_and_recover() {
+    let source = Arc::new(Chaotic::default());
+    let clock = ManualClock::new();
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .clock(clock.clone())
+        .max_wait(Duration::from_secs(2))
+        .build();
+    let workers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let (cache, clock) = (cache.clone(), clock.clone());
+            tokio::spawn(async move {
+                for i in 0..150u64 {
+                    match (w + i) % 4 {
+                        0 => {
+                            if let Ok(t) = cache.get(&key()).await {
+                                cache.invalidate_if_current(&key(), &t);
+                            }
+                        }
+                        1 => {
+                            let _ = cache.refresh(&key()).await;
+                        }
+                        2 => clock.advance(Duration::from_millis(300 * (i % 7))),
+                        _ => {
+                            let _ = cache.get(&key()).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("no caller panicked");
+    }
+    assert_eq!(source.most_in_flight.load(Ordering::SeqCst), 1);
+    source.healthy.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(301));
+    let t = cache
+        .refresh(&key())
+        .await
+        .expect("serves once the source is healthy");
+    assert!(t.access_token().expose_secret().starts_with("ok-"));
+    assert!(cache.get(&key()).await.unwrap().same_fetch(&t));
+}
