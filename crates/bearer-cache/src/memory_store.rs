@@ -178,7 +178,10 @@ impl TokenStore for MemoryStore {
         timeout: Duration,
     ) -> Result<Option<StoredToken>, StoreError> {
         let before = self.inner.live_token(key);
-        let deadline = tokio::time::Instant::now() + timeout;
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400));
         loop {
             // Register before checking, so a save in between is not missed.
             let saved = self.inner.saved.notified();

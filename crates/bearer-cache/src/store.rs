@@ -30,6 +30,15 @@ struct Wire {
     fetched_at_ms: u64,
 }
 
+/// `t + d` for an expiry, never panicking: past what `SystemTime` holds,
+/// a century on (the cache caps lifetimes far below that anyway).
+fn expiry_after(t: SystemTime, d: Duration) -> Expiry {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d)
+        .or_else(|| t.checked_add(d.min(CENTURY)))
+        .map_or(Expiry::Unknown, Expiry::At)
+}
+
 fn to_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -40,7 +49,7 @@ impl StoredToken {
     /// Prepares `token`, fetched by a request sent at `fetched_at`, for storing.
     pub fn new(token: &Token, fetched_at: SystemTime) -> Self {
         let expiry = match token.expiry() {
-            Expiry::In(d) => Expiry::At(fetched_at + d),
+            Expiry::In(d) => expiry_after(fetched_at, d),
             other => other,
         };
         StoredToken {
@@ -58,8 +67,11 @@ impl StoredToken {
             access_token: t.access_token().expose_secret().to_owned(),
             token_type: t.token_type().to_owned(),
             expires_at_ms: match t.expiry() {
+                Expiry::In(d) => match expiry_after(self.fetched_at, d) {
+                    Expiry::At(at) => Some(to_ms(at)),
+                    _ => None,
+                },
                 Expiry::At(at) => Some(to_ms(at)),
-                Expiry::In(d) => Some(to_ms(self.fetched_at + d)),
                 Expiry::Unknown => None,
             },
             refresh_token: t.refresh_token().map(|r| r.expose_secret().to_owned()),

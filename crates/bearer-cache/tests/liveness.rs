@@ -200,6 +200,18 @@ async fn absurd_lifetimes_are_capped_never_trusted() {
         assert_eq!(value(&cache).await.unwrap(), "token-2", "{name}");
     }
 
+    // Shared through a store, the same answer is stored and read back.
+    let store = bearer_cache::MemoryStore::new();
+    for _ in 0..2 {
+        let source = Scripted::new(vec![Step::Answer(
+            Token::bearer("t").with_expiry(Expiry::In(Duration::MAX)),
+        )]);
+        let cache = TokenCache::builder(Arc::clone(&source))
+            .store(store.clone())
+            .build();
+        assert_eq!(value(&cache).await.unwrap(), "t");
+    }
+
     // The cap is a setting.
     let source = Scripted::new(vec![Step::Answer(
         Token::bearer("t").with_expiry(Expiry::In(Duration::MAX)),

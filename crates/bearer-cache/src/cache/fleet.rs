@@ -60,6 +60,7 @@ impl Inner {
             .store_key
             .get_or_init(|| slot.key.digest(self.source.id()));
         // Store waits are real time: other instances do not share our clock.
+        // `wait_timeout` is clamped by the builder, so this cannot overflow.
         let give_up_at = tokio::time::Instant::now() + link.wait_timeout;
         let mut stored = self.store_call(link, link.store.load(key)).await.flatten();
         // Bounds the rounds should a store answer waits at once.

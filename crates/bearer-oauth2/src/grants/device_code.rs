@@ -155,7 +155,7 @@ impl DeviceCode {
                 return Err(FlowError::DeviceCodeExpired.into());
             }
             self.client.options.clock.sleep(interval).await;
-            waited += interval;
+            waited = waited.saturating_add(interval);
             let grant = Grant::new(GRANT_TYPE)
                 .secret("device_code", authorization.device_code.expose_secret())
                 .without_scope();
@@ -166,7 +166,7 @@ impl DeviceCode {
                 }
                 Err(e) => match e.oauth().map(|o| o.code.as_str()) {
                     Some("authorization_pending") => {}
-                    Some("slow_down") => interval += SLOW_DOWN_STEP,
+                    Some("slow_down") => interval = interval.saturating_add(SLOW_DOWN_STEP),
                     _ => return Err(e),
                 },
             }
