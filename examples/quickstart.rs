@@ -16,7 +16,7 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use bearer_testkit::{Endpoint, TestServer};
+use bearer_testkit::{Endpoint, TestServer, TokenFault};
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, BearerError, TokenCache, fingerprint};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
@@ -141,6 +141,19 @@ async fn demo() -> Result<()> {
         redirected.status(),
         direct.status(),
         if leaked { "YES (bug!)" } else { "never" },
+    );
+
+    println!("\n6. The token endpoint goes down; requests wait for it instead of failing");
+    control.revoke_all();
+    control.fail_next_token_requests(2, TokenFault::ServiceUnavailable { retry_after: None });
+    let before = control.counters().token_requests;
+    let sent = Instant::now();
+    let results = futures::future::join_all((0..20).map(|_| token_of(&client, echo.clone()))).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    println!(
+        "   {ok}/20 OK after {:.1?}; token requests: {} (two refused, one served everyone)",
+        sent.elapsed(),
+        control.counters().token_requests - before,
     );
     Ok(())
 }
