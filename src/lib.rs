@@ -50,6 +50,7 @@ mod error;
 mod extensions;
 mod middleware;
 mod origin;
+mod redirect;
 mod rejection;
 mod retry;
 
@@ -60,6 +61,7 @@ pub use challenge::{
 pub use error::{BearerError, BuildError};
 pub use extensions::{NoAuthRetry, RequestBuilderExt, SkipAuth};
 pub use middleware::{BearerAuth, BearerAuthBuilder};
+pub use redirect::RedirectRefused;
 pub use retry::BearerRetryStrategy;
 
 pub use bearer_cache::{

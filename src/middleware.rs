@@ -13,7 +13,8 @@ use tracing::field::{Empty, display};
 
 use crate::error::{BearerError, BuildError};
 use crate::extensions::{NoAuthRetry, SkipAuth};
-use crate::origin::{AllowedOrigins, OriginId};
+use crate::origin::AllowedOrigins;
+use crate::redirect::Sent;
 use crate::rejection::{Verdict, verdict};
 
 /// A `reqwest-middleware` middleware that adds `Authorization: Bearer …`
@@ -93,6 +94,47 @@ impl BearerAuth {
     /// ```
     pub fn new(cache: TokenCache, base_url: &str) -> std::result::Result<Self, BuildError> {
         Self::builder(cache).allow_origin(base_url).build()
+    }
+
+    /// The redirect policy to build the `reqwest::Client` under this layer
+    /// with. It follows redirects as reqwest's default does (up to 10),
+    /// except for requests this layer gave a token:
+    ///
+    /// - a hop that would send the token to another origin is refused
+    ///   ([`RedirectRefused`](crate::RedirectRefused), the cause of a `reqwest::Error` with
+    ///   `is_redirect()`). reqwest drops `Authorization` when a hop changes
+    ///   origin, but restores it on the next hop within the new origin, so
+    ///   without this policy `A → B → B` hands the token to `B`;
+    /// - it records whether the hop that answered carried the token, so a
+    ///   401 from `A` after `A → B → A` (where reqwest dropped the token)
+    ///   neither costs a token fetch nor is resent, while a 401 after a
+    ///   redirect within the origin still does.
+    ///
+    /// With any other policy, a 401 to a request whose final URL differs
+    /// from the one sent is returned as it is (the layer cannot tell which
+    /// hops carried the token), and reqwest's own rule decides where the
+    /// token goes. [`Policy::none`](reqwest::redirect::Policy::none) is
+    /// safe too.
+    ///
+    /// ```
+    /// use reqwest_bearer::{BearerAuth, StaticSource};
+    ///
+    /// let http = reqwest::Client::builder()
+    ///     .redirect(BearerAuth::redirect_policy())
+    ///     .build()?;
+    /// let auth = BearerAuth::builder_for_source(StaticSource::new("t0k3n"))
+    ///     .allow_origin("https://api.example.com")
+    ///     .build()?;
+    /// let client = reqwest_middleware::ClientBuilder::new(http).with(auth).build();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn redirect_policy() -> reqwest::redirect::Policy {
+        reqwest::redirect::Policy::custom(|attempt| {
+            match crate::redirect::follow(attempt.previous(), attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(refused),
+            }
+        })
     }
 
     /// The cache, e.g. for its [`stats`](TokenCache::stats).
@@ -192,13 +234,12 @@ impl Middleware for BearerAuth {
         next: Next<'_>,
     ) -> Result<Response> {
         let config = &*self.config;
-        let origin = match self.authorizable(&req, extensions) {
-            Ok(origin) => origin,
-            Err(reason) => {
+        if let Err(reason) = self.authorizable(&req, extensions) {
+            {
                 tracing::trace!(target: "reqwest_bearer", reason, "request sent without a token");
                 return next.run(req, extensions).await;
             }
-        };
+        }
         let custom_key = extensions.get::<TokenKey>().map(|k| Box::new(k.clone()));
         let key = custom_key.as_deref().unwrap_or(&config.default_key);
         let span = tracing::debug_span!(
@@ -241,10 +282,10 @@ impl Middleware for BearerAuth {
             None
         };
 
+        let sent = Sent::new(req.url());
         set_authorization(&mut req, &token)?;
-        let response = next
-            .clone()
-            .run(req, extensions)
+        let (response, carried) = sent
+            .track(next.clone().run(req, extensions))
             .instrument(span.clone())
             .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -252,9 +293,10 @@ impl Middleware for BearerAuth {
         }
         let rejected = Rejected {
             key: key.clone(),
-            origin,
             token,
             spare,
+            sent,
+            carried,
         };
         Box::pin(self.after_unauthorized(response, rejected, extensions, next))
             .instrument(span)
@@ -263,24 +305,22 @@ impl Middleware for BearerAuth {
 }
 
 impl BearerAuth {
-    /// The allowed origin a request goes to, or why it goes without a token.
+    /// Whether a request gets a token, or why it goes without one.
     fn authorizable(
         &self,
         req: &Request,
         extensions: &Extensions,
-    ) -> std::result::Result<OriginId, &'static str> {
+    ) -> std::result::Result<(), &'static str> {
         if extensions.get::<SkipAuth>().is_some() {
             return Err("skip_auth");
         }
-        let origin = self
-            .config
-            .origins
-            .find(req.url())
-            .ok_or("origin_not_allowed")?;
+        if !self.config.origins.allows(req.url()) {
+            return Err("origin_not_allowed");
+        }
         if !self.config.replace_authorization && req.headers().contains_key(AUTHORIZATION) {
             return Err("authorization_present");
         }
-        Ok(origin)
+        Ok(())
     }
 
     /// The 401 path: decide, replace the token, resend while allowed.
@@ -299,9 +339,10 @@ impl BearerAuth {
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
-            if !config.origins.is(state.origin, response.url()) {
-                // The 401 came from a redirect target, which never saw our token.
-                tracing::debug!(target: "reqwest_bearer", "401 from another origin after a redirect; returned as is");
+            if !state.carried {
+                // A redirect dropped the token before this hop (or may
+                // have, unseen): the 401 says nothing about the token.
+                tracing::debug!(target: "reqwest_bearer", "401 to a redirected request that did not carry the token; returned as is");
                 return Ok(response);
             }
             if let Verdict::Final(reason) =
@@ -345,7 +386,10 @@ impl BearerAuth {
             );
             set_authorization(&mut resend, &state.token)?;
             drop(response);
-            response = next.clone().run(*resend, extensions).await?;
+            (response, state.carried) = state
+                .sent
+                .track(next.clone().run(*resend, extensions))
+                .await?;
         }
     }
 }
@@ -353,10 +397,12 @@ impl BearerAuth {
 /// What the 401 path needs from the first attempt.
 struct Rejected {
     key: TokenKey,
-    origin: OriginId,
     token: CachedToken,
     /// A copy of the request for resending, if it could be copied.
     spare: Option<Box<Request>>,
+    sent: Sent,
+    /// Whether the hop that answered carried the token.
+    carried: bool,
 }
 
 fn fail(error: BearerError) -> Error {

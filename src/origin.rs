@@ -71,22 +71,9 @@ impl AllowedOrigins {
         self.origins.is_empty()
     }
 
-    /// Which allowed origin `url` belongs to, if any.
-    pub(crate) fn find(&self, url: &Url) -> Option<OriginId> {
-        self.origins
-            .iter()
-            .position(|o| o.matches(url))
-            .map(OriginId)
-    }
-
-    #[cfg(test)]
-    fn allows(&self, url: &Url) -> bool {
-        self.find(url).is_some()
-    }
-
-    /// Whether `url` belongs to the allowed origin `id`.
-    pub(crate) fn is(&self, id: OriginId, url: &Url) -> bool {
-        self.origins.get(id.0).is_some_and(|o| o.matches(url))
+    /// Whether `url` belongs to an allowed origin.
+    pub(crate) fn allows(&self, url: &Url) -> bool {
+        self.origins.iter().any(|o| o.matches(url))
     }
 
     /// The allowed origins, serialized and sorted (for `Debug`).
@@ -100,10 +87,6 @@ impl AllowedOrigins {
         out
     }
 }
-
-/// One of the allowed origins (an index into the list).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OriginId(usize);
 
 /// Whether `url` points at this machine: 127.0.0.0/8, ::1, `localhost`.
 pub(crate) fn is_loopback(url: &Url) -> bool {
@@ -153,17 +136,6 @@ mod tests {
         assert!(!o.allows(&url("https://api.example.com:8443/")));
         assert!(!o.allows(&url("https://evil.example.com/")));
         assert!(!o.allows(&url("https://api.example.com.evil.net/")));
-    }
-
-    #[test]
-    fn find_and_is_identify_the_origin() {
-        let o = set(&["https://a.example", "https://b.example"]);
-        let a = o.find(&url("https://a.example/x")).unwrap();
-        let b = o.find(&url("https://b.example/x")).unwrap();
-        assert_ne!(a, b);
-        assert!(o.is(a, &url("https://A.example:443/y?z")));
-        assert!(!o.is(a, &url("https://b.example/")));
-        assert!(!o.is(b, &url("http://b.example/")));
     }
 
     #[test]

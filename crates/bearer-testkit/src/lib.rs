@@ -38,7 +38,8 @@
 //! | `GET /.well-known/openid-configuration` | discovery (also at `/.well-known/oauth-authorization-server`) |
 //! | `POST /login`, `POST /login/access-token` | plain JSON/form login answering `{"token"}` / `{"access_token"}` with a configurable expiry field ([`LoginExpiry`]) |
 //! | `/api/echo`, `/api/slow?ms=`, `/api/stream?chunks=`, `/api/redirect?to=`, `/api/redirect-cross?to=`, `/api/scoped/{scope}`, `/api/status/{code}`, `/api/challenge?status=&www_authenticate=` | the protected API: RFC 6750 challenges on 401/403 |
-//! | other origin: any path | records headers, echoes, no authentication |
+//! | other origin: `/redirect?to=`, `/redirect-back?to=` | 302 to a path on the other origin itself, or back on the main origin (an A → B → A bounce); no authentication |
+//! | other origin: any other path | records headers, echoes, no authentication |
 //!
 //! # Time
 //!
