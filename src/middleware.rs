@@ -147,7 +147,10 @@ impl BearerAuthBuilder {
     /// Allows tokens to go to this URL's origin (scheme, host and port; a
     /// path is ignored). Plain `http` is accepted only for loopback
     /// (127.0.0.0/8, `::1`, `localhost`) unless
-    /// [`allow_plain_http`](Self::allow_plain_http). Checked by [`build`](Self::build).
+    /// [`allow_plain_http`](Self::allow_plain_http). Checked by
+    /// [`build`](Self::build), which refuses wildcards (`https://*.example.com`)
+    /// and other patterns with [`BuildError::InvalidOrigin`]: allow each
+    /// origin by name.
     pub fn allow_origin(mut self, url: impl AsRef<str>) -> Self {
         self.origins.push(url.as_ref().to_owned());
         self

@@ -51,6 +51,9 @@ impl AllowedOrigins {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid("an origin must not contain credentials"));
         }
+        if !is_host_name(&url) {
+            return Err(invalid(NOT_A_PATTERN));
+        }
         if url.scheme() == "http" && !allow_plain_http && !is_loopback(&url) {
             return Err(BuildError::PlainHttp {
                 origin: url.origin().ascii_serialization(),
@@ -85,6 +88,25 @@ impl AllowedOrigins {
             .collect();
         out.sort();
         out
+    }
+}
+
+/// What a refused pattern is told.
+const NOT_A_PATTERN: &str = "wildcards and other patterns are not supported";
+
+/// Whether `url`'s host is an IP address or a DNS name: labels of letters,
+/// digits, `-` and `_`, none empty. `*`, `api-*` and the like parse as URL
+/// hosts but can never equal a request's host.
+fn is_host_name(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }),
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) => true,
+        None => false,
     }
 }
 
@@ -173,6 +195,37 @@ mod tests {
         );
         o.add("http://api.example.com", true).unwrap();
         assert!(o.allows(&url("http://api.example.com/")));
+    }
+
+    #[test]
+    fn patterns_are_refused_with_the_supported_form() {
+        let mut o = AllowedOrigins::default();
+        for pattern in [
+            "https://*.example.com",
+            "https://*",
+            "https://api-*.example.com",
+            "https://.example.com",
+            "https://api..example.com",
+            "https://api.example.com.",
+            "https://%2A.example.com",
+        ] {
+            let err = o.add(pattern, false).unwrap_err();
+            assert!(
+                matches!(&err, BuildError::InvalidOrigin { reason, .. } if reason == NOT_A_PATTERN),
+                "{pattern}: {err:?}"
+            );
+            assert!(err.to_string().contains("https://api.example.com"), "{err}");
+        }
+        for fine in [
+            "https://api.example.com",
+            "https://xn--caf-dma.example",
+            "https://café.example",
+            "https://under_score.example:8443",
+            "https://10.0.0.1",
+            "https://[2001:db8::1]",
+        ] {
+            o.add(fine, false).unwrap();
+        }
     }
 
     #[test]

@@ -164,6 +164,28 @@ async fn plain_http_only_to_loopback_unless_allowed() {
     );
 }
 
+/// A wildcard parses as a URL host but never equals a request's: refused
+/// at build time, naming the form that works, instead of 401s later.
+#[test]
+fn wildcard_origins_are_refused_with_the_supported_form() {
+    let cache = TokenCache::builder(reqwest_bearer::StaticSource::new("t")).build();
+    for pattern in ["https://*.example.com", "https://api-*.example.com", "*"] {
+        let err = BearerAuth::builder(cache.clone())
+            .allow_origin("https://api.example.com")
+            .allow_origin(pattern)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, BuildError::InvalidOrigin { .. }),
+            "{pattern}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("scheme://host[:port]"),
+            "{pattern}: {err}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_origin_redirect_drops_the_token() {
     let (server, _auth, client) = setup().await;

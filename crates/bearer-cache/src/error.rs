@@ -166,7 +166,7 @@ pub enum TokenError {
     #[error("token request timed out after {0:?}")]
     Timeout(Duration),
     /// The token endpoint could not be reached or the connection broke.
-    #[error("could not reach the token endpoint: {0}")]
+    #[error("could not reach the token endpoint")]
     Transport(#[source] Cause),
     /// The refresh token was refused and there is no other grant to fall back on.
     #[error("re-authentication required: {0}")]

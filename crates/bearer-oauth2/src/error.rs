@@ -48,7 +48,8 @@ impl FlowError {
 impl From<FlowError> for TokenError {
     fn from(error: FlowError) -> Self {
         TokenError::Source {
-            message: error.to_string(),
+            // What failed; the flow's own message is the source's.
+            message: "the interactive authorization did not complete".to_owned(),
             transient: error.is_transient(),
             cause: Some(bearer_cache::Cause::new(error)),
         }
@@ -79,7 +80,7 @@ pub fn flow_error(error: &TokenError) -> Option<&FlowError> {
 pub enum DiscoveryError {
     /// The discovery document could not be fetched (transport, status,
     /// timeout, size).
-    #[error("cannot fetch the discovery document: {0}")]
+    #[error("cannot fetch the discovery document")]
     Fetch(#[from] TokenError),
     /// The document is not the JSON object RFC 8414 describes.
     #[error("malformed discovery document: {0}")]
