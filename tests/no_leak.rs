@@ -685,6 +685,114 @@ async fn login_endpoint_and_its_failures_leak_nothing() {
     audit.check();
 }
 
+/// Secrets that do not look random, so only their exact values can catch
+/// them (the token-like heuristic would hide a random one anyway).
+const PLAIN_SECRET: &str = "correct horse+battery/staple";
+const PLAIN_PASSWORD: &str = "mossy \"gnome\" & wolf";
+
+/// Every stretch of eight characters of `secret` in each form it is sent
+/// in (raw, form-encoded, JSON, and the `Basic` credentials).
+fn parts_of(secret: &str, basic: Option<&str>) -> Vec<String> {
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let json = serde_json::to_string(secret).unwrap();
+    let forms = [secret.to_owned(), form, json[1..json.len() - 1].to_owned()];
+    let chars = |s: &str| s.chars().collect::<Vec<char>>();
+    forms
+        .iter()
+        .map(String::as_str)
+        .chain(basic)
+        .flat_map(|f| {
+            chars(f)
+                .windows(8)
+                .map(|w| w.iter().collect::<String>())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A token or login endpoint that echoes the request in its error page,
+/// padded so that the credentials fall at every offset around 4 KiB (where
+/// excerpts were once cut before scrubbing) and far past it: no part of a
+/// secret reaches the error, the caller, or the log.
+#[tokio::test]
+async fn endpoints_echoing_credentials_leave_no_part_of_them() {
+    let _audit = Audit::new();
+    let server = TestServer::builder()
+        .client(CLIENT_ID, PLAIN_SECRET)
+        .user(USERNAME, PLAIN_PASSWORD)
+        .start()
+        .await;
+    let basic = bearer_testkit::basic_authorization(CLIENT_ID, PLAIN_SECRET);
+    let basic = basic.trim_start_matches("Basic ");
+    let mut parts = parts_of(PLAIN_SECRET, Some(basic));
+    parts.extend(parts_of(PLAIN_PASSWORD, None));
+    let mut shown = Vec::new();
+    // 60,000: far past 4 KiB, within the 64 KiB body cap.
+    let paddings = (4000..4110).step_by(3).chain([0, 60_000]);
+    for padding in paddings {
+        let echo = || TokenFault::EchoRequest {
+            status: 400,
+            padding,
+        };
+        let control = server.control();
+        let sources: Vec<Box<dyn Fn() -> TokenCache>> = vec![
+            Box::new(|| {
+                let source = ClientCredentials::new(server.token_url(), CLIENT_ID, PLAIN_SECRET)
+                    .retry_policy(RetryPolicy::none());
+                TokenCache::builder(source).build()
+            }),
+            Box::new(|| {
+                let source = ClientCredentials::new(server.token_url(), CLIENT_ID, PLAIN_SECRET)
+                    .auth_method(ClientAuth::Post)
+                    .retry_policy(RetryPolicy::none());
+                TokenCache::builder(source).build()
+            }),
+            Box::new(|| {
+                let source =
+                    PasswordGrant::new(server.token_url(), CLIENT_ID, USERNAME, PLAIN_PASSWORD)
+                        .client_secret(PLAIN_SECRET)
+                        .retry_policy(RetryPolicy::none());
+                TokenCache::builder(source).build()
+            }),
+        ];
+        for cache in sources {
+            control.fail_next_token_requests(1, echo());
+            let error = client(&server, cache())
+                .get(server.api_url("/api/echo"))
+                .send()
+                .await
+                .unwrap_err();
+            let token_error = BearerError::find(&error).unwrap().token_error().clone();
+            assert!(
+                matches!(token_error, TokenError::Http { status: 400, .. }),
+                "{token_error:?}"
+            );
+            shown.push(format!("{error} {error:?} {token_error}"));
+        }
+        let login = LoginEndpoint::new(server.login_url(), USERNAME, PLAIN_PASSWORD)
+            .retry_policy(RetryPolicy::none());
+        control.fail_next_login_requests(1, echo());
+        let error = client(&server, TokenCache::builder(login).build())
+            .get(server.api_url("/api/echo"))
+            .send()
+            .await
+            .unwrap_err();
+        shown.push(format!("{error} {error:?}"));
+    }
+    // The echo arrived: the scrubbed excerpts say so.
+    assert!(shown.iter().all(|s| s.contains("[redacted]")), "{shown:?}");
+    let log = captured().text();
+    for part in &parts {
+        assert!(
+            !log.contains(part.as_str()),
+            "{part:?} is in the tracing output"
+        );
+        for s in &shown {
+            assert!(!s.contains(part.as_str()), "{part:?} is shown in {s}");
+        }
+    }
+}
+
 // --- keys -------------------------------------------------------------------------
 
 /// Source ids, cache keys and the store keys derived from them hold no

@@ -9,6 +9,7 @@ use crate::grants::authorization_code::AuthorizationCode;
 use crate::grants::client_credentials::ClientCredentials;
 use crate::grants::device_code::{DeviceCode, DevicePrompt};
 use crate::response::Parser;
+use crate::scrub::Secrets;
 use crate::transport::HttpOptions;
 
 /// What a provider's discovery document says, as far as token sources care.
@@ -76,7 +77,11 @@ pub async fn discover_with(
             },
             |raw| {
                 // Reuse the token endpoint's error reading: status, excerpt, Retry-After.
-                Parser::oauth(&[]).object_or_error(raw.status, &raw.headers, &raw.body)?;
+                Parser::oauth(&Secrets::none()).object_or_error(
+                    raw.status,
+                    &raw.headers,
+                    &raw.body,
+                )?;
                 Ok(raw)
             },
         )

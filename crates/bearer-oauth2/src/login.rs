@@ -7,6 +7,7 @@ use bearer_cache::{FetchContext, Secret, Token, TokenError, TokenSource};
 use url::Url;
 
 use crate::response::Parser;
+use crate::scrub::Secrets;
 use crate::transport::HttpOptions;
 
 /// How the credentials are sent.
@@ -155,7 +156,7 @@ impl TokenSource for LoginEndpoint {
     }
 
     async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, TokenError> {
-        let secrets = [self.password.expose_secret()];
+        let secrets = Secrets::new([self.password.expose_secret()], None);
         let pointers: Vec<&str> = self.token_pointers.iter().map(String::as_str).collect();
         let parser = Parser {
             secrets: &secrets,
