@@ -793,6 +793,130 @@ async fn endpoints_echoing_credentials_leave_no_part_of_them() {
     }
 }
 
+/// Keys in URL query strings (and userinfo) are never printed: not in a
+/// source's `Debug` or id, the cache's or the middleware's `Debug`, a
+/// transport error (reqwest's own message names the URL), nor any log.
+#[tokio::test]
+async fn urls_with_keys_in_their_query_are_never_printed() {
+    let mut audit = Audit::new();
+    let key = "QK-url-key-7731";
+    let user_info = "UI-pass-3318";
+    audit.secret(key);
+    audit.secret(user_info);
+    let server = server_builder().start().await;
+    let keyed = |mut url: reqwest::Url| {
+        url.query_pairs_mut().append_pair("api_key", key);
+        url
+    };
+    let with_user = |url: reqwest::Url| {
+        let mut url = keyed(url);
+        url.set_username("svc").unwrap();
+        url.set_password(Some(user_info)).unwrap();
+        url
+    };
+    // A closed port: the transport error is reqwest's, naming the URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url: reqwest::Url = format!("http://{}/token", closed.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    drop(closed);
+
+    let working = ClientCredentials::new(keyed(server.token_url()), CLIENT_ID, CLIENT_SECRET)
+        .retry_policy(RetryPolicy::none());
+    let cache = TokenCache::builder(working).build();
+    let auth = BearerAuth::builder(cache.clone())
+        .allow_origin(keyed(server.base_url()))
+        .build()
+        .unwrap();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(auth.clone())
+        .build();
+    audit.secret(echoed_token(&client, &server).await);
+    audit.show(&cache);
+    audit.show(&auth);
+
+    let sources: Vec<Box<dyn TokenSource>> = vec![
+        Box::new(
+            ClientCredentials::new(keyed(closed_url.clone()), CLIENT_ID, CLIENT_SECRET)
+                .retry_policy(RetryPolicy::none()),
+        ),
+        Box::new(
+            PasswordGrant::new(keyed(server.token_url()), CLIENT_ID, USERNAME, PASSWORD)
+                .retry_policy(RetryPolicy::none()),
+        ),
+        Box::new(
+            LoginEndpoint::new(keyed(server.login_url()), USERNAME, PASSWORD)
+                .retry_policy(RetryPolicy::none()),
+        ),
+        Box::new(
+            LoginEndpoint::new(keyed(closed_url.clone()), USERNAME, PASSWORD)
+                .retry_policy(RetryPolicy::none()),
+        ),
+        Box::new(ClientCredentials::new(
+            with_user(server.token_url()),
+            CLIENT_ID,
+            CLIENT_SECRET,
+        )),
+        Box::new(AuthorizationCode::new(
+            with_user(server.authorize_url()),
+            keyed(server.token_url()),
+            CLIENT_ID,
+            |_| {},
+        )),
+        Box::new(DeviceCode::new(
+            with_user(server.device_authorization_url()),
+            keyed(server.token_url()),
+            CLIENT_ID,
+            |_| {},
+        )),
+        Box::new(RefreshTokenGrant::new(
+            keyed(server.token_url()),
+            CLIENT_ID,
+            "rt-not-a-real-one-5521",
+        )),
+    ];
+    for source in sources {
+        audit.show(source.id());
+        audit.show(&source);
+    }
+    // Transport failures, through the cache and the middleware.
+    let unreachable = ClientCredentials::new(keyed(closed_url.clone()), CLIENT_ID, CLIENT_SECRET)
+        .retry_policy(RetryPolicy::none());
+    let cache = TokenCache::builder(unreachable).build();
+    audit.show(&cache);
+    let error = self::client(&server, cache)
+        .get(server.api_url("/api/echo"))
+        .send()
+        .await
+        .unwrap_err();
+    let token_error = BearerError::find(&error).unwrap().token_error();
+    assert!(
+        matches!(token_error, TokenError::Transport(_)),
+        "{token_error:?}"
+    );
+    audit.show_error(&error);
+    let mut source = std::error::Error::source(token_error);
+    while let Some(cause) = source {
+        audit.show(cause.to_string());
+        audit.show(cause);
+        source = cause.source();
+    }
+    let login_error = LoginEndpoint::new(keyed(closed_url.clone()), USERNAME, PASSWORD)
+        .retry_policy(RetryPolicy::none());
+    let error = self::client(&server, TokenCache::builder(login_error).build())
+        .get(server.api_url("/api/echo"))
+        .send()
+        .await
+        .unwrap_err();
+    audit.show_error(&error);
+    let discovery = reqwest_bearer::oauth2::discover(&keyed(closed_url))
+        .await
+        .unwrap_err();
+    audit.show(discovery.to_string());
+    audit.show(&discovery);
+    audit.check();
+}
+
 // --- keys -------------------------------------------------------------------------
 
 /// Source ids, cache keys and the store keys derived from them hold no

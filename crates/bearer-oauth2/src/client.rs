@@ -9,7 +9,7 @@ use http::HeaderValue;
 use url::Url;
 
 use crate::response::Parser;
-use crate::scrub::Secrets;
+use crate::scrub::{Secrets, shown_url};
 use crate::transport::HttpOptions;
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
@@ -76,7 +76,7 @@ pub struct OAuthClient {
 impl fmt::Debug for OAuthClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuthClient")
-            .field("token_url", &self.token_url.as_str())
+            .field("token_url", &shown_url(&self.token_url))
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
@@ -205,9 +205,10 @@ impl OAuthClient {
         &self.defaults
     }
 
-    /// `<grant>:<client id>@<token url>`: names a source without a secret.
+    /// `<grant>:<client id>@<token url>`: names a source without a secret
+    /// (the URL without userinfo or query, which may carry keys).
     pub(crate) fn source_id(&self, grant: &str) -> String {
-        format!("{grant}:{}@{}", self.client_id, self.token_url)
+        format!("{grant}:{}@{}", self.client_id, shown_url(&self.token_url))
     }
 
     /// The parameters `key` asks for over the defaults: a part the key

@@ -88,9 +88,9 @@ pub enum DiscoveryError {
     /// The document names another issuer (RFC 8414 §3.3): it must not be used.
     #[error("discovery document names issuer {found:?}, expected {expected:?}")]
     IssuerMismatch {
-        /// The issuer asked for.
+        /// The issuer asked for (without query or userinfo, as every URL shown).
         expected: String,
-        /// The issuer the document names.
+        /// The issuer the document names (likewise).
         found: String,
     },
     /// The provider does not offer an endpoint this grant needs.

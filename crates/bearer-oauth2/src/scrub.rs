@@ -1,6 +1,7 @@
 //! Making server answers safe to put in an error message.
 
 use aho_corasick::AhoCorasick;
+use url::Url;
 
 /// The longest excerpt of a body kept in an error.
 pub(crate) const EXCERPT_CHARS: usize = 200;
@@ -200,6 +201,33 @@ fn redact(text: &str, patterns: Option<&AhoCorasick>) -> String {
     out
 }
 
+/// `url` as it may be printed: without userinfo, query or fragment, any
+/// of which may carry a key (`?api_key=…`, `https://user:pass@…`).
+pub(crate) fn shown_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.into()
+}
+
+/// [`shown_url`] for text that should be a URL; text that is not one with
+/// a host is cut at its first `?` or `#`, and hidden if it may hold userinfo.
+pub(crate) fn shown_url_text(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(url) if url.has_host() => shown_url(&url),
+        _ => {
+            let head = text.split(['?', '#']).next().unwrap_or("");
+            if head.contains('@') {
+                "[redacted]".to_owned()
+            } else {
+                cap(head, &Secrets::none())
+            }
+        }
+    }
+}
+
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=')
 }
@@ -305,6 +333,18 @@ mod tests {
                 "{part:?} of a secret survives in {excerpt:?}"
             );
         }
+    }
+
+    #[test]
+    fn urls_are_shown_without_userinfo_query_or_fragment() {
+        let url = Url::parse("https://u:p4ss@idp.example:8443/t/token?api_key=k3y#frag").unwrap();
+        assert_eq!(shown_url(&url), "https://idp.example:8443/t/token");
+        assert_eq!(
+            shown_url_text("https://idp.example/x?api_key=k3y"),
+            "https://idp.example/x"
+        );
+        assert_eq!(shown_url_text("not a url?api_key=k3y"), "not a url");
+        assert_eq!(shown_url_text("u:p4ss@idp?x"), "[redacted]");
     }
 
     #[test]
