@@ -26,14 +26,38 @@ use crate::rejection::{Verdict, verdict};
 /// ```
 /// use reqwest_bearer::{BearerAuth, StaticSource};
 ///
+/// let http = reqwest::Client::builder()
+///     .redirect(BearerAuth::redirect_policy())
+///     .build()?;
 /// let auth = BearerAuth::builder_for_source(StaticSource::new("t0k3n"))
 ///     .allow_origin("https://api.example.com")
 ///     .build()?;
-/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+/// let client = reqwest_middleware::ClientBuilder::new(http)
 ///     .with(auth)
 ///     .build();
-/// # Ok::<(), reqwest_bearer::BuildError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # What the origin check cannot see
+///
+/// The origin is checked on the request as this layer hands it on, and on
+/// nothing after that:
+///
+/// - **Middlewares that rewrite URLs** (failover to another host, mirrors,
+///   base-URL rewriting) must sit *outside* this layer, that is, be added to
+///   the `ClientBuilder` *before* it, so the check sees the URL that will be
+///   sent. One added after it sends the token to wherever it rewrites to.
+/// - **Redirects** are followed by the `reqwest::Client` under every
+///   middleware. Build it with [`redirect_policy`](Self::redirect_policy)
+///   (or `Policy::none()`): reqwest's default policy drops the token when a
+///   hop changes origin but restores it on the next hop within the new one.
+/// - **A proxy from the environment** (`HTTP_PROXY`, `ALL_PROXY`): reqwest
+///   sends a plain-`http` request to the proxy as it is, `Authorization`
+///   included, so a token for a loopback origin (allowed over plain `http`
+///   because it never leaves the machine) then travels in clear to the
+///   proxy. Build the client with `.no_proxy()`, or a `NO_PROXY` that covers
+///   loopback, when you allow such an origin. An `https` origin goes through
+///   a proxy as a `CONNECT` tunnel: the proxy sees the host, not the token.
 #[derive(Clone)]
 pub struct BearerAuth {
     config: Arc<Config>,

@@ -116,7 +116,7 @@ async fn every_error_chain_reads_once() {
     assert!(chain(&BearerError::NoToken(transport)).len() >= 3);
 
     let server = TestServer::start().await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = bearer_testkit::client_builder().build().unwrap();
     let issuer = server.other_origin_url("/");
     let discovery = discover_with(&http, &issuer).await.unwrap_err();
     let others: Vec<Box<dyn Error + 'static>> = vec![

@@ -53,7 +53,7 @@ impl Middleware for SeenBelow {
 async fn header_is_marked_sensitive() {
     let server = TestServer::start().await;
     let seen = SeenBelow::default();
-    let client = ClientBuilder::new(reqwest::Client::new())
+    let client = ClientBuilder::new(bearer_testkit::client_builder().build().unwrap())
         .with(auth_builder(&server).build().unwrap())
         .with(seen.clone())
         .build();
@@ -249,7 +249,7 @@ async fn a_bounce_through_another_origin_costs_no_token() {
     // With the layer's redirect policy (which records the hops), and with
     // reqwest's default one (the changed final URL is enough not to blame
     // the token).
-    let default_policy = reqwest::Client::builder().no_proxy().build().unwrap();
+    let default_policy = bearer_testkit::client_builder().build().unwrap();
     for http in [support::http(), default_policy] {
         let auth = auth_builder(&server).build().unwrap();
         let client = ClientBuilder::new(http).with(auth.clone()).build();

@@ -120,7 +120,7 @@ fn client(server: &TestServer, cache: TokenCache) -> ClientWithMiddleware {
         .allow_origin(server.base_url())
         .build()
         .unwrap();
-    ClientBuilder::new(reqwest::Client::new())
+    ClientBuilder::new(bearer_testkit::client_builder().build().unwrap())
         .with(auth)
         .build()
 }
@@ -374,7 +374,7 @@ async fn client_credentials_and_its_failures_leak_nothing() {
             .allow_origin(server.base_url())
             .build()
             .unwrap();
-        let client = ClientBuilder::new(reqwest::Client::new())
+        let client = ClientBuilder::new(bearer_testkit::client_builder().build().unwrap())
             .with(auth.clone())
             .build();
         audit.secret(echoed_token(&client, &server).await);
@@ -545,7 +545,7 @@ async fn password_and_refresh_grants_leak_nothing() {
 /// code): the authorize request through reqwest without redirects, the
 /// callback over a raw socket.
 async fn browse(authorize: reqwest::Url) {
-    let http = reqwest::Client::builder()
+    let http = bearer_testkit::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -824,15 +824,13 @@ async fn urls_with_keys_in_their_query_are_never_printed() {
     let working = ClientCredentials::new(keyed(server.token_url()), CLIENT_ID, CLIENT_SECRET)
         .retry_policy(RetryPolicy::none());
     let cache = TokenCache::builder(working).build();
-    let auth = BearerAuth::builder(cache.clone())
+    audit.secret(echoed_token(&client(&server, cache.clone()), &server).await);
+    audit.show(&cache);
+    // An allowed origin given with a key in its query.
+    let auth = BearerAuth::builder(cache)
         .allow_origin(keyed(server.base_url()))
         .build()
         .unwrap();
-    let client = ClientBuilder::new(reqwest::Client::new())
-        .with(auth.clone())
-        .build();
-    audit.secret(echoed_token(&client, &server).await);
-    audit.show(&cache);
     audit.show(&auth);
 
     let sources: Vec<Box<dyn TokenSource>> = vec![

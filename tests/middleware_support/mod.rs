@@ -31,9 +31,8 @@ pub fn auth_builder(server: &TestServer) -> BearerAuthBuilder {
 /// The `reqwest::Client` under the layer, as the docs ask for it: the
 /// layer's redirect policy, and no proxy from the environment.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    bearer_testkit::client_builder()
         .redirect(BearerAuth::redirect_policy())
-        .no_proxy()
         .build()
         .expect("a client")
 }

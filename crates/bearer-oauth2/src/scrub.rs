@@ -375,8 +375,8 @@ mod tests {
             // Split by a run of whitespace: collapsing joins it again.
             "was p@ss \n\t  w\"ord é/x!".to_owned(),
             format!("json {json} end"),
-            format!("form P%40SS+W%22ORD+%C3%A9%2FX end"),
-            format!("lower p%40ss+w%22ord+%c3%a9%2fx end"),
+            "form P%40SS+W%22ORD+%C3%A9%2FX end".to_owned(),
+            "lower p%40ss+w%22ord+%c3%a9%2fx end".to_owned(),
             format!("header Basic {basic} end"),
         ] {
             let e = excerpt(body.as_bytes(), &secrets);

@@ -332,27 +332,23 @@ pub(crate) async fn status(
 }
 
 /// `/redirect?to=PATH` on the other origin: 302 to that path on the other
-/// origin itself (no authentication; what it saw is recorded).
+/// origin itself; `/redirect-back?to=PATH`: to that path on the main origin,
+/// completing an A → B → A bounce. No authentication; what it saw is
+/// recorded.
 pub(crate) async fn other_origin_redirect(
     State(shared): State<Arc<Shared>>,
+    uri: Uri,
     headers: HeaderMap,
     Query(query): Query<RedirectQuery>,
 ) -> Response {
     shared.record_headers(Endpoint::OtherOrigin, &headers);
     shared.count(|c| c.other_origin_requests += 1);
-    found(join(&shared.other_origin_url, &query.to).as_str())
-}
-
-/// `/redirect-back?to=PATH` on the other origin: 302 to that path on the
-/// main origin, completing an A → B → A bounce.
-pub(crate) async fn other_origin_redirect_back(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(query): Query<RedirectQuery>,
-) -> Response {
-    shared.record_headers(Endpoint::OtherOrigin, &headers);
-    shared.count(|c| c.other_origin_requests += 1);
-    found(join(&shared.base_url, &query.to).as_str())
+    let base = if uri.path() == "/redirect-back" {
+        &shared.base_url
+    } else {
+        &shared.other_origin_url
+    };
+    found(join(base, &query.to).as_str())
 }
 
 /// Anything on the other origin: records what it saw and echoes it, no
