@@ -134,11 +134,12 @@ impl BearerAuth {
     ///   neither costs a token fetch nor is resent, while a 401 after a
     ///   redirect within the origin still does.
     ///
-    /// With any other policy, a 401 to a request whose final URL differs
-    /// from the one sent is returned as it is (the layer cannot tell which
-    /// hops carried the token), and reqwest's own rule decides where the
-    /// token goes. [`Policy::none`](reqwest::redirect::Policy::none) is
-    /// safe too.
+    /// With any other policy, the layer sees a redirect only as a final URL
+    /// that differs from the one sent: such a 401 is returned as it is (it
+    /// cannot tell which hops carried the token), while a bounce back to the
+    /// very URL sent looks like no redirect and its 401 counts. reqwest's
+    /// own rule then decides where the token goes.
+    /// [`Policy::none`](reqwest::redirect::Policy::none) is safe too.
     ///
     /// ```
     /// use reqwest_bearer::{BearerAuth, StaticSource};
