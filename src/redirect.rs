@@ -194,6 +194,14 @@ mod tests {
         }
         let prev = urls(&["https://a.example/x", "https://b.example/r"]);
         assert_eq!(decide(&prev, &url("https://a.example/x"), true), Ok(false));
+        // Back home, one more hop within it: reqwest restores the token,
+        // to the origin it was for.
+        let prev = urls(&[
+            "https://a.example/x",
+            "https://b.example/r",
+            "https://a.example/y",
+        ]);
+        assert_eq!(decide(&prev, &url("https://a.example/z"), true), Ok(true));
     }
 
     #[test]
