@@ -12,6 +12,11 @@
 //!
 //! Each flag can also come from the environment: `BEARER_TOKEN_URL`,
 //! `BEARER_CLIENT_ID`, `BEARER_CLIENT_SECRET`, `BEARER_SCOPE`, `BEARER_URL`.
+//!
+//! Proxy variables (`HTTP_PROXY`, `ALL_PROXY`, …) are ignored: the demo
+//! server is plain `http` on loopback, where a proxy would read the token
+//! and the client secret. Behind a proxy, drop `.no_proxy()` in `http()`
+//! for an `https` provider.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -33,7 +38,7 @@ async fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
@@ -55,13 +60,14 @@ async fn demo() -> Result<()> {
         server.client_id(),
         server.client_secret(),
     )
-    .scope("read");
+    .scope("read")
+    .http_client(http(reqwest::redirect::Policy::none())?);
     // A short-lived token: refresh in the background from half its life on.
     let cache = TokenCache::builder(source)
         .refresh_ahead(Duration::from_secs(2))
         .build();
     let auth = BearerAuth::new(cache, server.base_url().as_str())?;
-    let client = ClientBuilder::new(reqwest::Client::new())
+    let client = ClientBuilder::new(http(BearerAuth::redirect_policy())?)
         .with(auth.clone())
         .build();
     let echo = server.api_url("/api/echo");
@@ -172,6 +178,26 @@ async fn token_of(client: &ClientWithMiddleware, url: url::Url) -> Result<String
     Ok(fingerprint(token).to_string())
 }
 
+/// The example's HTTP clients: `redirect` as given, proxy variables ignored.
+pub(crate) fn http(redirect: reqwest::redirect::Policy) -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(redirect)
+        .no_proxy()
+        .build()?)
+}
+
+/// An error and its causes, each once: `a: b: c`.
+fn chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 // --------------------------------------------------------- real server ---
 
 struct Provider {
@@ -233,14 +259,15 @@ const USAGE: &str =
     "usage: quickstart [--token-url URL --client-id ID --client-secret SECRET [--scope SCOPE] URL]";
 
 async fn real(p: Provider) -> Result<()> {
-    let mut source = ClientCredentials::new(p.token_url, p.client_id, p.client_secret);
+    let mut source = ClientCredentials::new(p.token_url, p.client_id, p.client_secret)
+        .http_client(http(reqwest::redirect::Policy::none())?);
     if let Some(scope) = p.scope {
         for s in scope.split_whitespace() {
             source = source.scope(s);
         }
     }
     let auth = BearerAuth::new(TokenCache::builder(source).build(), p.url.as_str())?;
-    let client = ClientBuilder::new(reqwest::Client::new())
+    let client = ClientBuilder::new(http(BearerAuth::redirect_policy())?)
         .with(auth.clone())
         .build();
     for attempt in 1..=2 {
@@ -256,9 +283,11 @@ async fn real(p: Provider) -> Result<()> {
             }
             Err(err) => {
                 return Err(match BearerError::find(&err) {
-                    Some(e) if e.is_transient() => format!("no token (transient, try again): {e}"),
-                    Some(e) => format!("no token (permanent): {e}"),
-                    None => err.to_string(),
+                    Some(e) if e.is_transient() => {
+                        format!("no token (transient, try again): {}", chain(e))
+                    }
+                    Some(e) => format!("no token (permanent): {}", chain(e)),
+                    None => chain(&err),
                 }
                 .into());
             }

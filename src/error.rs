@@ -8,6 +8,10 @@ use bearer_cache::{OAuthError, TokenError};
 /// [`BearerError::find`] digs it out, also through `reqwest-retry`'s
 /// wrapper. Its `Display` and `Debug` never contain a secret.
 ///
+/// Its `Display` says what happened to the request; the [`TokenError`]
+/// behind it is its `source()`, so print the chain (anyhow's `{:#}`, or a
+/// loop over `source()`) to see both, each once.
+///
 /// ```
 /// use reqwest_bearer::{BearerError, OAuthError, TokenError};
 ///
@@ -26,12 +30,12 @@ use bearer_cache::{OAuthError, TokenError};
 #[non_exhaustive]
 pub enum BearerError {
     /// No token could be obtained, so the request was **not sent**.
-    #[error("no bearer token could be obtained; the request was not sent: {0}")]
+    #[error("no bearer token could be obtained; the request was not sent")]
     NoToken(#[source] TokenError),
     /// The server answered 401 to the token sent, and no replacement could
     /// be obtained, so the request was not resent. The server did not act on
     /// the first attempt (it refused it).
-    #[error("the server rejected the token and no new one could be obtained: {0}")]
+    #[error("the server rejected the token and no new one could be obtained")]
     RefreshFailed(#[source] TokenError),
 }
 
@@ -97,8 +101,12 @@ impl BearerError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// An allowed origin that is not an `http(s)://host[:port]` URL.
-    #[error("invalid allowed origin {input:?}: {reason}")]
+    /// An allowed origin that is not an `http(s)://host[:port]` URL: not a
+    /// URL, another scheme, credentials, or a pattern such as
+    /// `https://*.example.com` (allow each origin by name).
+    #[error(
+        "invalid allowed origin {input:?} ({reason}); an origin is scheme://host[:port], e.g. https://api.example.com"
+    )]
     InvalidOrigin {
         /// The input (redacted if it may hold credentials).
         input: String,

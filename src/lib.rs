@@ -15,7 +15,10 @@
 //! let auth = BearerAuth::builder(TokenCache::builder(source).build())
 //!     .allow_origin("https://api.example.com")
 //!     .build()?;
-//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//! let http = reqwest::Client::builder()
+//!     .redirect(BearerAuth::redirect_policy())
+//!     .build()?;
+//! let client = reqwest_middleware::ClientBuilder::new(http)
 //!     .with(auth)
 //!     .build();
 //! let orders = client.get("https://api.example.com/orders").send().await?;
@@ -27,7 +30,9 @@
 //!   plain `http` only to loopback unless allowed explicitly. Other requests
 //!   pass through untouched, as do requests that already carry
 //!   `Authorization` (configurable) and those marked [`SkipAuth`]. The header
-//!   is marked sensitive; reqwest drops it on a redirect to another origin.
+//!   is marked sensitive; with [`BearerAuth::redirect_policy`] on the client,
+//!   no redirect takes it to another origin. What the check cannot see
+//!   (URL-rewriting middlewares inside it, proxies) is in [`BearerAuth`]'s docs.
 //! - **No token, no request.** If none can be had, the request is not sent
 //!   and the caller gets a [`BearerError`] (transient or not, with the
 //!   OAuth error code when there is one).
@@ -36,7 +41,8 @@
 //!   sent — concurrent 401s for one token cause one fetch — and resends the
 //!   request once, if its body can be replayed; `insufficient_scope` and
 //!   `invalid_request` return the 401 as it is. The last 401 is a response,
-//!   never an error.
+//!   never an error. A 401 to a hop that did not carry the token (after a
+//!   redirect through another origin) changes nothing.
 //! - **Retries.** Put `reqwest-retry` outside this middleware with
 //!   [`BearerRetryStrategy`], which retries a token endpoint that is down and
 //!   never one that refused the client.
@@ -50,6 +56,7 @@ mod error;
 mod extensions;
 mod middleware;
 mod origin;
+mod redirect;
 mod rejection;
 mod retry;
 
@@ -60,6 +67,7 @@ pub use challenge::{
 pub use error::{BearerError, BuildError};
 pub use extensions::{NoAuthRetry, RequestBuilderExt, SkipAuth};
 pub use middleware::{BearerAuth, BearerAuthBuilder};
+pub use redirect::RedirectRefused;
 pub use retry::BearerRetryStrategy;
 
 pub use bearer_cache::{

@@ -13,7 +13,8 @@ use tracing::field::{Empty, display};
 
 use crate::error::{BearerError, BuildError};
 use crate::extensions::{NoAuthRetry, SkipAuth};
-use crate::origin::{AllowedOrigins, OriginId};
+use crate::origin::AllowedOrigins;
+use crate::redirect::Sent;
 use crate::rejection::{Verdict, verdict};
 
 /// A `reqwest-middleware` middleware that adds `Authorization: Bearer …`
@@ -25,14 +26,38 @@ use crate::rejection::{Verdict, verdict};
 /// ```
 /// use reqwest_bearer::{BearerAuth, StaticSource};
 ///
+/// let http = reqwest::Client::builder()
+///     .redirect(BearerAuth::redirect_policy())
+///     .build()?;
 /// let auth = BearerAuth::builder_for_source(StaticSource::new("t0k3n"))
 ///     .allow_origin("https://api.example.com")
 ///     .build()?;
-/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+/// let client = reqwest_middleware::ClientBuilder::new(http)
 ///     .with(auth)
 ///     .build();
-/// # Ok::<(), reqwest_bearer::BuildError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # What the origin check cannot see
+///
+/// The origin is checked on the request as this layer hands it on, and on
+/// nothing after that:
+///
+/// - **Middlewares that rewrite URLs** (failover to another host, mirrors,
+///   base-URL rewriting) must sit *outside* this layer, that is, be added to
+///   the `ClientBuilder` *before* it, so the check sees the URL that will be
+///   sent. One added after it sends the token to wherever it rewrites to.
+/// - **Redirects** are followed by the `reqwest::Client` under every
+///   middleware. Build it with [`redirect_policy`](Self::redirect_policy)
+///   (or `Policy::none()`): reqwest's default policy drops the token when a
+///   hop changes origin but restores it on the next hop within the new one.
+/// - **A proxy from the environment** (`HTTP_PROXY`, `ALL_PROXY`): reqwest
+///   sends a plain-`http` request to the proxy as it is, `Authorization`
+///   included, so a token for a loopback origin (allowed over plain `http`
+///   because it never leaves the machine) then travels in clear to the
+///   proxy. Build the client with `.no_proxy()`, or a `NO_PROXY` that covers
+///   loopback, when you allow such an origin. An `https` origin goes through
+///   a proxy as a `CONNECT` tunnel: the proxy sees the host, not the token.
 #[derive(Clone)]
 pub struct BearerAuth {
     config: Arc<Config>,
@@ -95,6 +120,48 @@ impl BearerAuth {
         Self::builder(cache).allow_origin(base_url).build()
     }
 
+    /// The redirect policy to build the `reqwest::Client` under this layer
+    /// with. It follows redirects as reqwest's default does (up to 10),
+    /// except for requests this layer gave a token:
+    ///
+    /// - a hop that would send the token to another origin is refused
+    ///   ([`RedirectRefused`](crate::RedirectRefused), the cause of a `reqwest::Error` with
+    ///   `is_redirect()`). reqwest drops `Authorization` when a hop changes
+    ///   origin, but restores it on the next hop within the new origin, so
+    ///   without this policy `A → B → B` hands the token to `B`;
+    /// - it records whether the hop that answered carried the token, so a
+    ///   401 from `A` after `A → B → A` (where reqwest dropped the token)
+    ///   neither costs a token fetch nor is resent, while a 401 after a
+    ///   redirect within the origin still does.
+    ///
+    /// With any other policy, the layer sees a redirect only as a final URL
+    /// that differs from the one sent: such a 401 is returned as it is (it
+    /// cannot tell which hops carried the token), while a bounce back to the
+    /// very URL sent looks like no redirect and its 401 counts. reqwest's
+    /// own rule then decides where the token goes.
+    /// [`Policy::none`](reqwest::redirect::Policy::none) is safe too.
+    ///
+    /// ```
+    /// use reqwest_bearer::{BearerAuth, StaticSource};
+    ///
+    /// let http = reqwest::Client::builder()
+    ///     .redirect(BearerAuth::redirect_policy())
+    ///     .build()?;
+    /// let auth = BearerAuth::builder_for_source(StaticSource::new("t0k3n"))
+    ///     .allow_origin("https://api.example.com")
+    ///     .build()?;
+    /// let client = reqwest_middleware::ClientBuilder::new(http).with(auth).build();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn redirect_policy() -> reqwest::redirect::Policy {
+        reqwest::redirect::Policy::custom(|attempt| {
+            match crate::redirect::follow(attempt.previous(), attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(refused),
+            }
+        })
+    }
+
     /// The cache, e.g. for its [`stats`](TokenCache::stats).
     pub fn cache(&self) -> &TokenCache {
         &self.config.cache
@@ -105,7 +172,10 @@ impl BearerAuthBuilder {
     /// Allows tokens to go to this URL's origin (scheme, host and port; a
     /// path is ignored). Plain `http` is accepted only for loopback
     /// (127.0.0.0/8, `::1`, `localhost`) unless
-    /// [`allow_plain_http`](Self::allow_plain_http). Checked by [`build`](Self::build).
+    /// [`allow_plain_http`](Self::allow_plain_http). Checked by
+    /// [`build`](Self::build), which refuses wildcards (`https://*.example.com`)
+    /// and other patterns with [`BuildError::InvalidOrigin`]: allow each
+    /// origin by name.
     pub fn allow_origin(mut self, url: impl AsRef<str>) -> Self {
         self.origins.push(url.as_ref().to_owned());
         self
@@ -192,13 +262,12 @@ impl Middleware for BearerAuth {
         next: Next<'_>,
     ) -> Result<Response> {
         let config = &*self.config;
-        let origin = match self.authorizable(&req, extensions) {
-            Ok(origin) => origin,
-            Err(reason) => {
+        if let Err(reason) = self.authorizable(&req, extensions) {
+            {
                 tracing::trace!(target: "reqwest_bearer", reason, "request sent without a token");
                 return next.run(req, extensions).await;
             }
-        };
+        }
         let custom_key = extensions.get::<TokenKey>().map(|k| Box::new(k.clone()));
         let key = custom_key.as_deref().unwrap_or(&config.default_key);
         let span = tracing::debug_span!(
@@ -241,10 +310,10 @@ impl Middleware for BearerAuth {
             None
         };
 
+        let sent = Sent::new(req.url());
         set_authorization(&mut req, &token)?;
-        let response = next
-            .clone()
-            .run(req, extensions)
+        let (response, carried) = sent
+            .track(next.clone().run(req, extensions))
             .instrument(span.clone())
             .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -252,9 +321,10 @@ impl Middleware for BearerAuth {
         }
         let rejected = Rejected {
             key: key.clone(),
-            origin,
             token,
             spare,
+            sent,
+            carried,
         };
         Box::pin(self.after_unauthorized(response, rejected, extensions, next))
             .instrument(span)
@@ -263,24 +333,22 @@ impl Middleware for BearerAuth {
 }
 
 impl BearerAuth {
-    /// The allowed origin a request goes to, or why it goes without a token.
+    /// Whether a request gets a token, or why it goes without one.
     fn authorizable(
         &self,
         req: &Request,
         extensions: &Extensions,
-    ) -> std::result::Result<OriginId, &'static str> {
+    ) -> std::result::Result<(), &'static str> {
         if extensions.get::<SkipAuth>().is_some() {
             return Err("skip_auth");
         }
-        let origin = self
-            .config
-            .origins
-            .find(req.url())
-            .ok_or("origin_not_allowed")?;
+        if !self.config.origins.allows(req.url()) {
+            return Err("origin_not_allowed");
+        }
         if !self.config.replace_authorization && req.headers().contains_key(AUTHORIZATION) {
             return Err("authorization_present");
         }
-        Ok(origin)
+        Ok(())
     }
 
     /// The 401 path: decide, replace the token, resend while allowed.
@@ -299,9 +367,10 @@ impl BearerAuth {
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
-            if !config.origins.is(state.origin, response.url()) {
-                // The 401 came from a redirect target, which never saw our token.
-                tracing::debug!(target: "reqwest_bearer", "401 from another origin after a redirect; returned as is");
+            if !state.carried {
+                // A redirect dropped the token before this hop (or may
+                // have, unseen): the 401 says nothing about the token.
+                tracing::debug!(target: "reqwest_bearer", "401 to a redirected request that did not carry the token; returned as is");
                 return Ok(response);
             }
             if let Verdict::Final(reason) =
@@ -345,7 +414,10 @@ impl BearerAuth {
             );
             set_authorization(&mut resend, &state.token)?;
             drop(response);
-            response = next.clone().run(*resend, extensions).await?;
+            (response, state.carried) = state
+                .sent
+                .track(next.clone().run(*resend, extensions))
+                .await?;
         }
     }
 }
@@ -353,10 +425,12 @@ impl BearerAuth {
 /// What the 401 path needs from the first attempt.
 struct Rejected {
     key: TokenKey,
-    origin: OriginId,
     token: CachedToken,
     /// A copy of the request for resending, if it could be copied.
     spare: Option<Box<Request>>,
+    sent: Sent,
+    /// Whether the hop that answered carried the token.
+    carried: bool,
 }
 
 fn fail(error: BearerError) -> Error {

@@ -51,6 +51,9 @@ impl AllowedOrigins {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid("an origin must not contain credentials"));
         }
+        if !is_host_name(&url) {
+            return Err(invalid(NOT_A_PATTERN));
+        }
         if url.scheme() == "http" && !allow_plain_http && !is_loopback(&url) {
             return Err(BuildError::PlainHttp {
                 origin: url.origin().ascii_serialization(),
@@ -71,22 +74,9 @@ impl AllowedOrigins {
         self.origins.is_empty()
     }
 
-    /// Which allowed origin `url` belongs to, if any.
-    pub(crate) fn find(&self, url: &Url) -> Option<OriginId> {
-        self.origins
-            .iter()
-            .position(|o| o.matches(url))
-            .map(OriginId)
-    }
-
-    #[cfg(test)]
-    fn allows(&self, url: &Url) -> bool {
-        self.find(url).is_some()
-    }
-
-    /// Whether `url` belongs to the allowed origin `id`.
-    pub(crate) fn is(&self, id: OriginId, url: &Url) -> bool {
-        self.origins.get(id.0).is_some_and(|o| o.matches(url))
+    /// Whether `url` belongs to an allowed origin.
+    pub(crate) fn allows(&self, url: &Url) -> bool {
+        self.origins.iter().any(|o| o.matches(url))
     }
 
     /// The allowed origins, serialized and sorted (for `Debug`).
@@ -101,9 +91,24 @@ impl AllowedOrigins {
     }
 }
 
-/// One of the allowed origins (an index into the list).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OriginId(usize);
+/// What a refused pattern is told.
+const NOT_A_PATTERN: &str = "wildcards and other patterns are not supported";
+
+/// Whether `url`'s host is an IP address or a DNS name: labels of letters,
+/// digits, `-` and `_`, none empty. `*`, `api-*` and the like parse as URL
+/// hosts but can never equal a request's host.
+fn is_host_name(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }),
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) => true,
+        None => false,
+    }
+}
 
 /// Whether `url` points at this machine: 127.0.0.0/8, ::1, `localhost`.
 pub(crate) fn is_loopback(url: &Url) -> bool {
@@ -156,17 +161,6 @@ mod tests {
     }
 
     #[test]
-    fn find_and_is_identify_the_origin() {
-        let o = set(&["https://a.example", "https://b.example"]);
-        let a = o.find(&url("https://a.example/x")).unwrap();
-        let b = o.find(&url("https://b.example/x")).unwrap();
-        assert_ne!(a, b);
-        assert!(o.is(a, &url("https://A.example:443/y?z")));
-        assert!(!o.is(a, &url("https://b.example/")));
-        assert!(!o.is(b, &url("http://b.example/")));
-    }
-
-    #[test]
     fn loopback_http_is_allowed_without_opt_in() {
         let o = set(&[
             "http://127.0.0.1:8080",
@@ -201,6 +195,37 @@ mod tests {
         );
         o.add("http://api.example.com", true).unwrap();
         assert!(o.allows(&url("http://api.example.com/")));
+    }
+
+    #[test]
+    fn patterns_are_refused_with_the_supported_form() {
+        let mut o = AllowedOrigins::default();
+        for pattern in [
+            "https://*.example.com",
+            "https://*",
+            "https://api-*.example.com",
+            "https://.example.com",
+            "https://api..example.com",
+            "https://api.example.com.",
+            "https://%2A.example.com",
+        ] {
+            let err = o.add(pattern, false).unwrap_err();
+            assert!(
+                matches!(&err, BuildError::InvalidOrigin { reason, .. } if reason == NOT_A_PATTERN),
+                "{pattern}: {err:?}"
+            );
+            assert!(err.to_string().contains("https://api.example.com"), "{err}");
+        }
+        for fine in [
+            "https://api.example.com",
+            "https://xn--caf-dma.example",
+            "https://café.example",
+            "https://under_score.example:8443",
+            "https://10.0.0.1",
+            "https://[2001:db8::1]",
+        ] {
+            o.add(fine, false).unwrap();
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn client_for(server: &TestServer, source: impl TokenSource) -> ClientWithMiddle
         .allow_origin(server.base_url())
         .build()
         .expect("valid configuration");
-    ClientBuilder::new(reqwest::Client::new())
+    ClientBuilder::new(bearer_testkit::client_builder().build().unwrap())
         .with(auth)
         .build()
 }
@@ -372,7 +372,7 @@ async fn challenge(status: u16, fields: &[&str], strict: bool) -> (TestServer, r
         .refresh_without_challenge(!strict)
         .build()
         .unwrap();
-    let client = ClientBuilder::new(reqwest::Client::new())
+    let client = ClientBuilder::new(bearer_testkit::client_builder().build().unwrap())
         .with(auth)
         .build();
     let mut url = server.api_url("/api/challenge");

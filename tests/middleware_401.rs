@@ -336,14 +336,15 @@ async fn thousand_concurrent_401s_cause_one_fetch() {
     let stats_before = auth.cache().stats();
     control.revoke_all();
 
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(auth.clone())
-        .with(HoldFirst {
-            held: AtomicUsize::new(0),
-            n: N,
-            barrier: tokio::sync::Barrier::new(N),
-        })
-        .build();
+    let client =
+        reqwest_middleware::ClientBuilder::new(bearer_testkit::client_builder().build().unwrap())
+            .with(auth.clone())
+            .with(HoldFirst {
+                held: AtomicUsize::new(0),
+                n: N,
+                barrier: tokio::sync::Barrier::new(N),
+            })
+            .build();
     let url = server.api_url("/api/echo");
     let statuses = futures::future::join_all((0..N).map(|_| {
         let request = client.get(url.clone());

@@ -120,7 +120,7 @@ fn client(server: &TestServer, cache: TokenCache) -> ClientWithMiddleware {
         .allow_origin(server.base_url())
         .build()
         .unwrap();
-    ClientBuilder::new(reqwest::Client::new())
+    ClientBuilder::new(bearer_testkit::client_builder().build().unwrap())
         .with(auth)
         .build()
 }
@@ -374,7 +374,7 @@ async fn client_credentials_and_its_failures_leak_nothing() {
             .allow_origin(server.base_url())
             .build()
             .unwrap();
-        let client = ClientBuilder::new(reqwest::Client::new())
+        let client = ClientBuilder::new(bearer_testkit::client_builder().build().unwrap())
             .with(auth.clone())
             .build();
         audit.secret(echoed_token(&client, &server).await);
@@ -545,7 +545,7 @@ async fn password_and_refresh_grants_leak_nothing() {
 /// code): the authorize request through reqwest without redirects, the
 /// callback over a raw socket.
 async fn browse(authorize: reqwest::Url) {
-    let http = reqwest::Client::builder()
+    let http = bearer_testkit::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -682,6 +682,226 @@ async fn login_endpoint_and_its_failures_leak_nothing() {
         .await
         .unwrap_err();
     audit.show_error(&error);
+    audit.check();
+}
+
+/// Secrets that do not look random, so only their exact values can catch
+/// them (the token-like heuristic would hide a random one anyway).
+const PLAIN_SECRET: &str = "correct horse+battery/staple";
+const PLAIN_PASSWORD: &str = "mossy \"gnome\" & wolf";
+
+/// Every stretch of eight characters of `secret` in each form it is sent
+/// in (raw, form-encoded, JSON, and the `Basic` credentials).
+fn parts_of(secret: &str, basic: Option<&str>) -> Vec<String> {
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let json = serde_json::to_string(secret).unwrap();
+    let forms = [secret.to_owned(), form, json[1..json.len() - 1].to_owned()];
+    let chars = |s: &str| s.chars().collect::<Vec<char>>();
+    forms
+        .iter()
+        .map(String::as_str)
+        .chain(basic)
+        .flat_map(|f| {
+            chars(f)
+                .windows(8)
+                .map(|w| w.iter().collect::<String>())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A token or login endpoint that echoes the request in its error page,
+/// padded so that the credentials fall at every offset around 4 KiB (where
+/// excerpts were once cut before scrubbing) and far past it: no part of a
+/// secret reaches the error, the caller, or the log.
+#[tokio::test]
+async fn endpoints_echoing_credentials_leave_no_part_of_them() {
+    let _audit = Audit::new();
+    let server = TestServer::builder()
+        .client(CLIENT_ID, PLAIN_SECRET)
+        .user(USERNAME, PLAIN_PASSWORD)
+        .start()
+        .await;
+    let basic = bearer_testkit::basic_authorization(CLIENT_ID, PLAIN_SECRET);
+    let basic = basic.trim_start_matches("Basic ");
+    let mut parts = parts_of(PLAIN_SECRET, Some(basic));
+    parts.extend(parts_of(PLAIN_PASSWORD, None));
+    let mut shown = Vec::new();
+    // 60,000: far past 4 KiB, within the 64 KiB body cap.
+    let paddings = (4000..4110).step_by(3).chain([0, 60_000]);
+    for padding in paddings {
+        let echo = || TokenFault::EchoRequest {
+            status: 400,
+            padding,
+        };
+        let control = server.control();
+        let sources: Vec<Box<dyn Fn() -> TokenCache>> = vec![
+            Box::new(|| {
+                let source =
+                    ClientCredentials::new(server.token_url(), CLIENT_ID, PLAIN_SECRET).retries(0);
+                TokenCache::builder(source).build()
+            }),
+            Box::new(|| {
+                let source = ClientCredentials::new(server.token_url(), CLIENT_ID, PLAIN_SECRET)
+                    .auth_method(ClientAuth::Post)
+                    .retries(0);
+                TokenCache::builder(source).build()
+            }),
+            Box::new(|| {
+                let source =
+                    PasswordGrant::new(server.token_url(), CLIENT_ID, USERNAME, PLAIN_PASSWORD)
+                        .client_secret(PLAIN_SECRET)
+                        .retries(0);
+                TokenCache::builder(source).build()
+            }),
+        ];
+        for cache in sources {
+            control.fail_next_token_requests(1, echo());
+            let error = client(&server, cache())
+                .get(server.api_url("/api/echo"))
+                .send()
+                .await
+                .unwrap_err();
+            let token_error = BearerError::find(&error).unwrap().token_error().clone();
+            assert!(
+                matches!(token_error, TokenError::Http { status: 400, .. }),
+                "{token_error:?}"
+            );
+            shown.push(format!("{error} {error:?} {token_error}"));
+        }
+        let login = LoginEndpoint::new(server.login_url(), USERNAME, PLAIN_PASSWORD).retries(0);
+        control.fail_next_login_requests(1, echo());
+        let error = client(&server, TokenCache::builder(login).build())
+            .get(server.api_url("/api/echo"))
+            .send()
+            .await
+            .unwrap_err();
+        shown.push(format!("{error} {error:?}"));
+    }
+    // The echo arrived: the scrubbed excerpts say so.
+    assert!(shown.iter().all(|s| s.contains("[redacted]")), "{shown:?}");
+    let log = captured().text();
+    for part in &parts {
+        assert!(
+            !log.contains(part.as_str()),
+            "{part:?} is in the tracing output"
+        );
+        for s in &shown {
+            assert!(!s.contains(part.as_str()), "{part:?} is shown in {s}");
+        }
+    }
+}
+
+/// Keys in URL query strings (and userinfo) are never printed: not in a
+/// source's `Debug` or id, the cache's or the middleware's `Debug`, a
+/// transport error (reqwest's own message names the URL), nor any log.
+#[tokio::test]
+async fn urls_with_keys_in_their_query_are_never_printed() {
+    let mut audit = Audit::new();
+    let key = "QK-url-key-7731";
+    let user_info = "UI-pass-3318";
+    audit.secret(key);
+    audit.secret(user_info);
+    let server = server_builder().start().await;
+    let keyed = |mut url: reqwest::Url| {
+        url.query_pairs_mut().append_pair("api_key", key);
+        url
+    };
+    let with_user = |url: reqwest::Url| {
+        let mut url = keyed(url);
+        url.set_username("svc").unwrap();
+        url.set_password(Some(user_info)).unwrap();
+        url
+    };
+    // A closed port: the transport error is reqwest's, naming the URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url: reqwest::Url = format!("http://{}/token", closed.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    drop(closed);
+
+    let working =
+        ClientCredentials::new(keyed(server.token_url()), CLIENT_ID, CLIENT_SECRET).retries(0);
+    let cache = TokenCache::builder(working).build();
+    audit.secret(echoed_token(&client(&server, cache.clone()), &server).await);
+    audit.show(&cache);
+    // An allowed origin given with a key in its query.
+    let auth = BearerAuth::builder(cache)
+        .allow_origin(keyed(server.base_url()))
+        .build()
+        .unwrap();
+    audit.show(&auth);
+
+    let sources: Vec<Box<dyn TokenSource>> = vec![
+        Box::new(
+            ClientCredentials::new(keyed(closed_url.clone()), CLIENT_ID, CLIENT_SECRET).retries(0),
+        ),
+        Box::new(
+            PasswordGrant::new(keyed(server.token_url()), CLIENT_ID, USERNAME, PASSWORD).retries(0),
+        ),
+        Box::new(LoginEndpoint::new(keyed(server.login_url()), USERNAME, PASSWORD).retries(0)),
+        Box::new(LoginEndpoint::new(keyed(closed_url.clone()), USERNAME, PASSWORD).retries(0)),
+        Box::new(ClientCredentials::new(
+            with_user(server.token_url()),
+            CLIENT_ID,
+            CLIENT_SECRET,
+        )),
+        Box::new(AuthorizationCode::new(
+            with_user(server.authorize_url()),
+            keyed(server.token_url()),
+            CLIENT_ID,
+            |_| {},
+        )),
+        Box::new(DeviceCode::new(
+            with_user(server.device_authorization_url()),
+            keyed(server.token_url()),
+            CLIENT_ID,
+            |_| {},
+        )),
+        Box::new(RefreshTokenGrant::new(
+            keyed(server.token_url()),
+            CLIENT_ID,
+            "rt-not-a-real-one-5521",
+        )),
+    ];
+    for source in sources {
+        audit.show(source.id());
+        audit.show(&source);
+    }
+    // Transport failures, through the cache and the middleware.
+    let unreachable =
+        ClientCredentials::new(keyed(closed_url.clone()), CLIENT_ID, CLIENT_SECRET).retries(0);
+    let cache = TokenCache::builder(unreachable).build();
+    audit.show(&cache);
+    let error = self::client(&server, cache)
+        .get(server.api_url("/api/echo"))
+        .send()
+        .await
+        .unwrap_err();
+    let token_error = BearerError::find(&error).unwrap().token_error();
+    assert!(
+        matches!(token_error, TokenError::Transport(_)),
+        "{token_error:?}"
+    );
+    audit.show_error(&error);
+    let mut source = std::error::Error::source(token_error);
+    while let Some(cause) = source {
+        audit.show(cause.to_string());
+        audit.show(cause);
+        source = cause.source();
+    }
+    let login_error = LoginEndpoint::new(keyed(closed_url.clone()), USERNAME, PASSWORD).retries(0);
+    let error = self::client(&server, TokenCache::builder(login_error).build())
+        .get(server.api_url("/api/echo"))
+        .send()
+        .await
+        .unwrap_err();
+    audit.show_error(&error);
+    let discovery = reqwest_bearer::oauth2::discover(&keyed(closed_url))
+        .await
+        .unwrap_err();
+    audit.show(discovery.to_string());
+    audit.show(&discovery);
     audit.check();
 }
 

@@ -28,10 +28,24 @@ pub fn auth_builder(server: &TestServer) -> BearerAuthBuilder {
     BearerAuth::builder(cache(server)).allow_origin(server.base_url())
 }
 
-pub fn client(auth: BearerAuth) -> ClientWithMiddleware {
-    ClientBuilder::new(reqwest::Client::new())
-        .with(auth)
+/// The `reqwest::Client` under the layer, as the docs ask for it: the
+/// layer's redirect policy, and no proxy from the environment.
+pub fn http() -> reqwest::Client {
+    bearer_testkit::client_builder()
+        .redirect(BearerAuth::redirect_policy())
         .build()
+        .expect("a client")
+}
+
+pub fn client(auth: BearerAuth) -> ClientWithMiddleware {
+    ClientBuilder::new(http()).with(auth).build()
+}
+
+/// `path` on `server`'s API with `to` as its `?to=` parameter.
+pub fn with_to(server: &TestServer, path: &str, to: &str) -> url::Url {
+    let mut url = server.api_url(path);
+    url.query_pairs_mut().append_pair("to", to);
+    url
 }
 
 /// Like [`setup`], with a cache whose callers never wait for a next

@@ -166,7 +166,7 @@ pub enum TokenError {
     #[error("token request timed out after {0:?}")]
     Timeout(Duration),
     /// The token endpoint could not be reached or the connection broke.
-    #[error("could not reach the token endpoint: {0}")]
+    #[error("could not reach the token endpoint")]
     Transport(#[source] Cause),
     /// The token source panicked. Counted as a failed attempt: the key backs
     /// off and the next attempt calls the source again.

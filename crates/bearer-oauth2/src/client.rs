@@ -9,6 +9,7 @@ use http::HeaderValue;
 use url::Url;
 
 use crate::response::Parser;
+use crate::scrub::{Secrets, shown_url};
 use crate::transport::HttpOptions;
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
@@ -75,7 +76,7 @@ pub struct OAuthClient {
 impl fmt::Debug for OAuthClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuthClient")
-            .field("token_url", &self.token_url.as_str())
+            .field("token_url", &shown_url(&self.token_url))
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
@@ -204,9 +205,10 @@ impl OAuthClient {
         &self.defaults
     }
 
-    /// `<grant>:<client id>@<token url>`: names a source without a secret.
+    /// `<grant>:<client id>@<token url>`: names a source without a secret
+    /// (the URL without userinfo or query, which may carry keys).
     pub(crate) fn source_id(&self, grant: &str) -> String {
-        format!("{grant}:{}@{}", self.client_id, self.token_url)
+        format!("{grant}:{}@{}", self.client_id, shown_url(&self.token_url))
     }
 
     /// The parameters `key` asks for over the defaults: a part the key
@@ -308,21 +310,35 @@ impl OAuthClient {
     }
 
     /// The values scrubbed from a request's answers: the grant's own
-    /// secrets and the client secret.
-    pub(crate) fn request_secrets<'a>(&'a self, grant_secrets: &[(&str, &'a str)]) -> Vec<&'a str> {
-        let mut secrets: Vec<&str> = grant_secrets.iter().map(|(_, v)| *v).collect();
-        if let Some(s) = &self.client_secret {
-            secrets.push(s.expose_secret());
-        }
-        secrets
+    /// secrets and the client secret, as sent (the `Basic` credentials too).
+    pub(crate) fn request_secrets(&self, grant_secrets: &[(&str, &str)]) -> Secrets {
+        let client_secret = self.client_secret.as_ref().map(Secret::expose_secret);
+        let basic = match (&self.client_secret, self.auth) {
+            (Some(secret), ClientAuth::Basic) => Some(basic_credentials(&self.client_id, secret)),
+            _ => None,
+        };
+        Secrets::new(
+            grant_secrets.iter().map(|(_, v)| *v).chain(client_secret),
+            basic.as_deref(),
+        )
     }
 }
 
-/// `Basic base64(urlencode(id) ":" urlencode(secret))`, marked sensitive.
-fn basic_auth(client_id: &str, secret: &Secret) -> HeaderValue {
+/// `base64(urlencode(id) ":" urlencode(secret))`, the credentials of a
+/// `Basic` header (RFC 6749 §2.3.1).
+fn basic_credentials(client_id: &str, secret: &Secret) -> String {
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let credentials = format!("{}:{}", encode(client_id), encode(secret.expose_secret()));
-    let mut value = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(credentials)))
+    STANDARD.encode(format!(
+        "{}:{}",
+        encode(client_id),
+        encode(secret.expose_secret())
+    ))
+}
+
+/// `Basic <credentials>`, marked sensitive.
+fn basic_auth(client_id: &str, secret: &Secret) -> HeaderValue {
+    let credentials = basic_credentials(client_id, secret);
+    let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
         .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
     value.set_sensitive(true);
     value

@@ -9,10 +9,11 @@ use crate::grants::authorization_code::AuthorizationCode;
 use crate::grants::client_credentials::ClientCredentials;
 use crate::grants::device_code::{DeviceCode, DevicePrompt};
 use crate::response::Parser;
+use crate::scrub::{Secrets, shown_url, shown_url_text};
 use crate::transport::HttpOptions;
 
 /// What a provider's discovery document says, as far as token sources care.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
 pub struct ProviderMetadata {
     /// The issuer, checked to be the one asked for.
@@ -40,6 +41,29 @@ pub struct ProviderMetadata {
     /// The client authentication methods of the token endpoint, if it says.
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+impl std::fmt::Debug for ProviderMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Option<Url>| u.as_ref().map(shown_url);
+        f.debug_struct("ProviderMetadata")
+            .field("issuer", &shown_url_text(&self.issuer))
+            .field("token_endpoint", &shown_url(&self.token_endpoint))
+            .field("authorization_endpoint", &url(&self.authorization_endpoint))
+            .field(
+                "device_authorization_endpoint",
+                &url(&self.device_authorization_endpoint),
+            )
+            .field("revocation_endpoint", &url(&self.revocation_endpoint))
+            .field("introspection_endpoint", &url(&self.introspection_endpoint))
+            .field("scopes_supported", &self.scopes_supported)
+            .field("grant_types_supported", &self.grant_types_supported)
+            .field(
+                "token_endpoint_auth_methods_supported",
+                &self.token_endpoint_auth_methods_supported,
+            )
+            .finish()
+    }
 }
 
 /// Reads `<issuer>/.well-known/openid-configuration` with a default client
@@ -76,7 +100,11 @@ pub async fn discover_with(
             },
             |raw| {
                 // Reuse the token endpoint's error reading: status, excerpt, Retry-After.
-                Parser::oauth(&[]).object_or_error(raw.status, &raw.headers, &raw.body)?;
+                Parser::oauth(&Secrets::none()).object_or_error(
+                    raw.status,
+                    &raw.headers,
+                    &raw.body,
+                )?;
                 Ok(raw)
             },
         )
@@ -85,8 +113,8 @@ pub async fn discover_with(
         serde_json::from_slice(&raw.body).map_err(|e| DiscoveryError::Malformed(e.to_string()))?;
     if metadata.issuer.trim_end_matches('/') != expected {
         return Err(DiscoveryError::IssuerMismatch {
-            expected: issuer.to_string(),
-            found: metadata.issuer,
+            expected: shown_url(issuer),
+            found: shown_url_text(&metadata.issuer),
         });
     }
     Ok(metadata)

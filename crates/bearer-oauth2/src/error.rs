@@ -48,7 +48,8 @@ impl FlowError {
 impl From<FlowError> for TokenError {
     fn from(error: FlowError) -> Self {
         TokenError::Source {
-            message: error.to_string(),
+            // What failed; the flow's own message is the source's.
+            message: "the interactive authorization did not complete".to_owned(),
             transient: error.is_transient(),
             cause: Some(bearer_cache::Cause::new(error)),
         }
@@ -79,7 +80,7 @@ pub fn flow_error(error: &TokenError) -> Option<&FlowError> {
 pub enum DiscoveryError {
     /// The discovery document could not be fetched (transport, status,
     /// timeout, size).
-    #[error("cannot fetch the discovery document: {0}")]
+    #[error("cannot fetch the discovery document")]
     Fetch(#[from] TokenError),
     /// The document is not the JSON object RFC 8414 describes.
     #[error("malformed discovery document: {0}")]
@@ -87,9 +88,9 @@ pub enum DiscoveryError {
     /// The document names another issuer (RFC 8414 §3.3): it must not be used.
     #[error("discovery document names issuer {found:?}, expected {expected:?}")]
     IssuerMismatch {
-        /// The issuer asked for.
+        /// The issuer asked for (without query or userinfo, as every URL shown).
         expected: String,
-        /// The issuer the document names.
+        /// The issuer the document names (likewise).
         found: String,
     },
     /// The provider does not offer an endpoint this grant needs.

@@ -7,6 +7,7 @@ use bearer_cache::{FetchContext, Secret, Token, TokenError, TokenSource};
 use url::Url;
 
 use crate::response::Parser;
+use crate::scrub::{Secrets, shown_url};
 use crate::transport::HttpOptions;
 
 /// How the credentials are sent.
@@ -43,7 +44,7 @@ pub enum LoginEncoding {
 /// assert_eq!(source.id(), "login:alice@https://api.example/auth/login");
 /// assert!(!format!("{source:?}").contains("wonderland"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoginEndpoint {
     url: Url,
     id: String,
@@ -58,12 +59,30 @@ pub struct LoginEndpoint {
     options: HttpOptions,
 }
 
+impl std::fmt::Debug for LoginEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginEndpoint")
+            .field("url", &shown_url(&self.url))
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("username_field", &self.username_field)
+            .field("password_field", &self.password_field)
+            .field("fields", &self.fields)
+            .field("encoding", &self.encoding)
+            .field("token_pointers", &self.token_pointers)
+            .field("default_lifetime", &self.default_lifetime)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
 impl LoginEndpoint {
     /// Logs in at `url` as `username`.
     pub fn new(url: Url, username: impl Into<String>, password: impl Into<Secret>) -> Self {
         let username = username.into();
         LoginEndpoint {
-            id: format!("login:{username}@{url}"),
+            id: format!("login:{username}@{}", shown_url(&url)),
             url,
             username,
             password: password.into(),
@@ -155,7 +174,7 @@ impl TokenSource for LoginEndpoint {
     }
 
     async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, TokenError> {
-        let secrets = [self.password.expose_secret()];
+        let secrets = Secrets::new([self.password.expose_secret()], None);
         let pointers: Vec<&str> = self.token_pointers.iter().map(String::as_str).collect();
         let parser = Parser {
             secrets: &secrets,

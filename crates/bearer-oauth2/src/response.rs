@@ -7,7 +7,7 @@ use bearer_cache::{Expiry, OAuthError, Token, TokenError, jwt_expiry};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
-use crate::scrub::{cap, excerpt, scrub, scrub_secrets};
+use crate::scrub::{Secrets, cap, excerpt, scrub, scrub_secrets};
 
 /// Parses a token endpoint answer (RFC 6749 §5.1 and §5.2) into a [`Token`]
 /// or the typed error it amounts to. Pure: no I/O, never panics.
@@ -51,14 +51,14 @@ pub fn parse_token_response(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Token, TokenError> {
-    Parser::oauth(&[]).parse(status, headers, body)
+    Parser::oauth(&Secrets::none()).parse(status, headers, body)
 }
 
 /// How to read one kind of answer.
 #[derive(Debug, Clone)]
 pub(crate) struct Parser<'a> {
     /// The request's own secrets, scrubbed from excerpts and descriptions.
-    pub secrets: &'a [&'a str],
+    pub secrets: &'a Secrets,
     /// Where the access token may be, tried in order (JSON pointers).
     pub token_pointers: &'a [&'a str],
     /// The lifetime of a token that says nothing of its expiry.
@@ -71,7 +71,7 @@ const OAUTH_POINTERS: &[&str] = &["/access_token"];
 
 impl<'a> Parser<'a> {
     /// The RFC 6749 reader.
-    pub fn oauth(secrets: &'a [&'a str]) -> Self {
+    pub fn oauth(secrets: &'a Secrets) -> Self {
         Parser {
             secrets,
             token_pointers: OAUTH_POINTERS,
@@ -132,7 +132,7 @@ impl<'a> Parser<'a> {
             object
                 .get(field)
                 .and_then(Value::as_str)
-                .map(|s| cap(&scrub(s, self.secrets)))
+                .map(|s| cap(&scrub(s, self.secrets), self.secrets))
         };
         Some(OAuthError {
             // Codes are short ASCII words: only the request's secrets could hide there.
@@ -143,7 +143,7 @@ impl<'a> Parser<'a> {
             uri: object
                 .get("error_uri")
                 .and_then(Value::as_str)
-                .map(|s| cap(&scrub_secrets(s, self.secrets))),
+                .map(|s| cap(&scrub_secrets(s, self.secrets), self.secrets)),
             status,
         })
     }
@@ -481,7 +481,8 @@ mod tests {
 
     #[test]
     fn secrets_are_scrubbed_from_errors() {
-        let parser = Parser::oauth(&["hunter2"]);
+        let secrets = Secrets::new(["hunter2"], None);
+        let parser = Parser::oauth(&secrets);
         let body =
             br#"{"error":"invalid_grant","error_description":"refresh token hunter2 revoked"}"#;
         let e = parser.parse(400, &HeaderMap::new(), body).unwrap_err();

@@ -63,7 +63,7 @@ where
         tracing::debug!(
             target: "bearer_oauth2",
             what,
-            %error,
+            error = &error as &dyn std::error::Error,
             retry,
             delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             "transient failure; retrying"

@@ -141,13 +141,20 @@ pub(crate) struct RawResponse {
     pub body: Vec<u8>,
 }
 
+/// A reqwest failure as a [`TokenError`], without the URL reqwest puts in
+/// its message (a query may carry a key); its kind (`is_timeout`,
+/// `is_connect`) and its sources stay.
+fn transport_error(error: reqwest::Error) -> TokenError {
+    TokenError::transport(error.without_url())
+}
+
 /// Sends `request` and reads the body with a running count, so a huge
 /// answer is refused after `max_body` bytes instead of being buffered.
 pub(crate) async fn send(
     request: reqwest::RequestBuilder,
     max_body: usize,
 ) -> Result<RawResponse, TokenError> {
-    let mut response = request.send().await.map_err(TokenError::transport)?;
+    let mut response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let too_large = TokenError::BodyTooLarge { limit: max_body };
@@ -158,7 +165,7 @@ pub(crate) async fn send(
         return Err(too_large);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(TokenError::transport)? {
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
         if body.len() + chunk.len() > max_body {
             return Err(too_large);
         }

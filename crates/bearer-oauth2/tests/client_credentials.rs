@@ -42,7 +42,9 @@ async fn fetches_through_the_cache_and_refetches_after_expiry() {
     assert_ne!(next.access_token(), first.access_token());
     assert_eq!(server.control().counters().issued.client_credentials, 2);
     // The server accepts what we got.
-    let echo = reqwest::Client::new()
+    let echo = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .get(server.api_url("/api/echo"))
         .header("authorization", next.expose_authorization_value())
         .send()

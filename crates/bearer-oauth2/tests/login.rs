@@ -33,7 +33,9 @@ async fn json_login_reads_token_and_expires_in() {
             .unwrap()
             .starts_with("application/json")
     );
-    let echo = reqwest::Client::new()
+    let echo = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .get(server.api_url("/api/echo"))
         .header("authorization", token.expose_authorization_value())
         .send()

@@ -331,6 +331,26 @@ pub(crate) async fn status(
     (status, axum::Json(json!({ "status": status.as_u16() }))).into_response()
 }
 
+/// `/redirect?to=PATH` on the other origin: 302 to that path on the other
+/// origin itself; `/redirect-back?to=PATH`: to that path on the main origin,
+/// completing an A → B → A bounce. No authentication; what it saw is
+/// recorded.
+pub(crate) async fn other_origin_redirect(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<RedirectQuery>,
+) -> Response {
+    shared.record_headers(Endpoint::OtherOrigin, &headers);
+    shared.count(|c| c.other_origin_requests += 1);
+    let base = if uri.path() == "/redirect-back" {
+        &shared.base_url
+    } else {
+        &shared.other_origin_url
+    };
+    found(join(base, &query.to).as_str())
+}
+
 /// Anything on the other origin: records what it saw and echoes it, no
 /// authentication.
 pub(crate) async fn other_origin(

@@ -53,7 +53,9 @@ pub(crate) async fn token(
     if let Some(fault) = &fault {
         shared.count(|c| c.token_faults += 1);
         if !fault.is_reshape() {
-            return fault.respond(connection.as_ref().map(|e| &e.0)).await;
+            return fault
+                .respond(connection.as_ref().map(|e| &e.0), &headers, &body)
+                .await;
         }
     }
 

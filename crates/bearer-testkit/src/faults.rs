@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use rand::RngExt;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
@@ -80,6 +80,16 @@ pub enum TokenFault {
         /// The body size.
         bytes: usize,
     },
+    /// This status with a plain-text body that echoes the request, as a
+    /// debugging error page might: `padding` spaces, then the
+    /// `Authorization` header's value, then the request body (form or JSON,
+    /// as received), so credentials land wherever a test wants them.
+    EchoRequest {
+        /// The HTTP status.
+        status: u16,
+        /// Spaces before the echo.
+        padding: usize,
+    },
     /// Closes the TCP connection without any HTTP answer.
     DropConnection,
     /// Never answers (until the server is dropped).
@@ -127,8 +137,13 @@ impl TokenFault {
         }
     }
 
-    /// Answers a request with a non-reshaping fault.
-    pub(crate) async fn respond(&self, connection: Option<&ConnectionHandle>) -> Response {
+    /// Answers a request (its headers and body) with a non-reshaping fault.
+    pub(crate) async fn respond(
+        &self,
+        connection: Option<&ConnectionHandle>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Response {
         match self {
             TokenFault::InternalError => {
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
@@ -170,6 +185,20 @@ impl TokenFault {
             )
                 .into_response(),
             TokenFault::HugeBody { bytes } => huge_body(*bytes),
+            TokenFault::EchoRequest { status, padding } => {
+                let mut echo = vec![b' '; *padding];
+                if let Some(authorization) = headers.get(header::AUTHORIZATION) {
+                    echo.extend_from_slice(authorization.as_bytes());
+                }
+                echo.push(b'\n');
+                echo.extend_from_slice(body);
+                (
+                    status_or_500(*status),
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    echo,
+                )
+                    .into_response()
+            }
             TokenFault::DropConnection => {
                 if let Some(connection) = connection {
                     connection.drop_connection();

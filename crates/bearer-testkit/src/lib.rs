@@ -16,7 +16,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let server = TestServer::start().await;
 //! server.control().fail_next_token_requests(1, TokenFault::ServiceUnavailable { retry_after: Some(1) });
-//! let http = reqwest::Client::new();
+//! let http = bearer_testkit::client_builder().build().unwrap();
 //! let form = [("grant_type", "client_credentials"), ("scope", "read")];
 //! let token_request = || http.post(server.token_url()).basic_auth(server.client_id(), Some(server.client_secret())).form(&form);
 //! assert_eq!(token_request().send().await.unwrap().status(), 503);
@@ -38,7 +38,8 @@
 //! | `GET /.well-known/openid-configuration` | discovery (also at `/.well-known/oauth-authorization-server`) |
 //! | `POST /login`, `POST /login/access-token` | plain JSON/form login answering `{"token"}` / `{"access_token"}` with a configurable expiry field ([`LoginExpiry`]) |
 //! | `/api/echo`, `/api/slow?ms=`, `/api/stream?chunks=`, `/api/redirect?to=`, `/api/redirect-cross?to=`, `/api/scoped/{scope}`, `/api/status/{code}`, `/api/challenge?status=&www_authenticate=` | the protected API: RFC 6750 challenges on 401/403 |
-//! | other origin: any path | records headers, echoes, no authentication |
+//! | other origin: `/redirect?to=`, `/redirect-back?to=` | 302 to a path on the other origin itself, or back on the main origin (an A → B → A bounce); no authentication |
+//! | other origin: any other path | records headers, echoes, no authentication |
 //!
 //! # Time
 //!
@@ -60,7 +61,8 @@
 //!     .start()
 //!     .await;
 //! let token = server.control().mint_access_token("read");
-//! let api = || reqwest::Client::new().get(server.api_url("/api/echo")).bearer_auth(&token).send();
+//! let http = bearer_testkit::client_builder().build().unwrap();
+//! let api = || http.get(server.api_url("/api/echo")).bearer_auth(&token).send();
 //! assert_eq!(api().await.unwrap().status(), 200);
 //! clock.advance(Duration::from_secs(60));
 //! assert_eq!(api().await.unwrap().status(), 401);
@@ -97,3 +99,16 @@ pub use counters::{
 pub use faults::TokenFault;
 pub use server::{IntoSharedClock, TestServer, TestServerBuilder};
 pub use validator::{ApiValidator, basic_authorization};
+
+/// reqwest's client builder for talking to a test server: proxy variables
+/// (`HTTP_PROXY`, `ALL_PROXY`, …) ignored, since a test server is plain
+/// `http` on loopback and a proxy would see its tokens and secrets in
+/// clear. The kit's own clients (remote introspection) are built from it.
+///
+/// ```
+/// let http = bearer_testkit::client_builder().build().unwrap();
+/// # drop(http);
+/// ```
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().no_proxy()
+}

@@ -68,7 +68,9 @@ async fn handle(
     if let Some(fault) = &fault {
         shared.count(|c| c.login_faults += 1);
         if !fault.is_reshape() {
-            return fault.respond(connection.as_ref().map(|e| &e.0)).await;
+            return fault
+                .respond(connection.as_ref().map(|e| &e.0), &headers, &body)
+                .await;
         }
     }
 

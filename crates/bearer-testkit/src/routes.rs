@@ -43,6 +43,8 @@ pub(crate) fn main(shared: Arc<Shared>) -> Router {
 
 pub(crate) fn other_origin(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/redirect", any(api::other_origin_redirect))
+        .route("/redirect-back", any(api::other_origin_redirect))
         .fallback(api::other_origin)
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)

@@ -111,7 +111,7 @@ impl Shared {
             last_headers: Mutex::default(),
             last_token_request: Mutex::default(),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
-            http: reqwest::Client::new(),
+            http: crate::client_builder().build().unwrap_or_default(),
         }
     }
 

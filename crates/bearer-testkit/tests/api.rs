@@ -7,12 +7,13 @@ use std::time::Duration;
 use bearer_cache::ManualClock;
 use bearer_testkit::{ApiValidator, ClientConfig, Endpoint, TestServer};
 use common::{access_token, api_get, challenge, json, token};
-use reqwest::Client;
 
 #[tokio::test]
 async fn missing_token_gets_a_challenge_without_error() {
     let server = TestServer::start().await;
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .get(server.api_url("/api/echo"))
         .send()
         .await
@@ -22,7 +23,9 @@ async fn missing_token_gets_a_challenge_without_error() {
         challenge(&response).as_deref(),
         Some("Bearer realm=\"testkit\"")
     );
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .get(server.api_url("/api/echo"))
         .basic_auth("a", Some("b"))
         .send()
@@ -53,7 +56,9 @@ async fn unknown_token_is_invalid_token() {
 #[tokio::test]
 async fn malformed_authorization_is_invalid_request() {
     let server = TestServer::start().await;
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .get(server.api_url("/api/echo"))
         .header("authorization", "Bearer ")
         .send()
@@ -163,7 +168,9 @@ async fn probabilistic_revocation_revokes_the_presented_token() {
 async fn echo_reports_the_request_and_reads_large_bodies() {
     let server = TestServer::start().await;
     let access = access_token(&server, "read").await;
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .put(server.api_url("/api/echo/sub/path?x=1&y=2"))
         .bearer_auth(&access)
         .header("x-test", "yes")
@@ -188,7 +195,9 @@ async fn echo_reports_the_request_and_reads_large_bodies() {
             .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
             .collect::<Vec<_>>(),
     );
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.api_url("/api/echo"))
         .bearer_auth(&access)
         .body(reqwest::Body::wrap_stream(stream))
@@ -310,7 +319,9 @@ async fn cross_origin_redirect_is_observed_by_the_other_origin() {
 #[tokio::test]
 async fn other_origin_records_what_it_is_sent() {
     let server = TestServer::start().await;
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.other_origin_url("/anything"))
         .bearer_auth("leaked")
         .send()

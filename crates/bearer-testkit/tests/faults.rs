@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bearer_testkit::{LoginExpiry, TestServer, TokenFault};
 use common::{api_get, json, token};
-use reqwest::Client;
 use serde_json::Value;
 
 const CC: &[(&str, &str)] = &[("grant_type", "client_credentials")];
@@ -178,7 +177,9 @@ async fn dropped_connection_is_a_transport_error() {
     server
         .control()
         .fail_next_token_requests(1, TokenFault::DropConnection);
-    let error = Client::new()
+    let error = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.token_url())
         .basic_auth("test-client", Some("test-secret"))
         .form(CC)
@@ -197,7 +198,9 @@ async fn hang_never_answers() {
         .control()
         .fail_next_token_requests(1, TokenFault::Hang);
     // The timeout is the point of the test, not a timing threshold.
-    let error = Client::new()
+    let error = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.token_url())
         .basic_auth("test-client", Some("test-secret"))
         .form(CC)
@@ -259,7 +262,9 @@ async fn random_faults_are_reproducible_from_the_seed() {
 async fn token_latency_delays_the_answer() {
     let server = TestServer::start().await;
     server.control().set_token_latency(Duration::from_secs(30));
-    let error = Client::new()
+    let error = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.token_url())
         .form(CC)
         .timeout(Duration::from_millis(100))
@@ -294,7 +299,9 @@ async fn login_faults_use_the_same_vocabulary() {
     );
     control.fail_next_login_requests(1, TokenFault::ExpiresInString);
     let login = || {
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.login_url())
             .json(&serde_json::json!({"username": "alice", "password": "wonderland"}))
             .send()

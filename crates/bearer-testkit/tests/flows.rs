@@ -12,7 +12,6 @@ use bearer_testkit::{
     ClientConfig, LoginExpiry, TestServer, TokenFault, pkce_s256_challenge, query_params,
 };
 use common::{api_get, json, no_redirects, password_grant, post_form, token};
-use reqwest::Client;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -195,7 +194,9 @@ async fn pkce_is_optional_when_configured_so() {
 
 async fn device_start(server: &TestServer) -> Value {
     let (status, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.device_authorization_url())
             .form(&[("client_id", "tv"), ("scope", "read")])
             .send()
@@ -209,7 +210,9 @@ async fn device_start(server: &TestServer) -> Value {
 
 async fn device_poll(server: &TestServer, device_code: &str) -> (u16, Value) {
     let (status, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.token_url())
             .form(&[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
@@ -290,7 +293,9 @@ async fn device_flow_denied_expired_and_verification_page() {
     assert_eq!(body["error"], "access_denied");
 
     let visited = device_start(&server).await;
-    let page = Client::new()
+    let page = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .get(visited["verification_uri_complete"].as_str().unwrap())
         .send()
         .await
@@ -316,7 +321,9 @@ async fn login_shapes_and_expiry_fields() {
     let control = server.control();
     let creds = json!({"username": "alice", "password": "wonderland"});
     let (status, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.login_url())
             .json(&creds)
             .send()
@@ -332,7 +339,9 @@ async fn login_shapes_and_expiry_fields() {
     control.set_login_expiry(LoginExpiry::ExpiresAt);
     control.set_clock_offset_secs(10);
     let (_, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.login_access_token_url())
             .form(&[("username", "alice"), ("password", "wonderland")])
             .send()
@@ -346,7 +355,9 @@ async fn login_shapes_and_expiry_fields() {
 
     control.set_login_expiry(LoginExpiry::None);
     let (_, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.login_url())
             .json(&creds)
             .send()
@@ -357,7 +368,9 @@ async fn login_shapes_and_expiry_fields() {
     assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
 
     let (status, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.login_url())
             .json(&json!({"username": "alice", "password": "no"}))
             .send()
@@ -370,7 +383,9 @@ async fn login_shapes_and_expiry_fields() {
         (401, Some("invalid_credentials"))
     );
     let (status, _) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.login_url())
             .body("garbage")
             .send()
@@ -431,7 +446,9 @@ async fn revocation_of_access_and_refresh_tokens() {
     .await;
     assert_eq!(body["error"], "invalid_grant");
 
-    let unauthenticated = Client::new()
+    let unauthenticated = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.revocation_url())
         .form(&[("token", access)])
         .send()
@@ -474,7 +491,9 @@ async fn introspection_describes_tokens() {
     assert_eq!(body, json!({"active": false}));
 
     let (status, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.introspection_url())
             .basic_auth("test-client", Some("bad"))
             .form(&[("token", access)])
@@ -494,7 +513,9 @@ async fn introspection_describes_tokens() {
 async fn discovery_document() {
     let server = TestServer::start().await;
     let (status, doc) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .get(server.discovery_url())
             .send()
             .await
@@ -523,7 +544,16 @@ async fn discovery_document() {
         .base_url()
         .join(".well-known/oauth-authorization-server")
         .unwrap();
-    let (_, again) = json(Client::new().get(rfc8414).send().await.unwrap()).await;
+    let (_, again) = json(
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
+            .get(rfc8414)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(doc, again);
 }
 
@@ -534,7 +564,14 @@ async fn dropping_the_server_stops_it_even_mid_hang() {
         .control()
         .fail_next_token_requests(1, TokenFault::Hang);
     let url = server.token_url();
-    let hanging = tokio::spawn(Client::new().post(url.clone()).form(&[("a", "b")]).send());
+    let hanging = tokio::spawn(
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
+            .post(url.clone())
+            .form(&[("a", "b")])
+            .send(),
+    );
     // Make sure the hanging request reached the server before dropping it.
     while server.control().counters().token_requests == 0 {
         tokio::task::yield_now().await;
@@ -542,7 +579,13 @@ async fn dropping_the_server_stops_it_even_mid_hang() {
     drop(server);
     let error = hanging.await.unwrap().unwrap_err();
     assert!(!error.is_timeout());
-    let refused = Client::new().post(url).send().await.unwrap_err();
+    let refused = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
+        .post(url)
+        .send()
+        .await
+        .unwrap_err();
     assert!(refused.is_connect(), "{refused:?}");
 }
 
@@ -590,7 +633,9 @@ fn the_binary_serves_until_killed() {
         .build()
         .unwrap();
     let status = runtime.block_on(async {
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(format!("{base}token"))
             .basic_auth("c", Some("s"))
             .form(&[("grant_type", "client_credentials")])

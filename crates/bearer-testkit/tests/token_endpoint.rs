@@ -6,7 +6,7 @@ use bearer_testkit::{
     AccessTokenFormat, ClientAuthMethod, ClientConfig, Endpoint, TestServer, basic_authorization,
 };
 use common::{api_get, challenge, json, password_grant, token};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 #[tokio::test]
@@ -170,7 +170,9 @@ async fn basic_credentials_are_form_urlencoded_before_base64() {
     let id = "id:with space%+é";
     let secret = "sec:ret %+ü+";
     let server = TestServer::builder().client(id, secret).start().await;
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.token_url())
         .header("authorization", basic_authorization(id, secret))
         .form(&[("grant_type", "client_credentials")])
@@ -184,7 +186,9 @@ async fn basic_credentials_are_form_urlencoded_before_base64() {
 
     // Not encoding first (as a naive client would) fails for this id.
     let (status, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.token_url())
             .basic_auth(id, Some(secret))
             .form(&[("grant_type", "client_credentials")])
@@ -202,7 +206,9 @@ async fn basic_credentials_are_form_urlencoded_before_base64() {
 #[tokio::test]
 async fn client_secret_post_is_accepted_and_recorded() {
     let server = TestServer::start().await;
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.token_url())
         .form(&[
             ("grant_type", "client_credentials"),
@@ -221,7 +227,9 @@ async fn client_secret_post_is_accepted_and_recorded() {
 #[tokio::test]
 async fn invalid_client_over_basic_is_401_with_a_basic_challenge() {
     let server = TestServer::start().await;
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.token_url())
         .basic_auth("test-client", Some("wrong"))
         .form(&[("grant_type", "client_credentials")])
@@ -243,7 +251,9 @@ async fn invalid_client_over_basic_is_401_with_a_basic_challenge() {
 #[tokio::test]
 async fn invalid_client_over_post_is_400_without_a_challenge() {
     let server = TestServer::start().await;
-    let response = Client::new()
+    let response = bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(server.token_url())
         .form(&[
             ("grant_type", "client_credentials"),
@@ -307,7 +317,9 @@ async fn malformed_requests_get_the_rfc_error_codes() {
         );
     }
     let (status, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.token_url())
             .basic_auth("narrow", Some("s"))
             .form(&[
@@ -325,7 +337,9 @@ async fn malformed_requests_get_the_rfc_error_codes() {
         (400, Some("unauthorized_client"))
     );
     let (status, body) = json(
-        Client::new()
+        bearer_testkit::client_builder()
+            .build()
+            .unwrap()
             .post(server.token_url())
             .basic_auth("test-client", Some("test-secret"))
             .json(&json!({"grant_type": "client_credentials"}))

@@ -244,7 +244,7 @@ impl Inner {
                 tracing::warn!(
                     target: "bearer_cache",
                     key = %slot.key,
-                    %error,
+                    error = &error as &dyn std::error::Error,
                     transient = error.is_transient(),
                     consecutive_failures = failures,
                     backoff_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),

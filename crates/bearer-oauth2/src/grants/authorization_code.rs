@@ -68,7 +68,10 @@ impl fmt::Debug for AuthorizationCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthorizationCode")
             .field("client", &self.client)
-            .field("authorize_url", &self.authorize_url.as_str())
+            .field(
+                "authorize_url",
+                &crate::scrub::shown_url(&self.authorize_url),
+            )
             .field(
                 "redirect",
                 &(self.redirect_ip, self.redirect_port, &self.callback_path),

@@ -79,7 +79,7 @@ impl fmt::Debug for DeviceCode {
             .field("client", &self.client)
             .field(
                 "device_authorization_url",
-                &self.device_authorization_url.as_str(),
+                &crate::scrub::shown_url(&self.device_authorization_url),
             )
             .field("state", &self.state)
             .finish_non_exhaustive()

@@ -37,7 +37,7 @@ impl HttpSource {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             grant,
-            http: reqwest::Client::new(),
+            http: bearer_testkit::client_builder().build().unwrap(),
         }
     }
 }

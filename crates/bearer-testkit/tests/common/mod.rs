@@ -8,7 +8,7 @@ use url::Url;
 
 /// A client that does not follow redirects.
 pub fn no_redirects() -> Client {
-    Client::builder()
+    bearer_testkit::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -16,7 +16,9 @@ pub fn no_redirects() -> Client {
 
 /// A form POST to `url` from the default client over `client_secret_basic`.
 pub async fn post_form(server: &TestServer, url: Url, form: &[(&str, &str)]) -> Response {
-    Client::new()
+    bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .post(url)
         .basic_auth(server.client_id(), Some(server.client_secret()))
         .form(form)
@@ -75,7 +77,9 @@ pub fn challenge(response: &Response) -> Option<String> {
 
 /// GET an API path with a bearer token.
 pub async fn api_get(server: &TestServer, path: &str, token: &str) -> Response {
-    Client::new()
+    bearer_testkit::client_builder()
+        .build()
+        .unwrap()
         .get(server.api_url(path))
         .bearer_auth(token)
         .send()
