@@ -85,6 +85,13 @@ pub use reqwest_middleware;
 /// The retry middleware [`BearerRetryStrategy`] is written for.
 pub use reqwest_retry;
 
+/// Every setting of the cache, the sources and the middleware, with its
+/// default and why; how they compose with `reqwest-retry`; the worst-case
+/// time of one call (`docs/configuration.md`, compiled here so its example
+/// cannot drift).
+#[doc = include_str!("../docs/configuration.md")]
+pub mod configuration {}
+
 /// The README's example, compiled as a doctest so it cannot drift.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
