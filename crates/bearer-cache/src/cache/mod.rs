@@ -177,8 +177,11 @@ impl TokenCache {
     }
 
     /// Fetches a new token for `key` now, whatever the cache holds, and
-    /// waits for it (joining a fetch already under way). It keeps to the
-    /// backoff like any other attempt.
+    /// waits for it (joining a fetch already under way). After a transient
+    /// failure it keeps to the backoff like any other attempt; after a
+    /// permanent one (`invalid_grant`, `invalid_client`, …) it tries at
+    /// once: it is how an app says that something changed, such as a
+    /// person signing in again.
     pub async fn refresh(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
         let slot = self.slot(key).await;
         self.inner.acquire(&slot, true).await

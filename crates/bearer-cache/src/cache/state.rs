@@ -135,12 +135,16 @@ impl<F: Clone> SlotState<F> {
             return Decision::Join(*id, fetch.clone());
         }
         if let Some(refusal) = self.refusal.as_ref().filter(|r| d.now < r.until) {
-            // A permanent failure needs a person, not patience.
-            return if refusal.error.is_transient() && refusal.until <= d.wait_until {
-                Decision::WaitUntil(refusal.until)
-            } else {
-                Decision::Refuse(refusal.error.clone())
-            };
+            let permanent = !refusal.error.is_transient();
+            // A permanent failure needs a person, not patience; a forced
+            // refresh is how an app says one acted (signed in again).
+            if !(permanent && d.force) {
+                return if !permanent && refusal.until <= d.wait_until {
+                    Decision::WaitUntil(refusal.until)
+                } else {
+                    Decision::Refuse(refusal.error.clone())
+                };
+            }
         }
         let reason = if d.force {
             FetchReason::Forced
@@ -404,6 +408,12 @@ mod tests {
             s.demand(demand(t0), |_| unreachable!()),
             Decision::Refuse(TokenError::ReauthenticationRequired(_))
         ));
+        // A forced refresh (the person signed in again) is tried at once.
+        let forced = Demand {
+            force: true,
+            ..demand(t0)
+        };
+        assert!(matches!(s.demand(forced, |_| 2), Decision::Started(..)));
     }
 
     #[test]
@@ -559,8 +569,10 @@ mod tests {
         /// Attempts started and not yet finished, as the world sees them.
         running: Vec<AttemptId>,
         /// The earliest a new attempt may start after the last failure,
-        /// unless a rejection lifted it.
+        /// unless a rejection lifted it, or a forced refresh after a
+        /// permanent failure.
         not_before: Option<Instant>,
+        last_permanent: bool,
         seq: u64,
     }
 
@@ -573,13 +585,15 @@ mod tests {
                 t0,
                 running: Vec::new(),
                 not_before: None,
+                last_permanent: false,
                 seq: 0,
             }
         }
 
         fn start(&mut self, start: Start) -> u64 {
             assert!(self.running.is_empty(), "two attempts in flight");
-            if let Some(at) = self.not_before {
+            let forced_past_permanent = start.reason == FetchReason::Forced && self.last_permanent;
+            if let (Some(at), false) = (self.not_before, forced_past_permanent) {
                 assert!(self.now >= at, "an attempt started inside the backoff");
             }
             self.running.push(start.id);
@@ -689,7 +703,10 @@ mod tests {
                     assert!(self.now < entry.deadlines.expires_at);
                     self.not_before = None;
                 }
-                Finish::Failed { delay, .. } => self.not_before = Some(after(self.now, delay)),
+                Finish::Failed { delay, error, .. } => {
+                    self.not_before = Some(after(self.now, delay));
+                    self.last_permanent = !error.is_transient();
+                }
                 Finish::Stale(_) => panic!("the attempt on record was reported stale"),
             }
         }
