@@ -5,8 +5,11 @@
 //! accepts a token only when the provider's introspection endpoint says it
 //! is active.
 //!
-//! Needs Node.js 20+ and `npm ci` in `tests/interop`; without them the
-//! tests print `SKIPPED: …` and pass, unless `BEARER_REQUIRE_EXTERNAL=1`.
+//! Needs Node.js 20+ with npm on PATH; the first test to start the
+//! provider runs `npm ci` here when `node_modules` is missing. Without
+//! Node the tests are compiled as ignored, with that reason in cargo's
+//! summary (the build script decides), unless `BEARER_REQUIRE_EXTERNAL=1`,
+//! where they run and fail.
 //!
 //! The provider's clock is real, so the expiry tests wait real time: until
 //! deadlines the cache reports, about three seconds in all.
@@ -33,24 +36,18 @@ const CLIENT_CREDENTIALS: &str = "client_credentials";
 const REFRESH_TOKEN: &str = "refresh_token";
 const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// The provider, or return (the skip was printed).
-macro_rules! provider {
-    ($options:expr) => {
-        match Provider::start($options).await {
-            Some(provider) => provider,
-            None => return,
-        }
-    };
-}
-
 /// Waits for a deadline the cache reported (the provider's clock is real).
 async fn until(deadline: std::time::Instant) {
     sleep_until(Instant::from_std(deadline)).await;
 }
 
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_from_the_issuer_url_drives_a_request() {
-    let provider = provider!(Options::default());
+    let provider = Provider::start(Options::default()).await;
     let api = protected_api(&provider).await;
     let issuer = provider.issuer().clone();
 
@@ -105,12 +102,17 @@ async fn discovery_from_the_issuer_url_drives_a_request() {
 /// either side of the refresh point on a loaded 2-core machine, where a
 /// fresh Node process can take a noticeable fraction of a second to answer
 /// its first token request.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_refresh_ahead_and_expiry_across_lifetimes() {
-    let provider = provider!(Options {
+    let provider = Provider::start(Options {
         access_ttl_secs: 3,
         ..Options::default()
-    });
+    })
+    .await;
     let api = protected_api(&provider).await;
     let changes = Changes::default();
     let source = ClientCredentials::new(
@@ -172,12 +174,17 @@ async fn client_credentials_refresh_ahead_and_expiry_across_lifetimes() {
 /// Revoked at the provider's revocation endpoint (RFC 7009) behind our
 /// back: the next request meets one 401, gets a new token and succeeds on
 /// its single resend.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_recovers_through_one_401_retry() {
-    let provider = provider!(Options {
+    let provider = Provider::start(Options {
         access_ttl_secs: 60,
         ..Options::default()
-    });
+    })
+    .await;
     let api = protected_api(&provider).await;
     let source = ClientCredentials::new(
         provider.issuer().join("/token").unwrap(),
@@ -223,9 +230,13 @@ async fn a_revoked_token_recovers_through_one_401_retry() {
 /// A wrong client secret: a typed, permanent `invalid_client`, the API
 /// request never sent, the token request sent once (neither the source nor
 /// `reqwest-retry` retries it), and neither secret in the error.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_client_secret_is_a_typed_invalid_client_error_and_not_retried() {
-    let provider = provider!(Options::default());
+    let provider = Provider::start(Options::default()).await;
     let api = protected_api(&provider).await;
     let wrong_secret = "not-the-service-secret-987";
     let source = ClientCredentials::new(
@@ -272,12 +283,17 @@ async fn a_wrong_client_secret_is_a_typed_invalid_client_error_and_not_retried()
 /// the rotating refresh token carries on: each refresh spends the previous
 /// refresh token (a reused one would make the provider revoke the whole
 /// grant), and no second sign-in is needed.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_code_with_pkce_then_rotating_refresh_tokens() {
-    let provider = provider!(Options {
+    let provider = Provider::start(Options {
         access_ttl_secs: 2,
         ..Options::default()
-    });
+    })
+    .await;
     let api = protected_api(&provider).await;
     let metadata = discover(provider.issuer()).await.unwrap();
     let sign_ins = Arc::new(AtomicUsize::new(0));
@@ -414,12 +430,17 @@ impl Sleeper for AfterApproval {
 
 /// The device authorization grant (RFC 8628): the person confirms the user
 /// code, logs in and consents through the provider's pages, by form posts.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_approved_through_the_providers_pages() {
-    let provider = provider!(Options {
+    let provider = Provider::start(Options {
         access_ttl_secs: 60,
         ..Options::default()
-    });
+    })
+    .await;
     let api = protected_api(&provider).await;
     let metadata = discover(provider.issuer()).await.unwrap();
     let gate = AfterApproval::default();
