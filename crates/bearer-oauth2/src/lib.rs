@@ -1,4 +1,7 @@
 #![forbid(unsafe_code)]
+// Where other crates' docs link here when this crate's local docs are not
+// built yet (`cargo doc --no-deps` documents the workspace in parallel).
+#![doc(html_root_url = "https://docs.rs/bearer-oauth2/0.1")]
 #![warn(missing_docs)]
 //! Token sources that talk HTTP, for [`bearer_cache`]: the OAuth 2.0
 //! grants (client credentials, password, refresh token with rotation,

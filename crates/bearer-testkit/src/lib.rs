@@ -1,4 +1,7 @@
 #![forbid(unsafe_code)]
+// Where other crates' docs link here when this crate's local docs are not
+// built yet (`cargo doc --no-deps` documents the workspace in parallel).
+#![doc(html_root_url = "https://docs.rs/bearer-testkit/0.1")]
 #![warn(missing_docs)]
 //! An in-process OAuth 2.0 authorization server and protected API, with
 //! fault injection, for testing bearer-token clients over real HTTP.
