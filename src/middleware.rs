@@ -10,6 +10,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next, Result};
 use tracing::Instrument;
 use tracing::field::{Empty, display};
+use url::Url;
 
 use crate::error::{BearerError, BuildError};
 use crate::extensions::{NoAuthRetry, SkipAuth};
@@ -26,12 +27,12 @@ use crate::rejection::{Verdict, verdict};
 /// use reqwest_bearer::{BearerAuth, StaticSource};
 ///
 /// let auth = BearerAuth::builder_for_source(StaticSource::new("t0k3n"))
-///     .allow_origin("https://api.example.com")
+///     .allow_origin("https://api.example.com".parse()?)
 ///     .build()?;
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 ///     .with(auth)
 ///     .build();
-/// # Ok::<(), reqwest_bearer::BuildError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct BearerAuth {
@@ -52,7 +53,7 @@ struct Config {
 #[must_use]
 pub struct BearerAuthBuilder {
     cache: TokenCache,
-    origins: Vec<String>,
+    origins: Vec<Url>,
     allow_plain_http: bool,
     default_key: TokenKey,
     max_auth_retries: u32,
@@ -88,10 +89,10 @@ impl BearerAuth {
     /// use reqwest_bearer::{BearerAuth, StaticSource, TokenCache};
     ///
     /// let cache = TokenCache::builder(StaticSource::new("t")).build();
-    /// let auth = BearerAuth::new(cache, "https://api.example.com/v1/")?;
-    /// # Ok::<(), reqwest_bearer::BuildError>(())
+    /// let auth = BearerAuth::new(cache, "https://api.example.com/v1/".parse()?)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(cache: TokenCache, base_url: &str) -> std::result::Result<Self, BuildError> {
+    pub fn new(cache: TokenCache, base_url: Url) -> std::result::Result<Self, BuildError> {
         Self::builder(cache).allow_origin(base_url).build()
     }
 
@@ -106,8 +107,14 @@ impl BearerAuthBuilder {
     /// path is ignored). Plain `http` is accepted only for loopback
     /// (127.0.0.0/8, `::1`, `localhost`) unless
     /// [`allow_plain_http`](Self::allow_plain_http). Checked by [`build`](Self::build).
-    pub fn allow_origin(mut self, url: impl AsRef<str>) -> Self {
-        self.origins.push(url.as_ref().to_owned());
+    ///
+    /// Every URL in this crate and its sources is a [`Url`] (re-exported as
+    /// `reqwest_bearer::reqwest::Url`): parse it once with `.parse()?`,
+    /// which reports a malformed one as a typed `url::ParseError`; what
+    /// parses but cannot hold a token (another scheme, credentials, plain
+    /// `http`) is a [`BuildError`] from `build`.
+    pub fn allow_origin(mut self, url: Url) -> Self {
+        self.origins.push(url);
         self
     }
 
@@ -160,7 +167,7 @@ impl BearerAuthBuilder {
     pub fn build(self) -> std::result::Result<BearerAuth, BuildError> {
         let mut origins = AllowedOrigins::default();
         for origin in &self.origins {
-            origins.add(origin, self.allow_plain_http)?;
+            origins.add(origin.as_str(), self.allow_plain_http)?;
         }
         if origins.is_empty() {
             return Err(BuildError::NoAllowedOrigin);
@@ -425,16 +432,17 @@ mod tests {
             BearerAuth::builder(cache()).build().unwrap_err(),
             BuildError::NoAllowedOrigin
         );
+        let url = |s: &str| Url::parse(s).unwrap();
         assert!(matches!(
-            BearerAuth::new(cache(), "::not a url"),
+            BearerAuth::new(cache(), url("ftp://api.example.com")),
             Err(BuildError::InvalidOrigin { .. })
         ));
         assert!(matches!(
-            BearerAuth::new(cache(), "http://api.example.com"),
+            BearerAuth::new(cache(), url("http://api.example.com")),
             Err(BuildError::PlainHttp { .. })
         ));
         let ok = BearerAuth::builder(cache())
-            .allow_origin("http://api.example.com")
+            .allow_origin(url("http://api.example.com"))
             .allow_plain_http(true)
             .build()
             .unwrap();

@@ -24,7 +24,7 @@ use crate::BearerError;
 /// use reqwest_retry::{RetryTransientMiddleware, policies::ExponentialBackoff};
 ///
 /// let auth = BearerAuth::builder_for_source(StaticSource::new("t"))
-///     .allow_origin("https://api.example.com")
+///     .allow_origin("https://api.example.com".parse()?)
 ///     .build()?;
 /// let retry = RetryTransientMiddleware::new_with_policy_and_strategy(
 ///     ExponentialBackoff::builder().build_with_max_retries(3),
@@ -34,7 +34,7 @@ use crate::BearerError;
 ///     .with(retry)
 ///     .with(auth)
 ///     .build();
-/// # Ok::<(), reqwest_bearer::BuildError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy)]
 pub struct BearerRetryStrategy<S = DefaultRetryableStrategy> {

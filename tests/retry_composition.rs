@@ -48,7 +48,7 @@ async fn rig(secret: Option<&str>) -> Rig {
     .scope("read")
     .retry_policy(SourceRetries::none());
     let cache = TokenCache::builder(source).clock(clock.clone()).build();
-    let auth = BearerAuth::new(cache, server.base_url().as_str()).unwrap();
+    let auth = BearerAuth::new(cache, server.base_url()).unwrap();
     Rig {
         server,
         auth,
