@@ -39,7 +39,7 @@
 //! | `POST /device_authorization`, `GET /device?user_code=` | RFC 8628; approve/deny through [`Control`] or by visiting the verification URI |
 //! | `POST /revoke`, `POST /introspect` | RFC 7009, RFC 7662 |
 //! | `GET /.well-known/openid-configuration` | discovery (also at `/.well-known/oauth-authorization-server`) |
-//! | `POST /login`, `POST /login/access-token` | plain JSON/form login answering `{"token"}` / `{"access_token"}` with a configurable expiry field ([`LoginExpiry`]) |
+//! | `POST /login` (path and field names set by [`LoginForm`]), `POST /login/access-token` | plain JSON/form login answering `{"token"}` (or the field [`LoginForm`] names) / `{"access_token"}` with a configurable expiry field ([`LoginExpiry`]) |
 //! | `/api/echo`, `/api/slow?ms=`, `/api/stream?chunks=`, `/api/redirect?to=`, `/api/redirect-cross?to=`, `/api/scoped/{scope}`, `/api/status/{code}`, `/api/challenge?status=&www_authenticate=` | the protected API: RFC 6750 challenges on 401/403 |
 //! | other origin: any path | records headers, echoes, no authentication |
 //!
@@ -92,7 +92,7 @@ mod store;
 mod validator;
 
 pub use authorize::{query_params, s256 as pkce_s256_challenge};
-pub use config::{AccessTokenFormat, ClientConfig, GrantType, LoginExpiry, UserConfig};
+pub use config::{AccessTokenFormat, ClientConfig, GrantType, LoginExpiry, LoginForm, UserConfig};
 pub use control::Control;
 pub use counters::{
     ClientAuthCounts, ClientAuthMethod, Counters, Endpoint, GrantCounts, TokenRequestRecord,
