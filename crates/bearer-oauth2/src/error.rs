@@ -47,11 +47,63 @@ impl FlowError {
 
 impl From<FlowError> for TokenError {
     fn from(error: FlowError) -> Self {
-        TokenError::Source {
-            message: error.to_string(),
-            transient: error.is_transient(),
-            cause: Some(bearer_cache::Cause::new(error)),
+        let transient = error.is_transient();
+        source_error(error, transient)
+    }
+}
+
+/// A [`TokenError::Source`] caused by `error`, reachable again by downcast.
+fn source_error(
+    error: impl std::error::Error + Send + Sync + 'static,
+    transient: bool,
+) -> TokenError {
+    TokenError::Source {
+        message: error.to_string(),
+        transient,
+        cause: Some(bearer_cache::Cause::new(error)),
+    }
+}
+
+/// Why a [`RefreshTokenStorage`](crate::RefreshTokenStorage) could not load,
+/// save or remove a refresh token. Reaches the cache as a transient
+/// [`TokenError::Source`] with this error as its cause.
+///
+/// ```
+/// use bearer_oauth2::StorageError;
+/// use std::error::Error;
+///
+/// let io = std::io::Error::other("connection reset");
+/// let err = StorageError::new("cannot reach the session database").with_source(io);
+/// assert_eq!(err.to_string(), "cannot reach the session database");
+/// assert_eq!(err.source().unwrap().to_string(), "connection reset");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StorageError {
+    /// A storage failure, described without any secret.
+    pub fn new(message: impl Into<String>) -> Self {
+        StorageError {
+            message: message.into(),
+            source: None,
         }
+    }
+
+    /// The underlying error (the database's, the file system's).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+impl From<StorageError> for TokenError {
+    fn from(error: StorageError) -> Self {
+        source_error(error, true)
     }
 }
 

@@ -5,7 +5,9 @@
 #![warn(missing_docs)]
 //! Token sources that talk HTTP, for [`bearer_cache`]: the OAuth 2.0
 //! grants (client credentials, password, refresh token with rotation,
-//! authorization code with PKCE on a loopback redirect, device
+//! authorization code with PKCE — on a loopback redirect for desktop apps
+//! and CLIs ([`AuthorizationCode`]), or driven by a web app or a pasted
+//! callback URL with a token per user ([`UserSignIn`]) — and device
 //! authorization), plain login endpoints, and OpenID discovery.
 //!
 //! Every source implements [`TokenSource`](bearer_cache::TokenSource); the
@@ -71,12 +73,13 @@ mod transport;
 pub use bearer_cache::jwt_expiry;
 pub use client::{ClientAuth, OAuthClient};
 pub use discovery::{ProviderMetadata, discover, discover_with};
-pub use error::{DiscoveryError, FlowError, flow_error};
-pub use grants::authorization_code::AuthorizationCode;
+pub use error::{DiscoveryError, FlowError, StorageError, flow_error};
+pub use grants::authorization_code::{AuthorizationCode, AuthorizationRequest, PendingSignIn};
 pub use grants::client_credentials::ClientCredentials;
 pub use grants::device_code::{DeviceCode, DevicePrompt};
 pub use grants::password::PasswordGrant;
 pub use grants::refresh::RefreshTokenGrant;
+pub use grants::user_sign_in::{MemoryRefreshTokens, RefreshTokenStorage, UserSignIn};
 pub use login::{LoginEncoding, LoginEndpoint};
 pub use response::parse_token_response;
 pub use retry::{RetryPolicy, Sleeper, TokioSleeper};
