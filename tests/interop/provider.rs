@@ -17,6 +17,8 @@ pub const SERVICE_SECRET: &str = "service-secret-0123456789";
 pub const API_ID: &str = "api";
 pub const API_SECRET: &str = "api-secret-0123456789";
 pub const CLI_ID: &str = "cli";
+pub const WEB_ID: &str = "web";
+pub const WEB_SECRET: &str = "web-secret-0123456789";
 pub const TV_ID: &str = "tv";
 
 /// Long enough for Node to start on a loaded CI machine; only ever hit on failure.

@@ -124,15 +124,10 @@ async fn a_user_who_never_signed_in_must_sign_in_and_a_key_without_a_user_is_ref
         "{err:?}"
     );
     let err = fetch(&source, &TokenKey::new(), None).await.unwrap_err();
+    assert!(matches!(err, TokenError::Source { .. }), "{err:?}");
     assert!(
-        matches!(
-            err,
-            TokenError::Source {
-                transient: false,
-                ..
-            }
-        ),
-        "{err:?}"
+        !err.is_transient(),
+        "a key without a user is a mistake, not an outage"
     );
     assert_eq!(server.control().counters().token_requests, 0);
 }
