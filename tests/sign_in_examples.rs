@@ -4,9 +4,7 @@
 //! The test plays the browser: it follows the redirects by hand, carrying
 //! the app's session cookie.
 
-#[path = "../examples/cli_sign_in.rs"]
-#[allow(dead_code)]
-mod cli_sign_in;
+mod cli_driver;
 #[path = "../examples/web_app.rs"]
 #[allow(dead_code)]
 mod web_app;
@@ -20,7 +18,6 @@ use reqwest_bearer::oauth2::{MemoryRefreshTokens, RefreshTokenStorage, UserSignI
 use reqwest_bearer::{BearerAuth, RequestBuilderExt, TokenCache};
 use reqwest_middleware::ClientBuilder;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use url::Url;
 
 /// The test kit as provider and API, with a second user.
@@ -225,39 +222,15 @@ async fn cli_sign_in(paste: impl FnOnce(&Url) -> String) -> (TestServer, Value) 
         .client_secret(provider.client_secret())
         .scope("read"),
     );
-    let (stdin, mut typed) = tokio::io::duplex(4096);
-    let (printed, stdout) = tokio::io::duplex(4096);
-    let cli = {
-        let sign_in = sign_in.clone();
-        tokio::spawn(async move {
-            cli_sign_in::sign_in_by_pasting(&sign_in, BufReader::new(stdin), stdout)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    };
-
-    // Read the prompt up to the URL, open it, paste the answer back.
-    let mut lines = BufReader::new(printed).lines();
-    let authorize: Url = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the CLI prints a URL");
-        if let Ok(url) = line.trim().parse::<Url>() {
-            break url;
-        }
-    };
-    let callback = Browser::new().redirected(&authorize).await;
-    assert_eq!(
-        callback.as_str().split('?').next(),
-        Some("http://localhost:9/callback")
-    );
-    typed
-        .write_all(format!("{}\n", paste(&callback)).as_bytes())
-        .await
-        .unwrap();
-    let key = cli.await.unwrap().expect("signed in");
+    let key = cli_driver::sign_in_at_the_terminal(sign_in.clone(), async |authorize| {
+        let callback = Browser::new().redirected(&authorize).await;
+        assert_eq!(
+            callback.as_str().split('?').next(),
+            Some("http://localhost:9/callback")
+        );
+        paste(&callback)
+    })
+    .await;
 
     let auth = BearerAuth::new(TokenCache::builder(sign_in).build(), provider.base_url()).unwrap();
     let client = ClientBuilder::new(Client::new()).with(auth).build();

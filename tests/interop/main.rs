@@ -15,9 +15,8 @@
 //! deadlines the cache reports, about three seconds in all.
 
 mod browser;
-#[path = "../../examples/cli_sign_in.rs"]
-#[allow(dead_code)]
-mod cli_sign_in;
+#[path = "../cli_driver/mod.rs"]
+mod cli_driver;
 mod provider;
 mod setup;
 #[path = "../../examples/web_app.rs"]
@@ -608,7 +607,6 @@ async fn the_web_app_example_signs_people_in_and_calls_the_api_for_each() {
 async fn the_cli_example_signs_in_from_a_pasted_callback_url() {
     use reqwest_bearer::RequestBuilderExt;
     use reqwest_bearer::oauth2::UserSignIn;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
     let provider = Provider::start(Options::default()).await;
     let api = protected_api(&provider).await;
@@ -623,37 +621,15 @@ async fn the_cli_example_signs_in_from_a_pasted_callback_url() {
         )
         .scope("openid api:read"),
     );
-    let (stdin, mut typed) = tokio::io::duplex(4096);
-    let (printed, stdout) = tokio::io::duplex(4096);
-    let cli = {
-        let sign_in = sign_in.clone();
-        tokio::spawn(async move {
-            cli_sign_in::sign_in_by_pasting(&sign_in, BufReader::new(stdin), stdout)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    };
-    let mut lines = BufReader::new(printed).lines();
-    let authorize: url::Url = loop {
-        let line = lines
-            .next_line()
+    let key = cli_driver::sign_in_at_the_terminal(sign_in.clone(), async |authorize| {
+        let landed = Browser::new("carol")
+            .stop_at(redirect)
+            .complete(authorize)
             .await
-            .unwrap()
-            .expect("the CLI prints a URL");
-        if let Ok(url) = line.trim().parse() {
-            break url;
-        }
-    };
-    let landed = Browser::new("carol")
-        .stop_at(redirect)
-        .complete(authorize)
-        .await
-        .expect("sign-in by form posts");
-    typed
-        .write_all(format!("{}\n", landed.url).as_bytes())
-        .await
-        .unwrap();
-    let key = cli.await.unwrap().expect("signed in");
+            .expect("sign-in by form posts");
+        landed.url.to_string()
+    })
+    .await;
 
     let (_auth, client) = client(&api, short_lived_cache(sign_in).build());
     let response = client
