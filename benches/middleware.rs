@@ -54,11 +54,8 @@ async fn run(settings: Settings) {
         server.client_secret(),
     )
     .scope("read");
-    let auth = BearerAuth::new(
-        TokenCache::builder(source).build(),
-        server.base_url().as_str(),
-    )
-    .expect("valid origin");
+    let auth = BearerAuth::new(TokenCache::builder(source).build(), server.base_url())
+        .expect("valid origin");
     let token = auth.cache().get(&TokenKey::new()).await.expect("a token");
     let mut fixed = HeaderValue::from_str(token.expose_authorization_value()).expect("header-safe");
     fixed.set_sensitive(true);

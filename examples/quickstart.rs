@@ -66,7 +66,7 @@ async fn demo() -> Result<()> {
     let cache = TokenCache::builder(source)
         .refresh_ahead(Duration::from_secs(2))
         .build();
-    let auth = BearerAuth::new(cache, server.base_url().as_str())?;
+    let auth = BearerAuth::new(cache, server.base_url())?;
     let client = ClientBuilder::new(http(BearerAuth::redirect_policy())?)
         .with(auth.clone())
         .build();
@@ -266,7 +266,7 @@ async fn real(p: Provider) -> Result<()> {
             source = source.scope(s);
         }
     }
-    let auth = BearerAuth::new(TokenCache::builder(source).build(), p.url.as_str())?;
+    let auth = BearerAuth::new(TokenCache::builder(source).build(), p.url.clone())?;
     let client = ClientBuilder::new(http(BearerAuth::redirect_policy())?)
         .with(auth.clone())
         .build();

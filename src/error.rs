@@ -93,7 +93,7 @@ impl BearerError {
 /// use reqwest_bearer::{BearerAuth, BuildError, StaticSource};
 ///
 /// let err = BearerAuth::builder_for_source(StaticSource::new("t"))
-///     .allow_origin("http://api.example.com")
+///     .allow_origin("http://api.example.com".parse().unwrap())
 ///     .build()
 ///     .unwrap_err();
 /// assert!(matches!(err, BuildError::PlainHttp { .. }));

@@ -13,7 +13,7 @@
 //! )
 //! .scope("orders:read");
 //! let auth = BearerAuth::builder(TokenCache::builder(source).build())
-//!     .allow_origin("https://api.example.com")
+//!     .allow_origin("https://api.example.com".parse()?)
 //!     .build()?;
 //! let http = reqwest::Client::builder()
 //!     .redirect(BearerAuth::redirect_policy())
@@ -46,9 +46,20 @@
 //! - **Retries.** Put `reqwest-retry` outside this middleware with
 //!   [`BearerRetryStrategy`], which retries a token endpoint that is down and
 //!   never one that refused the client.
+//! - **Worst-case time.** One call waits for at most one token fetch (the
+//!   source's `timeout`, 10 s by default retries included, capped by the
+//!   cache's `fetch_timeout`, 30 s), then the request (reqwest has no
+//!   timeout by default: set one on your `reqwest::Client`), then, after a
+//!   401 that blames the token, one more fetch and one more request
+//!   ([`BearerAuthBuilder::max_auth_retries`], default 1). Defaults and a
+//!   30 s request timeout: 10 + 30 + 10 + 30 = 80 s; `reqwest-retry` outside
+//!   multiplies it by its attempts and adds its backoff.
 //! - **Tracing.** One `bearer_auth` span per authorized request, with the
 //!   token's fingerprint (never the token), `cache_hit` and `auth_retry`.
 #![forbid(unsafe_code)]
+// Where other crates' docs link here when this crate's local docs are not
+// built yet (`cargo doc --no-deps` documents the workspace in parallel).
+#![doc(html_root_url = "https://docs.rs/reqwest-bearer/0.1")]
 #![warn(missing_docs)]
 
 mod challenge;
@@ -78,9 +89,32 @@ pub use bearer_cache::{
 
 /// The token cache, in full (stores, hooks, clocks).
 pub use bearer_cache as cache;
+/// The `secrecy` crate behind [`Secret`]: a `secrecy::SecretString` is
+/// accepted wherever a secret is.
+pub use bearer_cache::secrecy;
 /// Token sources that speak OAuth 2.0 and login endpoints.
 pub use bearer_oauth2 as oauth2;
-/// The middleware framework this crate plugs into, re-exported so versions match.
+/// The HTTP client this crate is built on, re-exported so your client and
+/// ours are one `reqwest` (build yours as `reqwest_bearer::reqwest::Client`;
+/// TLS is chosen with this crate's `rustls` or `native-tls` feature).
+pub use reqwest;
+/// The middleware framework this crate plugs into, re-exported so versions
+/// match, with its `json`, `form` and `query` features on:
+///
+/// ```no_run
+/// use reqwest_bearer::reqwest_middleware::ClientBuilder;
+/// use reqwest_bearer::{BearerAuth, StaticSource, reqwest};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let api = reqwest::Url::parse("https://api.example.com")?;
+/// let auth = BearerAuth::builder_for_source(StaticSource::new("t0k3n"))
+///     .allow_origin(api.clone())
+///     .build()?;
+/// let client = ClientBuilder::new(reqwest::Client::new()).with(auth).build();
+/// let order = std::collections::HashMap::from([("sku", "A-1"), ("quantity", "2")]);
+/// let created = client.post(api.join("/orders")?).json(&order).send().await?;
+/// # Ok(()) }
+/// ```
 pub use reqwest_middleware;
 /// The retry middleware [`BearerRetryStrategy`] is written for.
 pub use reqwest_retry;

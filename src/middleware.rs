@@ -10,6 +10,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next, Result};
 use tracing::Instrument;
 use tracing::field::{Empty, display};
+use url::Url;
 
 use crate::error::{BearerError, BuildError};
 use crate::extensions::{NoAuthRetry, SkipAuth};
@@ -30,7 +31,7 @@ use crate::rejection::{Verdict, verdict};
 ///     .redirect(BearerAuth::redirect_policy())
 ///     .build()?;
 /// let auth = BearerAuth::builder_for_source(StaticSource::new("t0k3n"))
-///     .allow_origin("https://api.example.com")
+///     .allow_origin("https://api.example.com".parse()?)
 ///     .build()?;
 /// let client = reqwest_middleware::ClientBuilder::new(http)
 ///     .with(auth)
@@ -77,7 +78,7 @@ struct Config {
 #[must_use]
 pub struct BearerAuthBuilder {
     cache: TokenCache,
-    origins: Vec<String>,
+    origins: Vec<Url>,
     allow_plain_http: bool,
     default_key: TokenKey,
     max_auth_retries: u32,
@@ -113,10 +114,10 @@ impl BearerAuth {
     /// use reqwest_bearer::{BearerAuth, StaticSource, TokenCache};
     ///
     /// let cache = TokenCache::builder(StaticSource::new("t")).build();
-    /// let auth = BearerAuth::new(cache, "https://api.example.com/v1/")?;
-    /// # Ok::<(), reqwest_bearer::BuildError>(())
+    /// let auth = BearerAuth::new(cache, "https://api.example.com/v1/".parse()?)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(cache: TokenCache, base_url: &str) -> std::result::Result<Self, BuildError> {
+    pub fn new(cache: TokenCache, base_url: Url) -> std::result::Result<Self, BuildError> {
         Self::builder(cache).allow_origin(base_url).build()
     }
 
@@ -176,8 +177,14 @@ impl BearerAuthBuilder {
     /// [`build`](Self::build), which refuses wildcards (`https://*.example.com`)
     /// and other patterns with [`BuildError::InvalidOrigin`]: allow each
     /// origin by name.
-    pub fn allow_origin(mut self, url: impl AsRef<str>) -> Self {
-        self.origins.push(url.as_ref().to_owned());
+    ///
+    /// Every URL in this crate and its sources is a [`Url`] (re-exported as
+    /// `reqwest_bearer::reqwest::Url`): parse it once with `.parse()?`,
+    /// which reports a malformed one as a typed `url::ParseError`; what
+    /// parses but cannot hold a token (another scheme, credentials, plain
+    /// `http`, a wildcard) is a [`BuildError`] from `build`.
+    pub fn allow_origin(mut self, url: Url) -> Self {
+        self.origins.push(url);
         self
     }
 
@@ -230,7 +237,7 @@ impl BearerAuthBuilder {
     pub fn build(self) -> std::result::Result<BearerAuth, BuildError> {
         let mut origins = AllowedOrigins::default();
         for origin in &self.origins {
-            origins.add(origin, self.allow_plain_http)?;
+            origins.add(origin.as_str(), self.allow_plain_http)?;
         }
         if origins.is_empty() {
             return Err(BuildError::NoAllowedOrigin);
@@ -499,16 +506,17 @@ mod tests {
             BearerAuth::builder(cache()).build().unwrap_err(),
             BuildError::NoAllowedOrigin
         );
+        let url = |s: &str| Url::parse(s).unwrap();
         assert!(matches!(
-            BearerAuth::new(cache(), "::not a url"),
+            BearerAuth::new(cache(), url("ftp://api.example.com")),
             Err(BuildError::InvalidOrigin { .. })
         ));
         assert!(matches!(
-            BearerAuth::new(cache(), "http://api.example.com"),
+            BearerAuth::new(cache(), url("http://api.example.com")),
             Err(BuildError::PlainHttp { .. })
         ));
         let ok = BearerAuth::builder(cache())
-            .allow_origin("http://api.example.com")
+            .allow_origin(url("http://api.example.com"))
             .allow_plain_http(true)
             .build()
             .unwrap();

@@ -5,12 +5,16 @@ use reqwest_retry::{DefaultRetryableStrategy, Retryable, RetryableStrategy};
 
 use crate::BearerError;
 
-/// A `reqwest-retry` [`RetryableStrategy`] that knows [`BearerError`]:
+/// A `reqwest-retry` [`RetryableStrategy`][strategy] that knows [`BearerError`]:
 /// a token endpoint that is down, slow or answering 5xx/429 is
-/// [`Retryable::Transient`]; a refused client or grant (`invalid_client`,
-/// `invalid_grant`, …) is [`Retryable::Fatal`]. Everything else goes to the
+/// [`Retryable::Transient`][transient]; a refused client or grant (`invalid_client`,
+/// `invalid_grant`, …) is [`Retryable::Fatal`][fatal]. Everything else goes to the
 /// wrapped strategy (by default reqwest-retry's own, which treats a 401 as
 /// fatal: the bearer middleware already handled it).
+///
+/// [strategy]: https://docs.rs/reqwest-retry/0.9/reqwest_retry/trait.RetryableStrategy.html
+/// [transient]: https://docs.rs/reqwest-retry/0.9/reqwest_retry/enum.Retryable.html#variant.Transient
+/// [fatal]: https://docs.rs/reqwest-retry/0.9/reqwest_retry/enum.Retryable.html#variant.Fatal
 ///
 /// Put the retry middleware **outside** (before) [`BearerAuth`](crate::BearerAuth),
 /// so each retry asks the cache for a token again:
@@ -20,7 +24,7 @@ use crate::BearerError;
 /// use reqwest_retry::{RetryTransientMiddleware, policies::ExponentialBackoff};
 ///
 /// let auth = BearerAuth::builder_for_source(StaticSource::new("t"))
-///     .allow_origin("https://api.example.com")
+///     .allow_origin("https://api.example.com".parse()?)
 ///     .build()?;
 /// let retry = RetryTransientMiddleware::new_with_policy_and_strategy(
 ///     ExponentialBackoff::builder().build_with_max_retries(3),
@@ -30,7 +34,7 @@ use crate::BearerError;
 ///     .with(retry)
 ///     .with(auth)
 ///     .build();
-/// # Ok::<(), reqwest_bearer::BuildError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy)]
 pub struct BearerRetryStrategy<S = DefaultRetryableStrategy> {

@@ -15,6 +15,11 @@ use reqwest_bearer::{
 };
 use reqwest_middleware::{ClientBuilder, Middleware, Next};
 use support::{auth_builder, echo, echoed_token, get_echo, setup, setup_fail_fast, with_to};
+use url::Url;
+
+fn url(s: &str) -> Url {
+    s.parse().unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_origin_gets_the_token_and_one_fetch_serves_many() {
@@ -127,7 +132,7 @@ async fn plain_http_only_to_loopback_unless_allowed() {
     let server = TestServer::start().await;
     let cache = support::cache(&server);
     let refused = BearerAuth::builder(cache.clone())
-        .allow_origin("http://api.example.com")
+        .allow_origin(url("http://api.example.com"))
         .build()
         .unwrap_err();
     assert_eq!(
@@ -142,17 +147,22 @@ async fn plain_http_only_to_loopback_unless_allowed() {
         "http://[::1]:8080",
         "http://localhost:3000",
     ] {
-        BearerAuth::new(cache.clone(), loopback).unwrap_or_else(|e| panic!("{loopback}: {e}"));
+        BearerAuth::new(cache.clone(), url(loopback)).unwrap_or_else(|e| panic!("{loopback}: {e}"));
     }
     BearerAuth::builder(cache.clone())
-        .allow_origin("http://api.example.com")
+        .allow_origin(url("http://api.example.com"))
         .allow_plain_http(true)
         .build()
         .unwrap();
-    for bad in ["", "api.example.com", "ftp://api.example.com", "https://"] {
+    // What is no URL at all is refused by the parse, with a typed error.
+    for bad in ["", "api.example.com", "https://", "::not a url"] {
+        assert!(bad.parse::<Url>().is_err(), "{bad:?}");
+    }
+    // What parses but cannot hold a token is refused by the build.
+    for bad in ["ftp://api.example.com", "mailto:ops@example.com", "data:,x"] {
         assert!(
             matches!(
-                BearerAuth::new(cache.clone(), bad),
+                BearerAuth::new(cache.clone(), url(bad)),
                 Err(BuildError::InvalidOrigin { .. })
             ),
             "{bad:?}"
@@ -169,10 +179,12 @@ async fn plain_http_only_to_loopback_unless_allowed() {
 #[test]
 fn wildcard_origins_are_refused_with_the_supported_form() {
     let cache = TokenCache::builder(reqwest_bearer::StaticSource::new("t")).build();
-    for pattern in ["https://*.example.com", "https://api-*.example.com", "*"] {
+    // A bare `*` is not even a URL: `parse` refuses it.
+    assert!("*".parse::<Url>().is_err());
+    for pattern in ["https://*.example.com", "https://api-*.example.com"] {
         let err = BearerAuth::builder(cache.clone())
-            .allow_origin("https://api.example.com")
-            .allow_origin(pattern)
+            .allow_origin(url("https://api.example.com"))
+            .allow_origin(url(pattern))
             .build()
             .unwrap_err();
         assert!(
@@ -444,11 +456,7 @@ async fn refused_client_means_request_not_sent() {
     let server = TestServer::start().await;
     let wrong =
         ClientCredentials::new(server.token_url(), server.client_id(), "wrong-secret").retries(0);
-    let auth = BearerAuth::new(
-        TokenCache::builder(wrong).build(),
-        server.base_url().as_str(),
-    )
-    .unwrap();
+    let auth = BearerAuth::new(TokenCache::builder(wrong).build(), server.base_url()).unwrap();
     let client = support::client(auth);
     let err = client
         .get(server.api_url("/api/echo"))

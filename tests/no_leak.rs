@@ -229,7 +229,7 @@ async fn plain_http_to_a_non_loopback_host_never_carries_the_token() {
         )
     };
     let refused = BearerAuth::builder(TokenCache::builder(cc()).build())
-        .allow_origin("http://192.0.2.1/")
+        .allow_origin("http://192.0.2.1/".parse().unwrap())
         .build()
         .unwrap_err();
     assert_eq!(
@@ -243,7 +243,7 @@ async fn plain_http_to_a_non_loopback_host_never_carries_the_token() {
     let via_loopback = reqwest::Client::builder().proxy(proxy).build().unwrap();
     let auth = BearerAuth::builder(TokenCache::builder(cc()).build())
         .allow_origin(server.base_url())
-        .allow_origin("https://192.0.2.1")
+        .allow_origin("https://192.0.2.1".parse().unwrap())
         .build()
         .unwrap();
     let client = ClientBuilder::new(via_loopback).with(auth).build();
@@ -290,7 +290,7 @@ async fn https_origin_does_not_cover_plain_http_on_the_same_host() {
         server.client_secret(),
     );
     let auth = BearerAuth::builder(TokenCache::builder(cc).build())
-        .allow_origin("https://api.example.test")
+        .allow_origin("https://api.example.test".parse().unwrap())
         .build()
         .unwrap();
     let client = ClientBuilder::new(http).with(auth).build();

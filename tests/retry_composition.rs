@@ -57,7 +57,7 @@ async fn rig_waiting(secret: Option<&str>, max_wait: Duration) -> Rig {
         .clock(clock.clone())
         .max_wait(max_wait)
         .build();
-    let auth = BearerAuth::new(cache, server.base_url().as_str()).unwrap();
+    let auth = BearerAuth::new(cache, server.base_url()).unwrap();
     Rig {
         server,
         auth,

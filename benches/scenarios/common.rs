@@ -269,11 +269,8 @@ pub fn client_within(
     }
     let probe = match imp {
         Impl::Ours => {
-            let auth = BearerAuth::new(
-                TokenCache::builder(source).build(),
-                server.base_url().as_str(),
-            )
-            .expect("loopback origin");
+            let auth = BearerAuth::new(TokenCache::builder(source).build(), server.base_url())
+                .expect("loopback origin");
             builder = builder.with(auth.clone());
             Probe::Ours(auth)
         }

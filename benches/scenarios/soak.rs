@@ -93,7 +93,7 @@ pub async fn run(mode: Mode, report: &mut Report) {
     let clients: Vec<_> = (0..WORKERS)
         .map(|_| {
             let cache = TokenCache::builder_shared(source.clone()).build();
-            let auth = BearerAuth::new(cache, server.base_url().as_str()).expect("loopback origin");
+            let auth = BearerAuth::new(cache, server.base_url()).expect("loopback origin");
             let retry = RetryTransientMiddleware::new_with_policy_and_strategy(
                 ExponentialBackoff::builder()
                     .retry_bounds(Duration::from_millis(200), Duration::from_secs(4))

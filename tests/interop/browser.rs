@@ -32,6 +32,7 @@ pub struct Browser {
     jar: Vec<Cookie>,
     login: String,
     password: String,
+    stop_at: Option<Url>,
 }
 
 impl Browser {
@@ -46,16 +47,33 @@ impl Browser {
             jar: Vec::new(),
             login: login.to_owned(),
             password: "any-password".to_owned(),
+            stop_at: None,
         }
+    }
+
+    /// Stops, without requesting it, at a URL under `prefix` (a redirect
+    /// URI where nothing listens): [`Finished::url`] is then that URL, as a
+    /// person would copy it from the address bar.
+    pub fn stop_at(mut self, prefix: Url) -> Self {
+        self.stop_at = Some(prefix);
+        self
     }
 
     /// Opens `url` and submits every form on the way (login, consent,
     /// confirmation) until a page without a form: a redirect to a loopback
     /// callback, or the provider's "you may close this window".
-    pub async fn complete(mut self, url: Url) -> Result<Finished, String> {
+    pub async fn complete(&mut self, url: Url) -> Result<Finished, String> {
         let mut next = (url, None::<Vec<(String, String)>>);
         for _ in 0..MAX_STEPS {
             let (url, form) = next;
+            if let Some(prefix) = &self.stop_at {
+                if url.as_str().starts_with(prefix.as_str()) {
+                    return Ok(Finished {
+                        url,
+                        body: String::new(),
+                    });
+                }
+            }
             let mut request = match &form {
                 None => self.http.get(url.clone()),
                 Some(fields) => self.http.post(url.clone()).form(fields),

@@ -5,15 +5,23 @@
 //! accepts a token only when the provider's introspection endpoint says it
 //! is active.
 //!
-//! Needs Node.js 20+ and `npm ci` in `tests/interop`; without them the
-//! tests print `SKIPPED: …` and pass, unless `BEARER_REQUIRE_EXTERNAL=1`.
+//! Needs Node.js 20+ with npm on PATH; the first test to start the
+//! provider runs `npm ci` here when `node_modules` is missing. Without
+//! Node the tests are compiled as ignored, with that reason in cargo's
+//! summary (the build script decides), unless `BEARER_REQUIRE_EXTERNAL=1`,
+//! where they run and fail.
 //!
 //! The provider's clock is real, so the expiry tests wait real time: until
 //! deadlines the cache reports, about three seconds in all.
 
 mod browser;
+#[path = "../cli_driver/mod.rs"]
+mod cli_driver;
 mod provider;
 mod setup;
+#[path = "../../examples/web_app.rs"]
+#[allow(dead_code)]
+mod web_app;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,31 +34,25 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until};
 
 use browser::Browser;
-use provider::{CLI_ID, Options, Provider, SERVICE_ID, SERVICE_SECRET, TV_ID};
+use provider::{CLI_ID, Options, Provider, SERVICE_ID, SERVICE_SECRET, TV_ID, WEB_ID, WEB_SECRET};
 use setup::{Changes, client, echo, introspect, protected_api, short_lived_cache};
 
 const CLIENT_CREDENTIALS: &str = "client_credentials";
 const REFRESH_TOKEN: &str = "refresh_token";
 const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// The provider, or return (the skip was printed).
-macro_rules! provider {
-    ($options:expr) => {
-        match Provider::start($options).await {
-            Some(provider) => provider,
-            None => return,
-        }
-    };
-}
-
 /// Waits for a deadline the cache reported (the provider's clock is real).
 async fn until(deadline: std::time::Instant) {
     sleep_until(Instant::from_std(deadline)).await;
 }
 
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_from_the_issuer_url_drives_a_request() {
-    let provider = provider!(Options::default());
+    let provider = Provider::start(Options::default()).await;
     let api = protected_api(&provider).await;
     let issuer = provider.issuer().clone();
 
@@ -105,12 +107,17 @@ async fn discovery_from_the_issuer_url_drives_a_request() {
 /// either side of the refresh point on a loaded 2-core machine, where a
 /// fresh Node process can take a noticeable fraction of a second to answer
 /// its first token request.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_refresh_ahead_and_expiry_across_lifetimes() {
-    let provider = provider!(Options {
+    let provider = Provider::start(Options {
         access_ttl_secs: 3,
         ..Options::default()
-    });
+    })
+    .await;
     let api = protected_api(&provider).await;
     let changes = Changes::default();
     let source = ClientCredentials::new(
@@ -172,12 +179,17 @@ async fn client_credentials_refresh_ahead_and_expiry_across_lifetimes() {
 /// Revoked at the provider's revocation endpoint (RFC 7009) behind our
 /// back: the next request meets one 401, gets a new token and succeeds on
 /// its single resend.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_recovers_through_one_401_retry() {
-    let provider = provider!(Options {
+    let provider = Provider::start(Options {
         access_ttl_secs: 60,
         ..Options::default()
-    });
+    })
+    .await;
     let api = protected_api(&provider).await;
     let source = ClientCredentials::new(
         provider.issuer().join("/token").unwrap(),
@@ -223,9 +235,13 @@ async fn a_revoked_token_recovers_through_one_401_retry() {
 /// A wrong client secret: a typed, permanent `invalid_client`, the API
 /// request never sent, the token request sent once (neither the source nor
 /// `reqwest-retry` retries it), and neither secret in the error.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_client_secret_is_a_typed_invalid_client_error_and_not_retried() {
-    let provider = provider!(Options::default());
+    let provider = Provider::start(Options::default()).await;
     let api = protected_api(&provider).await;
     let wrong_secret = "not-the-service-secret-987";
     let source = ClientCredentials::new(
@@ -272,12 +288,17 @@ async fn a_wrong_client_secret_is_a_typed_invalid_client_error_and_not_retried()
 /// the rotating refresh token carries on: each refresh spends the previous
 /// refresh token (a reused one would make the provider revoke the whole
 /// grant), and no second sign-in is needed.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_code_with_pkce_then_rotating_refresh_tokens() {
-    let provider = provider!(Options {
+    let provider = Provider::start(Options {
         access_ttl_secs: 2,
         ..Options::default()
-    });
+    })
+    .await;
     let api = protected_api(&provider).await;
     let metadata = discover(provider.issuer()).await.unwrap();
     let sign_ins = Arc::new(AtomicUsize::new(0));
@@ -422,12 +443,17 @@ impl Clock for AfterApproval {
 
 /// The device authorization grant (RFC 8628): the person confirms the user
 /// code, logs in and consents through the provider's pages, by form posts.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_approved_through_the_providers_pages() {
-    let provider = provider!(Options {
+    let provider = Provider::start(Options {
         access_ttl_secs: 60,
         ..Options::default()
-    });
+    })
+    .await;
     let api = protected_api(&provider).await;
     let metadata = discover(provider.issuer()).await.unwrap();
     let gate = AfterApproval::default();
@@ -488,4 +514,141 @@ async fn device_code_approved_through_the_providers_pages() {
         0,
         "no authorization_pending polls"
     );
+}
+
+/// `examples/web_app.rs` against oidc-provider: two people sign in through
+/// the provider's login and consent pages, and each `/me` reaches the API
+/// with that person's own token. Once the provider says a person's access
+/// token has expired, their next `/me` is served through their rotating
+/// refresh token, kept in the app's storage: no new sign-in.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_app_example_signs_people_in_and_calls_the_api_for_each() {
+    use reqwest_bearer::oauth2::{MemoryRefreshTokens, RefreshTokenStorage};
+
+    let provider = Provider::start(Options::default()).await;
+    let api = protected_api(&provider).await;
+    let metadata = discover(provider.issuer()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app: url::Url = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let storage = Arc::new(MemoryRefreshTokens::default());
+    let router = web_app::router(web_app::Config {
+        authorize_url: metadata.authorization_endpoint.clone().unwrap(),
+        token_url: metadata.token_endpoint.clone(),
+        client_id: WEB_ID.to_owned(),
+        client_secret: WEB_SECRET.to_owned(),
+        redirect_uri: app.join("/callback").unwrap(),
+        scope: "openid api:read".to_owned(),
+        api_url: api.api_url("/api/echo"),
+        storage: storage.clone(),
+    })
+    .unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let (mut alice, mut bob) = (Browser::new("alice"), Browser::new("bob"));
+    let me = async |browser: &mut Browser, start: &str| {
+        let finished = browser
+            .complete(app.join(start).unwrap())
+            .await
+            .expect("sign-in by form posts");
+        assert_eq!(finished.url.path(), "/me", "{}", finished.body);
+        setup::Echo(serde_json::from_str(&finished.body).expect("the API's echo"))
+    };
+    let seen_alice = me(&mut alice, "/login?user=alice").await;
+    let seen_bob = me(&mut bob, "/login?user=bob").await;
+    assert_eq!(seen_alice.introspected("sub"), "alice");
+    assert_eq!(seen_bob.introspected("sub"), "bob");
+    assert_eq!(seen_alice.introspected("client_id"), WEB_ID);
+    assert_ne!(seen_alice.token(), seen_bob.token());
+    assert_eq!(provider.issued(WEB_ID, "authorization_code").await, 2);
+    let kept = storage
+        .load("alice")
+        .await
+        .unwrap()
+        .expect("alice's refresh token");
+
+    // The provider's own word on when alice's token dies (its clock is real).
+    let exp = introspect(&provider, &seen_alice.token()).await["exp"]
+        .as_u64()
+        .expect("an active token's exp");
+    let dead_at = UNIX_EPOCH + Duration::from_secs(exp + 1);
+    let wait = dead_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    until(std::time::Instant::now() + wait).await;
+    assert_eq!(
+        introspect(&provider, &seen_alice.token()).await["active"],
+        false
+    );
+
+    let again = me(&mut alice, "/me").await;
+    assert_eq!(again.introspected("sub"), "alice");
+    assert_ne!(again.token(), seen_alice.token());
+    assert!(provider.issued(WEB_ID, REFRESH_TOKEN).await >= 1);
+    assert_eq!(
+        provider.issued(WEB_ID, "authorization_code").await,
+        2,
+        "no new sign-in"
+    );
+    assert_ne!(
+        storage.load("alice").await.unwrap().unwrap(),
+        kept,
+        "rotated and kept"
+    );
+    assert_eq!(provider.refused(WEB_ID).await, 0);
+}
+
+/// `examples/cli_sign_in.rs` against oidc-provider: the CLI prints the
+/// authorization URL, the person signs in, their browser lands on a
+/// redirect URI where nothing listens, and the URL in its address bar is
+/// pasted back; the token then reaches the API.
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js 20+ and npm on PATH (https://nodejs.org)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_example_signs_in_from_a_pasted_callback_url() {
+    use reqwest_bearer::RequestBuilderExt;
+    use reqwest_bearer::oauth2::UserSignIn;
+
+    let provider = Provider::start(Options::default()).await;
+    let api = protected_api(&provider).await;
+    let metadata = discover(provider.issuer()).await.unwrap();
+    let redirect: url::Url = "http://127.0.0.1:9/callback".parse().unwrap();
+    let sign_in = Arc::new(
+        UserSignIn::new(
+            metadata.authorization_endpoint.clone().unwrap(),
+            metadata.token_endpoint.clone(),
+            CLI_ID,
+            redirect.clone(),
+        )
+        .scope("openid api:read"),
+    );
+    let key = cli_driver::sign_in_at_the_terminal(sign_in.clone(), async |authorize| {
+        let landed = Browser::new("carol")
+            .stop_at(redirect)
+            .complete(authorize)
+            .await
+            .expect("sign-in by form posts");
+        landed.url.to_string()
+    })
+    .await;
+
+    let (_auth, client) = client(&api, short_lived_cache(sign_in).build());
+    let response = client
+        .get(api.api_url("/api/echo"))
+        .token_key(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = setup::Echo(response.json().await.unwrap());
+    assert_eq!(seen.introspected("sub"), "carol");
+    assert_eq!(seen.introspected("client_id"), CLI_ID);
+    assert_eq!(provider.issued(CLI_ID, "authorization_code").await, 1);
 }

@@ -72,6 +72,16 @@ const clients = [
     redirect_uris: ['http://127.0.0.1/callback'],
   },
   {
+    // A web app driving the sign-in itself (examples/web_app.rs): a
+    // confidential client, its callback on the test's loopback port.
+    client_id: 'web',
+    client_secret: 'web-secret-0123456789',
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+  },
+  {
     // A device without a browser: device authorization, then refresh.
     client_id: 'tv',
     application_type: 'native',

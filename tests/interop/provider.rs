@@ -1,10 +1,10 @@
 //! `oidc-provider` on Node, run by the test that needs it and gone with it.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -17,6 +17,8 @@ pub const SERVICE_SECRET: &str = "service-secret-0123456789";
 pub const API_ID: &str = "api";
 pub const API_SECRET: &str = "api-secret-0123456789";
 pub const CLI_ID: &str = "cli";
+pub const WEB_ID: &str = "web";
+pub const WEB_SECRET: &str = "web-secret-0123456789";
 pub const TV_ID: &str = "tv";
 
 /// Long enough for Node to start on a loaded CI machine; only ever hit on failure.
@@ -87,47 +89,83 @@ pub struct Provider {
     next_sync: AtomicU64,
 }
 
-/// Prints `SKIPPED: …` and returns `None`, or fails when the environment
-/// demands external programs (`BEARER_REQUIRE_EXTERNAL=1`).
-fn skip<T>(what: &str) -> Option<T> {
-    if std::env::var("BEARER_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
-        panic!("BEARER_REQUIRE_EXTERNAL=1 but: {what}");
-    }
-    println!("SKIPPED: {what}");
-    None
-}
-
 fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
 }
 
-/// The major version of `node` on the PATH, if it runs.
-fn node_major() -> Option<u32> {
-    let output = Command::new("node").arg("--version").output().ok()?;
-    let version = String::from_utf8(output.stdout).ok()?;
-    version
-        .trim()
-        .strip_prefix('v')?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
-}
-
-impl Provider {
-    /// Starts a provider on an ephemeral loopback port, or `None` (after
-    /// printing why) when Node or the npm packages are missing.
-    pub async fn start(options: Options) -> Option<Provider> {
-        if node_major().is_none_or(|major| major < 20) {
-            return skip("install Node.js 20+");
-        }
-        let dir = interop_dir();
-        if !dir
+/// Installs `oidc-provider` from the lockfile when `node_modules` is
+/// missing: once per test binary, and safely beside another `cargo test`
+/// doing the same (each installs into its own staging directory, and the
+/// first to rename it into place wins).
+fn ensure_npm_packages(dir: &Path) {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    let installed = INSTALLED.get_or_init(|| {
+        if dir
             .join("node_modules/oidc-provider/package.json")
             .is_file()
         {
-            return skip("run npm ci in tests/interop");
+            return Ok(());
         }
+        let staging = dir.join(format!(".npm-staging-{}", std::process::id()));
+        let result = npm_ci(dir, &staging);
+        let _ = std::fs::remove_dir_all(&staging);
+        result
+    });
+    if let Err(why) = installed {
+        panic!(
+            "the interop tests need oidc-provider from tests/interop/package-lock.json, \
+             and `npm ci` could not install it ({why}); it needs the npm registry. \
+             Run `(cd tests/interop && npm ci)` where the registry is reachable."
+        );
+    }
+}
+
+fn npm_ci(dir: &Path, staging: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(staging);
+    std::fs::create_dir_all(staging).map_err(|e| format!("create {}: {e}", staging.display()))?;
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(dir.join(file), staging.join(file))
+            .map_err(|e| format!("copy {file}: {e}"))?;
+    }
+    eprintln!("tests/interop: node_modules is missing; running npm ci (once)");
+    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+    let output = Command::new(npm)
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(staging)
+        .output()
+        .map_err(|e| format!("cannot run npm: {e}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "npm ci failed with {}: {}",
+            output.status,
+            tail.join(" / ")
+        ));
+    }
+    match std::fs::rename(staging.join("node_modules"), dir.join("node_modules")) {
+        Ok(()) => Ok(()),
+        // Another test run put its copy in place first.
+        Err(_)
+            if dir
+                .join("node_modules/oidc-provider/package.json")
+                .is_file() =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(format!("move node_modules into place: {e}")),
+    }
+}
+
+impl Provider {
+    /// Starts a provider on an ephemeral loopback port, installing its
+    /// npm packages first if they are missing. Tests that call this are
+    /// marked `cfg_attr(not(has_node), ignore = ...)`, so a missing Node is
+    /// a failure here.
+    pub async fn start(options: Options) -> Provider {
+        let dir = interop_dir();
+        ensure_npm_packages(&dir);
         let mut child = Command::new("node")
             .arg(dir.join("provider.mjs"))
             .args(["--port", "0"])
@@ -138,7 +176,7 @@ impl Provider {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn node tests/interop/provider.mjs");
+            .expect("spawn node tests/interop/provider.mjs (is Node.js 20+ on PATH?)");
         let output = Arc::new(Output::default());
         read_lines(child.stdout.take().unwrap(), output.clone());
         read_stderr(child.stderr.take().unwrap(), output.clone());
@@ -163,7 +201,7 @@ impl Provider {
         };
         provider.issuer = ready["issuer"].as_str().unwrap().parse().unwrap();
         provider.version = ready["version"].as_str().unwrap().to_owned();
-        Some(provider)
+        provider
     }
 
     /// `http://127.0.0.1:<port>`, as the provider names itself.

@@ -6,7 +6,8 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 /// The parameters a token is requested with: scopes, audience, resource and
-/// any extra parameters. Two requests with equal keys share a token.
+/// any extra parameters, and the user it is for when a source holds tokens
+/// per user. Two requests with equal keys share a token.
 ///
 /// It never holds a secret, so it is safe to log and to derive store keys
 /// from. The empty key means "the source's configured defaults".
@@ -24,6 +25,7 @@ pub struct TokenKey {
     audience: Option<String>,
     resources: BTreeSet<String>,
     extra: BTreeMap<String, String>,
+    user: Option<String>,
 }
 
 impl TokenKey {
@@ -66,6 +68,28 @@ impl TokenKey {
         self
     }
 
+    /// Names the user the token is for, with sources that keep a token per
+    /// signed-in user (such as `bearer_oauth2::UserSignIn`). Not a request
+    /// parameter: the source looks the user's grant up by it. Use an opaque
+    /// id rather than an e-mail address: keys appear in logs.
+    ///
+    /// ```
+    /// use bearer_cache::TokenKey;
+    /// let alice = TokenKey::new().user("u-1041");
+    /// assert_eq!(alice.user_id(), Some("u-1041"));
+    /// assert_ne!(alice, TokenKey::new().user("u-2203"));
+    /// assert_eq!(alice.to_string(), "user=u-1041");
+    /// ```
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The user the token is for, if the key names one.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
     /// The requested scopes, sorted.
     pub fn requested_scopes(&self) -> impl ExactSizeIterator<Item = &str> {
         self.scopes.iter().map(String::as_str)
@@ -92,6 +116,7 @@ impl TokenKey {
             && self.audience.is_none()
             && self.resources.is_empty()
             && self.extra.is_empty()
+            && self.user.is_none()
     }
 
     /// A stable digest of the source identity and this key, for naming
@@ -126,6 +151,9 @@ impl TokenKey {
             field("param", k);
             field("value", v);
         }
+        if let Some(user) = &self.user {
+            field("user", user);
+        }
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
@@ -158,6 +186,9 @@ impl fmt::Display for TokenKey {
         for (k, v) in &self.extra {
             write!(f, "{sep}{k}={v}")?;
             sep = " ";
+        }
+        if let Some(user) = &self.user {
+            write!(f, "{sep}user={user}")?;
         }
         Ok(())
     }

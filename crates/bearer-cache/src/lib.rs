@@ -1,4 +1,7 @@
 #![forbid(unsafe_code)]
+// Where other crates' docs link here when this crate's local docs are not
+// built yet (`cargo doc --no-deps` documents the workspace in parallel).
+#![doc(html_root_url = "https://docs.rs/bearer-cache/0.1")]
 #![warn(missing_docs)]
 //! An expiry-aware, single-flight access-token cache, independent of any
 //! HTTP client: it serves `reqwest`, `hyper`, `tonic` or anything else that
@@ -63,7 +66,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Built on [`moka`] for the key map (bounded, idle keys evicted); the
+//! Built on [`moka`](https://docs.rs/moka/0.12) for the key map (bounded, idle keys evicted); the
 //! per-key state machine is ours, because no cache crate offers
 //! refresh-ahead with stale-if-error and compare-and-invalidate. Its
 //! decisions are plain functions over plain state (`cache/state.rs`),
@@ -96,3 +99,8 @@ pub use store::{Lease, StoredToken, TokenStore};
 pub use token::{
     AccessToken, Expiry, Fingerprint, RefreshToken, Secret, Token, fingerprint, is_header_safe,
 };
+
+/// The `secrecy` crate these secrets are built on, re-exported so a
+/// [`secrecy::SecretString`](https://docs.rs/secrecy/0.10/secrecy/type.SecretString.html) of the same version can be passed wherever a
+/// [`Secret`], [`AccessToken`] or [`RefreshToken`] is taken.
+pub use secrecy;

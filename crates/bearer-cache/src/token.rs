@@ -99,6 +99,13 @@ macro_rules! secret_type {
                 Self::new(value)
             }
         }
+
+        /// Takes a [`secrecy::SecretString`](https://docs.rs/secrecy/0.10/secrecy/type.SecretString.html) as it is, without a copy.
+        impl From<SecretString> for $name {
+            fn from(value: SecretString) -> Self {
+                Self(value)
+            }
+        }
     };
 }
 
@@ -119,9 +126,18 @@ secret_type!(
 secret_type!(
     /// Any other secret: a client secret, a password, a PKCE verifier.
     ///
+    /// Every secret type converts from `&str`, `String` and a
+    /// [`secrecy::SecretString`](https://docs.rs/secrecy/0.10/secrecy/type.SecretString.html) (re-exported as `bearer_cache::secrecy`), so
+    /// a secret already held in `secrecy` is passed on as it is.
+    ///
     /// ```
+    /// use bearer_cache::secrecy::SecretString;
+    ///
     /// let s = bearer_cache::Secret::new("hunter2");
     /// assert!(!format!("{s:?}").contains("hunter2"));
+    ///
+    /// let from_secrecy: bearer_cache::Secret = SecretString::from("hunter2").into();
+    /// assert_eq!(from_secrecy, s);
     /// ```
     Secret
 );

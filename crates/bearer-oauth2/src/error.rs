@@ -47,12 +47,70 @@ impl FlowError {
 
 impl From<FlowError> for TokenError {
     fn from(error: FlowError) -> Self {
-        TokenError::Source {
-            // What failed; the flow's own message is the source's.
-            message: "the interactive authorization did not complete".to_owned(),
-            transient: error.is_transient(),
-            cause: Some(bearer_cache::Cause::new(error)),
+        let transient = error.is_transient();
+        // What failed; the flow's own message is the source's.
+        source_error(
+            "the interactive authorization did not complete",
+            error,
+            transient,
+        )
+    }
+}
+
+/// A [`TokenError::Source`] saying `what` failed, caused by `error`
+/// (reachable again by downcast), whose message it does not repeat.
+fn source_error(
+    what: &str,
+    error: impl std::error::Error + Send + Sync + 'static,
+    transient: bool,
+) -> TokenError {
+    TokenError::Source {
+        message: what.to_owned(),
+        transient,
+        cause: Some(bearer_cache::Cause::new(error)),
+    }
+}
+
+/// Why a [`RefreshTokenStorage`](crate::RefreshTokenStorage) could not load,
+/// save or remove a refresh token. Reaches the cache as a transient
+/// [`TokenError::Source`] with this error as its cause.
+///
+/// ```
+/// use bearer_oauth2::StorageError;
+/// use std::error::Error;
+///
+/// let io = std::io::Error::other("connection reset");
+/// let err = StorageError::new("cannot reach the session database").with_source(io);
+/// assert_eq!(err.to_string(), "cannot reach the session database");
+/// assert_eq!(err.source().unwrap().to_string(), "connection reset");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StorageError {
+    /// A storage failure, described without any secret.
+    pub fn new(message: impl Into<String>) -> Self {
+        StorageError {
+            message: message.into(),
+            source: None,
         }
+    }
+
+    /// The underlying error (the database's, the file system's).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+impl From<StorageError> for TokenError {
+    fn from(error: StorageError) -> Self {
+        source_error("the refresh token storage failed", error, true)
     }
 }
 

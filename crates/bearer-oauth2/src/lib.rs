@@ -1,8 +1,13 @@
 #![forbid(unsafe_code)]
+// Where other crates' docs link here when this crate's local docs are not
+// built yet (`cargo doc --no-deps` documents the workspace in parallel).
+#![doc(html_root_url = "https://docs.rs/bearer-oauth2/0.1")]
 #![warn(missing_docs)]
 //! Token sources that talk HTTP, for [`bearer_cache`]: the OAuth 2.0
 //! grants (client credentials, password, refresh token with rotation,
-//! authorization code with PKCE on a loopback redirect, device
+//! authorization code with PKCE — on a loopback redirect for desktop apps
+//! and CLIs ([`AuthorizationCode`]), or driven by a web app or a pasted
+//! callback URL with a token per user ([`UserSignIn`]) — and device
 //! authorization), plain login endpoints, and OpenID discovery.
 //!
 //! Every source implements [`TokenSource`](bearer_cache::TokenSource); the
@@ -24,13 +29,23 @@
 //! ```
 //!
 //! # Why not the `oauth2` crate
-//! `oauth2` 5 is built on `reqwest` 0.12 (a second `reqwest`, `http` stack
-//! in the tree) and rejects what real servers send, such as `expires_in` as
-//! a string. The form POST a grant needs is small; this crate writes it on
-//! `reqwest` 0.13 and adds what the others lack: a streamed body cap, a
-//! deadline per fetch, bounded retries honouring `Retry-After`, typed
-//! RFC 6749 errors, and answers scrubbed of secrets before they reach an
-//! error message.
+//! Checked against `oauth2` 5.0.0, its newest release. Its default
+//! features bring `reqwest` 0.12, a second `reqwest` beside ours (0.13);
+//! with `default-features = false` it takes any client through its
+//! `AsyncHttpClient` trait (a closure from `http::Request` to
+//! `http::Response`), so that alone is no longer a reason. What remains:
+//! - It still brings older majors of crates we use (`base64` 0.22,
+//!   `rand` 0.8, `sha2` 0.10, `thiserror` 1, plus `chrono`), which this
+//!   workspace keeps at one major version each.
+//! - Its token response reads `expires_in` as a number only, so a server
+//!   that sends it as a string (many do) fails the whole exchange.
+//! - It leaves to the caller what this crate exists for: a cap on the
+//!   answer's size, a deadline per fetch, bounded retries honouring
+//!   `Retry-After`, a 200 carrying `{"error": …}` read as the error it is,
+//!   and error text scrubbed of the request's secrets.
+//!
+//! The form POST a grant needs is small, so this crate writes it on
+//! `reqwest` 0.13 with all of the above.
 //!
 //! # Secrets
 //! Client secrets, passwords, refresh tokens and PKCE verifiers are held as
@@ -58,12 +73,13 @@ mod transport;
 pub use bearer_cache::jwt_expiry;
 pub use client::{ClientAuth, OAuthClient};
 pub use discovery::{ProviderMetadata, discover, discover_with};
-pub use error::{DiscoveryError, FlowError, flow_error};
-pub use grants::authorization_code::AuthorizationCode;
+pub use error::{DiscoveryError, FlowError, StorageError, flow_error};
+pub use grants::authorization_code::{AuthorizationCode, AuthorizationRequest, PendingSignIn};
 pub use grants::client_credentials::ClientCredentials;
 pub use grants::device_code::{DeviceCode, DevicePrompt};
 pub use grants::password::PasswordGrant;
 pub use grants::refresh::RefreshTokenGrant;
+pub use grants::user_sign_in::{MemoryRefreshTokens, RefreshTokenStorage, UserSignIn};
 pub use login::{LoginEncoding, LoginEndpoint};
 pub use response::parse_token_response;
 pub use transport::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT};

@@ -24,6 +24,32 @@ pub enum LoginEncoding {
 /// A non-OAuth login endpoint (`POST /login {"username", "password"}` →
 /// `{"token": "…"}`), as many internal APIs have.
 ///
+/// The Python most teams start from,
+///
+/// ```text
+/// resp = requests.post("https://api.example.com/auth/token",
+///                      data={"username": "alice", "password": password})
+/// token = resp.json()["token"]
+/// ```
+///
+/// is this source (`data=` is a form; `json=` would be
+/// [`LoginEncoding::Json`], the default), and the cache then logs in again
+/// only when the token nears its expiry:
+///
+/// ```
+/// use bearer_cache::TokenCache;
+/// use bearer_oauth2::{LoginEncoding, LoginEndpoint};
+///
+/// # fn run(password: String) -> Result<(), Box<dyn std::error::Error>> {
+/// let source = LoginEndpoint::new("https://api.example.com/auth/token".parse()?, "alice", password)
+///     .encoding(LoginEncoding::Form)
+///     .token_pointer("token");
+/// let cache = TokenCache::builder(source).build();
+/// # let _ = cache; Ok(()) }
+/// ```
+///
+/// With another service's field names and answer:
+///
 /// The token is read by JSON pointer: by default `/token`, else
 /// `/access_token`. Its expiry comes from `expires_in` or `expires_at`
 /// beside it (or at the top), else from the token's own JWT `exp`, else

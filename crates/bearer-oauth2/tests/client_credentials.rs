@@ -196,3 +196,15 @@ async fn unreachable_endpoint_is_a_transient_transport_error() {
     assert!(matches!(err, TokenError::Transport(_)), "{err:?}");
     assert!(err.is_transient());
 }
+
+#[tokio::test]
+async fn a_secrecy_secret_string_is_accepted_as_the_client_secret() {
+    use bearer_cache::secrecy::SecretString;
+
+    let server = TestServer::start().await;
+    let secret = SecretString::from(server.client_secret().to_owned());
+    let source = ClientCredentials::new(server.token_url(), server.client_id(), secret);
+    assert_hidden(server.client_secret(), &format!("{source:?}"));
+    fetch(&source, &TokenKey::default(), None).await.unwrap();
+    assert_eq!(server.control().counters().issued.client_credentials, 1);
+}

@@ -203,3 +203,47 @@ async fn login_faults_are_typed_and_retried_only_when_transient() {
         .unwrap();
     assert_eq!(token.expiry(), Expiry::In(Duration::from_secs(3600)));
 }
+
+#[tokio::test]
+async fn the_test_kit_models_a_login_with_other_field_names() {
+    use bearer_testkit::LoginForm;
+
+    let server = TestServer::builder()
+        .login_form(
+            LoginForm::new("/v2/session")
+                .fields("email", "pass")
+                .token_field("jwt"),
+        )
+        .start()
+        .await;
+    // The default field names are refused, as the real service would.
+    let default_names =
+        LoginEndpoint::new(server.login_url(), server.username(), server.password());
+    let err = fetch(&default_names, &TokenKey::default(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.oauth().map(|e| (e.code.as_str(), e.status)),
+        Some(("invalid_request", 400)),
+        "{err:?}"
+    );
+
+    for encoding in [LoginEncoding::Json, LoginEncoding::Form] {
+        let source = LoginEndpoint::new(server.login_url(), server.username(), server.password())
+            .field_names("email", "pass")
+            .encoding(encoding)
+            .token_pointer("jwt");
+        let token = fetch(&source, &TokenKey::default(), None).await.unwrap();
+        let echo = reqwest::Client::new()
+            .get(server.api_url("/api/echo"))
+            .header(
+                "authorization",
+                format!("Bearer {}", token.access_token().expose_secret()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(echo.status(), 200, "{encoding:?}");
+    }
+    assert_eq!(server.control().counters().login_tokens_issued, 2);
+}

@@ -3,37 +3,17 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bearer_cache::{ManualClock, TokenCache, TokenKey};
 use bearer_oauth2::PasswordGrant;
 use bearer_testkit::{TestServer, TokenFault};
-use common::{assert_hidden, fast_retries};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::{Captured, assert_hidden, fast_retries};
 
 #[tokio::test]
 async fn logs_carry_fingerprints_not_secrets() {
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = captured.install();
 
     let clock = ManualClock::new();
     let server = TestServer::builder()
@@ -82,7 +62,7 @@ async fn logs_carry_fingerprints_not_secrets() {
     clock.advance(Duration::from_secs(61));
     cache.get(&key).await.unwrap();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.contents();
     assert!(
         logs.contains("refresh token refused"),
         "the events ran: {logs}"

@@ -1,4 +1,7 @@
 #![forbid(unsafe_code)]
+// Where other crates' docs link here when this crate's local docs are not
+// built yet (`cargo doc --no-deps` documents the workspace in parallel).
+#![doc(html_root_url = "https://docs.rs/bearer-redis/0.1")]
 #![warn(missing_docs)]
 //! One token per fleet: a [`bearer_cache::TokenStore`] on Redis.
 //!
@@ -54,7 +57,7 @@
 //! - The three Lua scripts (fenced save, fenced release, atomic peek):
 //!   fencing and "value and lease in one look" need server-side atomicity
 //!   that no Redis command offers alone.
-//! - The notification fan-out ([`tokio::sync::broadcast`] fed by the `redis`
+//! - The notification fan-out ([`tokio::sync::broadcast`](https://docs.rs/tokio/1/tokio/sync/broadcast/) fed by the `redis`
 //!   crate's RESP3 push sender): one subscription serves every key and
 //!   waiter of the process; a broken subscription wakes everyone.
 //! - The value envelope (a few lines around `chacha20poly1305`): the layout

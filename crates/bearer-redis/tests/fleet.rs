@@ -15,7 +15,7 @@ use bearer_cache::{
 };
 use bearer_redis::RedisStore;
 use bearer_testkit::TestServer;
-use support::{Grant, HttpSource, redis_or_skip};
+use support::{Grant, HttpSource, redis};
 
 const ROLE: &str = "BEARER_REDIS_MEMBER";
 const MEMBERS: usize = 20;
@@ -141,9 +141,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_processes_asking_at_once_cause_one_token_request() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let server = TestServer::start().await;
     let url = redis.url();
     let token_server = Arc::new(server);
@@ -191,9 +195,13 @@ async fn twenty_processes_asking_at_once_cause_one_token_request() {
     assert_eq!(counters.token_requests, 1, "{counters:?}");
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_holder_killed_mid_fetch_is_replaced_after_its_lease() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let server = Arc::new(
         TestServer::builder()
             .token_latency(Duration::from_secs(600))
@@ -296,11 +304,13 @@ async fn round(
 
 const LIFETIME: Duration = Duration::from_secs(60);
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_down_fails_no_request_and_sharing_resumes_when_it_returns() {
-    let Some(mut redis) = redis_or_skip() else {
-        return;
-    };
+    let mut redis = redis();
     let clock = ManualClock::new();
     let server = TestServer::builder()
         .clock(clock.clone())
@@ -333,9 +343,13 @@ async fn redis_going_down_fails_no_request_and_sharing_resumes_when_it_returns()
     assert_eq!(issued(), before + 1);
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_refresh_tokens_are_each_used_once_across_instances() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let clock = ManualClock::new();
     let server = TestServer::builder()
         .clock(clock.clone())
@@ -371,9 +385,13 @@ async fn rotated_refresh_tokens_are_each_used_once_across_instances() {
     assert_eq!(counters.token_requests, 5, "{counters:?}");
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_token_costs_no_redis_round_trip() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let clock = ManualClock::new();
     let server = TestServer::builder()
         .clock(clock.clone())

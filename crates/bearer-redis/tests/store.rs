@@ -13,7 +13,7 @@ use bearer_cache::{
 };
 use bearer_redis::{BuildError, RedisStore, ValueError};
 use redis::AsyncCommands;
-use support::{RedisServer, redis_or_skip};
+use support::{RedisServer, redis};
 
 const ACCESS: &str = "access-SECRET-0001";
 const REFRESH: &str = "refresh-SECRET-0002";
@@ -62,9 +62,13 @@ async fn script_calls(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
         .sum()
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_under_prefixed_hashed_keys() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let s = RedisStore::builder(redis.url())
         .prefix("svc-a:")
         .build()
@@ -97,9 +101,13 @@ async fn round_trip_under_prefixed_hashed_keys() {
     assert_eq!(other.load(cache_key).await.unwrap(), None);
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_is_exclusive_and_only_its_holder_releases_it() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let (a, b) = (store(&redis).await, store(&redis).await);
     let lease = a.try_lease("k", HOUR).await.unwrap().expect("free");
     assert_eq!(b.try_lease("k", HOUR).await.unwrap(), None);
@@ -122,9 +130,13 @@ async fn a_lease_is_exclusive_and_only_its_holder_releases_it() {
     assert_eq!((a.stats().leases_granted, b.stats().leases_denied), (1, 2));
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_with_a_lost_lease_is_refused() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let (a, b) = (store(&redis).await, store(&redis).await);
     let stale = a.try_lease("k", HOUR).await.unwrap().unwrap();
     // A's lease runs out while it is stalled (deleted here rather than waited for).
@@ -169,9 +181,13 @@ impl TokenSource for Counting {
     }
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_saved_by_another_cache_is_used_not_fetched_again() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let store = store(&redis).await;
     let (source_a, source_b) = (Arc::new(Counting::default()), Arc::new(Counting::default()));
     let a = TokenCache::builder(Arc::clone(&source_a))
@@ -191,9 +207,13 @@ async fn a_token_saved_by_another_cache_is_used_not_fetched_again() {
     assert_eq!(source_a.0.load(Ordering::SeqCst), 0);
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_is_woken_by_the_save_notification() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let (holder, waiter) = (store(&redis).await, store(&redis).await);
     let mut raw = redis.raw().await;
     let _lease = holder.try_lease("k", HOUR).await.unwrap().unwrap();
@@ -215,9 +235,13 @@ async fn a_waiter_is_woken_by_the_save_notification() {
     assert_eq!(waiter.stats().waits_notified, 1);
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_ends_when_an_unclaimed_lease_expires() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let (dead, waiter) = (store(&redis).await, store(&redis).await);
     // A holder that took a short lease and died. (Real Redis time: the
     // lease is long enough that a loaded machine still sees it in force.)
@@ -234,9 +258,13 @@ async fn a_wait_ends_when_an_unclaimed_lease_expires() {
     );
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fetch_release_wakes_waiters_at_once() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let (holder, waiter) = (store(&redis).await, store(&redis).await);
     let lease = holder.try_lease("k", HOUR).await.unwrap().unwrap();
     let wait = tokio::spawn({
@@ -248,9 +276,13 @@ async fn a_failed_fetch_release_wakes_waiters_at_once() {
     assert_eq!(wait.await.unwrap().unwrap(), None);
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_values_hide_secrets_and_open_only_with_the_right_key() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let sealed = keyed_store(&redis, [1; 32]).await;
     assert!(sealed.is_encrypting());
     sealed.save("k", &stored(ACCESS), HOUR, None).await.unwrap();
@@ -306,9 +338,13 @@ async fn encrypted_values_hide_secrets_and_open_only_with_the_right_key() {
     );
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_in_redis_is_an_error_not_a_token() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let s = store(&redis).await;
     let _: () = redis
         .raw()
@@ -320,11 +356,13 @@ async fn garbage_in_redis_is_an_error_not_a_token() {
     assert!(err.to_string().contains("undecodable"), "{err}");
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_fail_while_redis_is_down_and_work_again_when_it_returns() {
-    let Some(mut redis) = redis_or_skip() else {
-        return;
-    };
+    let mut redis = redis();
     let s = store(&redis).await;
     s.save("k", &stored(ACCESS), HOUR, None).await.unwrap();
     redis.stop();
@@ -348,11 +386,13 @@ async fn calls_fail_while_redis_is_down_and_work_again_when_it_returns() {
     );
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_built_while_redis_is_down_starts_working_when_it_comes_up() {
-    let Some(mut redis) = redis_or_skip() else {
-        return;
-    };
+    let mut redis = redis();
     redis.stop();
     let s = store(&redis).await;
     assert!(s.load("k").await.is_err());
@@ -398,9 +438,13 @@ async fn bad_configuration_is_a_typed_error() {
     ));
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server on PATH (apt install redis-server)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_and_tracing_never_show_secrets() {
-    let Some(redis) = redis_or_skip() else { return };
+    let redis = redis();
     let logs = support::capture_logs();
     let s = RedisStore::builder(redis.url())
         .encryption_key([9; 32])

@@ -171,6 +171,68 @@ impl fmt::Debug for AccessTokenFormat {
     }
 }
 
+/// The shape of the plain login endpoint (`/login` by default): where it
+/// listens, which form or JSON fields carry the credentials, and which
+/// field of the answer carries the token. Model your own service's login
+/// with it.
+///
+/// ```
+/// use bearer_testkit::LoginForm;
+/// // `POST /auth/token` with `email` and `pass`, answering `{"jwt": "…"}`.
+/// let form = LoginForm::new("/auth/token").fields("email", "pass").token_field("jwt");
+/// assert_eq!(form.path(), "/auth/token");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginForm {
+    pub(crate) path: String,
+    pub(crate) username_field: String,
+    pub(crate) password_field: String,
+    pub(crate) token_field: String,
+}
+
+impl Default for LoginForm {
+    /// `POST /login` with `username` and `password`, answering `{"token": …}`.
+    fn default() -> Self {
+        LoginForm::new("/login")
+    }
+}
+
+impl LoginForm {
+    /// A login endpoint at `path` (a leading `/` is added if missing), with
+    /// the default field names `username`, `password` and `token`.
+    pub fn new(path: impl Into<String>) -> Self {
+        let path = path.into();
+        LoginForm {
+            path: if path.starts_with('/') {
+                path
+            } else {
+                format!("/{path}")
+            },
+            username_field: "username".to_owned(),
+            password_field: "password".to_owned(),
+            token_field: "token".to_owned(),
+        }
+    }
+
+    /// The names of the credential fields in the form or JSON body.
+    pub fn fields(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.username_field = username.into();
+        self.password_field = password.into();
+        self
+    }
+
+    /// The answer's field that carries the token.
+    pub fn token_field(mut self, name: impl Into<String>) -> Self {
+        self.token_field = name.into();
+        self
+    }
+
+    /// The endpoint's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
 /// Which expiry field `/login` writes next to the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LoginExpiry {

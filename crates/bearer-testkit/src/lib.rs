@@ -1,4 +1,7 @@
 #![forbid(unsafe_code)]
+// Where other crates' docs link here when this crate's local docs are not
+// built yet (`cargo doc --no-deps` documents the workspace in parallel).
+#![doc(html_root_url = "https://docs.rs/bearer-testkit/0.1")]
 #![warn(missing_docs)]
 //! An in-process OAuth 2.0 authorization server and protected API, with
 //! fault injection, for testing bearer-token clients over real HTTP.
@@ -36,7 +39,7 @@
 //! | `POST /device_authorization`, `GET /device?user_code=` | RFC 8628; approve/deny through [`Control`] or by visiting the verification URI |
 //! | `POST /revoke`, `POST /introspect` | RFC 7009, RFC 7662 |
 //! | `GET /.well-known/openid-configuration` | discovery (also at `/.well-known/oauth-authorization-server`) |
-//! | `POST /login`, `POST /login/access-token` | plain JSON/form login answering `{"token"}` / `{"access_token"}` with a configurable expiry field ([`LoginExpiry`]) |
+//! | `POST /login` (path and field names set by [`LoginForm`]), `POST /login/access-token` | plain JSON/form login answering `{"token"}` (or the field [`LoginForm`] names) / `{"access_token"}` with a configurable expiry field ([`LoginExpiry`]) |
 //! | `/api/echo`, `/api/slow?ms=`, `/api/stream?chunks=`, `/api/redirect?to=`, `/api/redirect-cross?to=`, `/api/scoped/{scope}`, `/api/status/{code}`, `/api/challenge?status=&www_authenticate=` | the protected API: RFC 6750 challenges on 401/403 |
 //! | other origin: `/redirect?to=`, `/redirect-back?to=` | 302 to a path on the other origin itself, or back on the main origin (an A → B → A bounce); no authentication |
 //! | other origin: any other path | records headers, echoes, no authentication |
@@ -91,7 +94,7 @@ mod store;
 mod validator;
 
 pub use authorize::{query_params, s256 as pkce_s256_challenge};
-pub use config::{AccessTokenFormat, ClientConfig, GrantType, LoginExpiry, UserConfig};
+pub use config::{AccessTokenFormat, ClientConfig, GrantType, LoginExpiry, LoginForm, UserConfig};
 pub use control::Control;
 pub use counters::{
     ClientAuthCounts, ClientAuthMethod, Counters, Endpoint, GrantCounts, TokenRequestRecord,

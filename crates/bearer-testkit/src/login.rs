@@ -7,10 +7,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::config::LoginExpiry;
+use crate::config::{LoginExpiry, LoginForm};
 use crate::counters::Endpoint;
 use crate::oauth::{no_store_json, param, parse_form};
 use crate::server::ConnectionHandle;
@@ -20,13 +19,13 @@ use crate::store::Grant;
 /// Which field carries the token.
 #[derive(Debug, Clone, Copy)]
 enum Shape {
-    /// `{"token": ...}` at `/login`.
+    /// `{"token": ...}` at `/login`, or as [`crate::LoginForm`] says.
     Token,
     /// `{"access_token": ..., "token_type": "Bearer"}` at `/login/access-token`.
     AccessToken,
 }
 
-/// `POST /login`.
+/// `POST /login` (or the [`crate::LoginForm`]'s path).
 pub(crate) async fn login(
     state: State<Arc<Shared>>,
     connection: Option<Extension<ConnectionHandle>>,
@@ -46,7 +45,6 @@ pub(crate) async fn login_access_token(
     handle(state, connection, headers, body, Shape::AccessToken).await
 }
 
-#[derive(Deserialize)]
 struct Credentials {
     username: String,
     password: String,
@@ -74,11 +72,15 @@ async fn handle(
         }
     }
 
-    let Some(credentials) = parse_credentials(&headers, &body) else {
+    let form = shared.settings().login_form;
+    let Some(credentials) = parse_credentials(&headers, &body, &form) else {
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "expected username and password as JSON or a form",
+            &format!(
+                "expected {} and {} as JSON or a form",
+                form.username_field, form.password_field
+            ),
         );
     };
     let Some(user) = shared.user(&credentials.username, &credentials.password) else {
@@ -104,7 +106,7 @@ async fn handle(
     let mut body = Map::new();
     match shape {
         Shape::Token => {
-            body.insert("token".into(), token.into());
+            body.insert(form.token_field.clone(), token.into());
         }
         Shape::AccessToken => {
             body.insert("access_token".into(), token.into());
@@ -128,19 +130,24 @@ async fn handle(
     no_store_json(StatusCode::OK, &Value::Object(body))
 }
 
-fn parse_credentials(headers: &HeaderMap, body: &[u8]) -> Option<Credentials> {
+fn parse_credentials(headers: &HeaderMap, body: &[u8], form: &LoginForm) -> Option<Credentials> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let (user, pass) = (&form.username_field, &form.password_field);
     if content_type.starts_with("application/x-www-form-urlencoded") {
         let params = parse_form(body);
         return Some(Credentials {
-            username: param(&params, "username")?.to_owned(),
-            password: param(&params, "password")?.to_owned(),
+            username: param(&params, user)?.to_owned(),
+            password: param(&params, pass)?.to_owned(),
         });
     }
-    serde_json::from_slice(body).ok()
+    let json: Value = serde_json::from_slice(body).ok()?;
+    Some(Credentials {
+        username: json.get(user.as_str())?.as_str()?.to_owned(),
+        password: json.get(pass.as_str())?.as_str()?.to_owned(),
+    })
 }
 
 fn error(status: StatusCode, error: &str, description: &str) -> Response {

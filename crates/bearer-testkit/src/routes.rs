@@ -10,6 +10,7 @@ use crate::state::Shared;
 use crate::{api, api_challenge, authorize, authz, device, discovery, introspection, login};
 
 pub(crate) fn main(shared: Arc<Shared>) -> Router {
+    let login_path = shared.settings().login_form.path;
     Router::new()
         .route("/token", post(authz::token))
         .route("/authorize", get(authorize::authorize))
@@ -25,7 +26,7 @@ pub(crate) fn main(shared: Arc<Shared>) -> Router {
             "/.well-known/oauth-authorization-server",
             get(discovery::document),
         )
-        .route("/login", post(login::login))
+        .route(&login_path, post(login::login))
         .route("/login/access-token", post(login::login_access_token))
         .route("/api/echo", any(api::echo))
         .route("/api/echo/{*rest}", any(api::echo))

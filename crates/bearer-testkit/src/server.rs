@@ -15,7 +15,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 use url::Url;
 
-use crate::config::{AccessTokenFormat, ClientConfig, LoginExpiry, UserConfig};
+use crate::config::{AccessTokenFormat, ClientConfig, LoginExpiry, LoginForm, UserConfig};
 use crate::control::Control;
 use crate::state::{Settings, Shared};
 use crate::validator::ApiValidator;
@@ -154,6 +154,18 @@ impl TestServerBuilder {
     /// The expiry field `/login` writes (default `expires_in`).
     pub fn login_expiry(mut self, expiry: LoginExpiry) -> Self {
         self.settings.login_expiry = expiry;
+        self
+    }
+
+    /// The plain login endpoint's path, credential fields and token field
+    /// (default `POST /login` with `username` and `password`, answering
+    /// `{"token": …}`); see [`LoginForm`]. [`TestServer::login_url`] follows it.
+    ///
+    /// # Panics
+    /// [`start`](Self::start) panics if the path is one the server already
+    /// serves (such as `/token`).
+    pub fn login_form(mut self, form: LoginForm) -> Self {
+        self.settings.login_form = form;
         self
     }
 
@@ -365,9 +377,10 @@ impl TestServer {
         self.url("/.well-known/openid-configuration")
     }
 
-    /// The plain login endpoint answering `{"token": ...}`.
+    /// The plain login endpoint answering `{"token": ...}` (at the path
+    /// [`TestServerBuilder::login_form`] set, `/login` by default).
     pub fn login_url(&self) -> Url {
-        self.url("/login")
+        self.url(&self.control.shared().settings().login_form.path)
     }
 
     /// The plain login endpoint answering `{"access_token": ...}`.

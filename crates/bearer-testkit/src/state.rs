@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use crate::config::{AccessTokenFormat, ClientConfig, LoginExpiry, UserConfig};
+use crate::config::{AccessTokenFormat, ClientConfig, LoginExpiry, LoginForm, UserConfig};
 use crate::counters::{Counters, Endpoint, TokenRequestRecord, redacted_copy};
 use crate::faults::FaultPlan;
 use crate::store::{AccessRecord, Grant, Now, RefreshRecord, Store, random_token};
@@ -31,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) rotate_refresh_tokens: bool,
     pub(crate) access_token_format: AccessTokenFormat,
     pub(crate) login_expiry: LoginExpiry,
+    /// Read once for the route's path; the field names at each request.
+    pub(crate) login_form: LoginForm,
     pub(crate) required_audience: Option<String>,
     pub(crate) reject_api_requests: u64,
     pub(crate) revoke_presented_probability: f64,
@@ -52,6 +54,7 @@ impl Default for Settings {
             rotate_refresh_tokens: false,
             access_token_format: AccessTokenFormat::Opaque,
             login_expiry: LoginExpiry::ExpiresIn,
+            login_form: LoginForm::default(),
             required_audience: None,
             reject_api_requests: 0,
             revoke_presented_probability: 0.0,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bearer_cache::{FetchContext, Secret, Token, TokenError, TokenSource};
+use bearer_cache::{FetchContext, Secret, Token, TokenError, TokenKey, TokenSource};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -31,6 +31,10 @@ type OpenBrowser = Arc<dyn Fn(&Url) + Send + Sync>;
 ///
 /// The cache allows a fetch [`login_timeout`](Self::login_timeout) plus a
 /// minute for the code exchange, whatever its own `fetch_timeout`.
+///
+/// For a web app (the provider redirects to the app's own URL), or to
+/// print the URL and have the person paste the callback URL back, use
+/// [`UserSignIn`](crate::UserSignIn), which also keeps a token per user.
 ///
 /// ```no_run
 /// use bearer_cache::{TokenCache, TokenKey};
@@ -176,44 +180,171 @@ impl AuthorizationCode {
             format!("/{}", self.callback_path)
         };
         let callback = Callback::bind(self.redirect_ip, self.redirect_port, &path).await?;
-        let redirect_uri = callback.redirect_uri().to_string();
-        let state = random_urlsafe(32);
-        let verifier = Secret::new(random_urlsafe(32));
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.expose_secret().as_bytes()));
+        let redirect_uri = callback.redirect_uri().clone();
+        let request = authorization_request(
+            &self.client,
+            &self.authorize_url,
+            &redirect_uri,
+            cx.key,
+            &self.authorize_params,
+        )?;
+        tracing::info!(target: "bearer_oauth2", redirect_uri = %redirect_uri, "waiting for the person to sign in");
+        (self.open_browser)(request.url());
 
-        let mut url = self.authorize_url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", self.client.client_id())
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("state", &state)
-                .append_pair("code_challenge", &challenge)
-                .append_pair("code_challenge_method", "S256");
-            for (name, value) in self.client.key_params(cx.key, true)? {
-                query.append_pair(&name, &value);
-            }
-            for (name, value) in &self.authorize_params {
-                query.append_pair(name, value);
-            }
-        }
-        tracing::info!(target: "bearer_oauth2", redirect_uri, "waiting for the person to sign in");
-        (self.open_browser)(&url);
-
-        let code = tokio::time::timeout(self.login_timeout, callback.wait(&state))
-            .await
-            .map_err(|_| FlowError::CallbackTimeout(self.login_timeout))??;
-        let code = Secret::new(code);
-        let grant = Grant::new("authorization_code")
-            .secret("code", code.expose_secret())
-            .param("redirect_uri", &redirect_uri)
-            .secret("code_verifier", verifier.expose_secret())
-            .without_scope();
-        let token = self.client.request_token(grant, cx.key).await?;
+        let pending = request.pending();
+        let code = tokio::time::timeout(
+            self.login_timeout,
+            callback.wait(pending.state.expose_secret()),
+        )
+        .await
+        .map_err(|_| FlowError::CallbackTimeout(self.login_timeout))??;
+        let token = exchange_code(&self.client, &code, &redirect_uri, pending, cx.key).await?;
         self.state.remember(&token);
         Ok(token)
     }
+}
+
+/// Where to send a person to sign in, and what to keep until they come
+/// back: the authorization URL (RFC 6749 §4.1.1, with PKCE S256 and a
+/// fresh `state`) and its [`PendingSignIn`].
+///
+/// `Debug` shows the URL without its query, which carries the `state`.
+#[derive(Clone)]
+pub struct AuthorizationRequest {
+    url: Url,
+    pending: PendingSignIn,
+}
+
+impl fmt::Debug for AuthorizationRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationRequest")
+            .field(
+                "url",
+                &format_args!(
+                    "{}{}?[redacted]",
+                    self.url.origin().ascii_serialization(),
+                    self.url.path()
+                ),
+            )
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+impl AuthorizationRequest {
+    /// The URL to send the person to (a redirect, or printed for them).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// What to keep (in the user's session) until the callback.
+    pub fn pending(&self) -> &PendingSignIn {
+        &self.pending
+    }
+
+    /// The URL and what to keep, apart.
+    pub fn into_parts(self) -> (Url, PendingSignIn) {
+        (self.url, self.pending)
+    }
+
+    /// Adds a parameter to this request's URL only, such as `login_hint`
+    /// or `prompt=consent`.
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.url.query_pairs_mut().append_pair(name, value);
+        self
+    }
+}
+
+/// What a sign-in must keep between the authorization URL and the
+/// callback: the `state` the callback must carry back and the PKCE
+/// verifier the code exchange proves possession with. Both are secrets;
+/// `Debug` shows fingerprints only.
+///
+/// Keep it server-side (in the session store, keyed by the session
+/// cookie), or rebuild it with [`new`](Self::new) from where you kept it.
+///
+/// ```
+/// use bearer_oauth2::PendingSignIn;
+///
+/// let pending = PendingSignIn::new("st4te", "v3rifier");
+/// assert_eq!(pending.state().expose_secret(), "st4te");
+/// assert!(!format!("{pending:?}").contains("v3rifier"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignIn {
+    state: Secret,
+    pkce_verifier: Secret,
+}
+
+impl PendingSignIn {
+    /// Rebuilds a pending sign-in from its kept `state` and PKCE verifier.
+    pub fn new(state: impl Into<Secret>, pkce_verifier: impl Into<Secret>) -> Self {
+        PendingSignIn {
+            state: state.into(),
+            pkce_verifier: pkce_verifier.into(),
+        }
+    }
+
+    /// The `state` sent with the authorization URL.
+    pub fn state(&self) -> &Secret {
+        &self.state
+    }
+
+    /// The PKCE code verifier (RFC 7636).
+    pub fn pkce_verifier(&self) -> &Secret {
+        &self.pkce_verifier
+    }
+}
+
+/// Builds the authorization URL for `redirect_uri` with a fresh `state`
+/// and PKCE S256 challenge, `key`'s parameters over the client's defaults,
+/// and `extra` authorize-only parameters.
+pub(crate) fn authorization_request(
+    client: &OAuthClient,
+    authorize_url: &Url,
+    redirect_uri: &Url,
+    key: &TokenKey,
+    extra: &[(String, String)],
+) -> Result<AuthorizationRequest, TokenError> {
+    let pending = PendingSignIn::new(random_urlsafe(32), random_urlsafe(32));
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(
+        pending.pkce_verifier.expose_secret().as_bytes(),
+    ));
+    let mut url = authorize_url.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client.client_id())
+            .append_pair("redirect_uri", redirect_uri.as_str())
+            .append_pair("state", pending.state.expose_secret())
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        for (name, value) in client.key_params(key, true)? {
+            query.append_pair(&name, &value);
+        }
+        for (name, value) in extra {
+            query.append_pair(name, value);
+        }
+    }
+    Ok(AuthorizationRequest { url, pending })
+}
+
+/// Exchanges an authorization code for a token (RFC 6749 §4.1.3) with the
+/// pending sign-in's PKCE verifier.
+pub(crate) async fn exchange_code(
+    client: &OAuthClient,
+    code: &Secret,
+    redirect_uri: &Url,
+    pending: &PendingSignIn,
+    key: &TokenKey,
+) -> Result<Token, TokenError> {
+    let grant = Grant::new("authorization_code")
+        .secret("code", code.expose_secret())
+        .param("redirect_uri", redirect_uri.as_str())
+        .secret("code_verifier", pending.pkce_verifier.expose_secret())
+        .without_scope();
+    client.request_token(grant, key).await
 }
 
 /// `bytes` random bytes, base64url: 32 give a 43-character PKCE verifier

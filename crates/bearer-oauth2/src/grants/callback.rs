@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use url::Url;
 
+use bearer_cache::Secret;
+
 use crate::error::FlowError;
 
 /// How long a browser's connection may stay open.
@@ -49,8 +51,8 @@ impl Callback {
     /// Serves until a request reaches the callback path; returns its code
     /// if its `state` is `expected_state`. Other paths (a browser's
     /// favicon request) get a 404 and the wait goes on.
-    pub async fn wait(self, expected_state: &str) -> Result<String, FlowError> {
-        let (tx, mut rx) = mpsc::channel::<Result<String, FlowError>>(1);
+    pub async fn wait(self, expected_state: &str) -> Result<Secret, FlowError> {
+        let (tx, mut rx) = mpsc::channel::<Result<Secret, FlowError>>(1);
         let path: Arc<str> = self.redirect_uri.path().into();
         let expected: Arc<str> = expected_state.into();
         loop {
@@ -101,11 +103,20 @@ fn handle(
     request: &Request<Incoming>,
     path: &str,
     expected_state: &str,
-) -> Option<Result<String, FlowError>> {
+) -> Option<Result<Secret, FlowError>> {
     if request.uri().path() != path {
         return None;
     }
-    let query = request.uri().query().unwrap_or("");
+    Some(parse_callback(
+        request.uri().query().unwrap_or(""),
+        expected_state,
+    ))
+}
+
+/// The authorization code in a redirect's query (RFC 6749 §4.1.2), once
+/// its `state` is `expected_state` (compared in constant time); the
+/// provider's `error` (§4.1.2.1) as [`FlowError::AuthorizationFailed`].
+pub(crate) fn parse_callback(query: &str, expected_state: &str) -> Result<Secret, FlowError> {
     let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -117,7 +128,7 @@ fn handle(
     };
     let state_matches =
         param("state").is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected_state.as_bytes())));
-    Some(if !state_matches {
+    if !state_matches {
         Err(FlowError::StateMismatch)
     } else if let Some(code) = param("error") {
         Err(FlowError::AuthorizationFailed {
@@ -127,9 +138,9 @@ fn handle(
     } else {
         param("code")
             .filter(|c| !c.is_empty())
-            .map(str::to_owned)
+            .map(Secret::new)
             .ok_or(FlowError::MissingCode)
-    })
+    }
 }
 
 fn page(status: StatusCode, message: &'static str) -> Response<String> {

@@ -6,6 +6,7 @@ pub(crate) mod client_credentials;
 pub(crate) mod device_code;
 pub(crate) mod password;
 pub(crate) mod refresh;
+pub(crate) mod user_sign_in;
 
 /// Builder methods every grant forwards to its [`OAuthClient`](crate::OAuthClient).
 macro_rules! client_options {

@@ -114,7 +114,7 @@ impl RefreshState {
 
 /// One `refresh_token` request. Without rotation the server sends no new
 /// refresh token: the one used stays valid and is kept.
-async fn refresh_with(
+pub(crate) async fn refresh_with(
     client: &OAuthClient,
     refresh_token: &RefreshToken,
     key: &TokenKey,

@@ -9,15 +9,23 @@ pub use redis_server::RedisServer;
 #[allow(unused_imports)] // not every test binary uses the source
 pub use source::{Grant, HttpSource};
 
-/// Redis for this test, or `None` after printing `SKIPPED` (a failure under
-/// `BEARER_REQUIRE_EXTERNAL=1`).
+/// A `redis-server` for this test. Tests that call this are marked
+/// `cfg_attr(not(has_redis), ignore = ...)`: the build script found the
+/// program (or `BEARER_REQUIRE_EXTERNAL=1` demands it), so failing to start
+/// it is a failure.
+pub fn redis() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|why| panic!("cannot start redis-server: {why}"))
+}
+
+/// Redis for the fleet bench, or `None` after printing `SKIPPED` (a
+/// failure under `BEARER_REQUIRE_EXTERNAL=1`). Tests use [`redis`].
 pub fn redis_or_skip() -> Option<RedisServer> {
     match RedisServer::start() {
         Ok(server) => Some(server),
+        Err(why) if std::env::var("BEARER_REQUIRE_EXTERNAL").as_deref() == Ok("1") => {
+            panic!("redis-server is required (BEARER_REQUIRE_EXTERNAL=1): {why}")
+        }
         Err(why) => {
-            if std::env::var("BEARER_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-                panic!("redis-server is required (BEARER_REQUIRE_EXTERNAL=1): {why}");
-            }
             println!("SKIPPED: install redis-server ({why})");
             None
         }
