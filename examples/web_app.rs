@@ -118,7 +118,7 @@ async fn login(
     };
     let request = match app.sign_in.start() {
         Ok(request) => request.param("login_hint", user),
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, chain(&e)).into_response(),
     };
     let (url, pending) = request.into_parts();
     let sid = new_session_id();
@@ -163,10 +163,16 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> 
             Redirect::to("/me").into_response()
         }
         // A forged or stale callback, or the user said no at the provider.
-        Err(e) if flow_error(&e).is_some() => {
-            (StatusCode::FORBIDDEN, format!("sign-in failed: {e}")).into_response()
-        }
-        Err(e) => (StatusCode::BAD_GATEWAY, format!("sign-in failed: {e}")).into_response(),
+        Err(e) if flow_error(&e).is_some() => (
+            StatusCode::FORBIDDEN,
+            format!("sign-in failed: {}", chain(&e)),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            format!("sign-in failed: {}", chain(&e)),
+        )
+            .into_response(),
     }
 }
 
@@ -195,7 +201,11 @@ async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             Some(TokenError::ReauthenticationRequired(_)) => {
                 Redirect::to(&format!("/login?user={user}")).into_response()
             }
-            _ => (StatusCode::BAD_GATEWAY, format!("the API call failed: {e}")).into_response(),
+            _ => (
+                StatusCode::BAD_GATEWAY,
+                format!("the API call failed: {}", chain(&e)),
+            )
+                .into_response(),
         },
     }
 }
@@ -239,4 +249,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("(the test kit approves at once; /me then shows what the API saw). Ctrl-C stops.");
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// An error with its causes, each said once: every error here says its own
+/// part and leaves the cause to `source()`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }

@@ -149,7 +149,7 @@ impl BearerAuth {
     ///     .redirect(BearerAuth::redirect_policy())
     ///     .build()?;
     /// let auth = BearerAuth::builder_for_source(StaticSource::new("t0k3n"))
-    ///     .allow_origin("https://api.example.com")
+    ///     .allow_origin("https://api.example.com".parse()?)
     ///     .build()?;
     /// let client = reqwest_middleware::ClientBuilder::new(http).with(auth).build();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
