@@ -1,7 +1,8 @@
 //! Proxy variables are ignored where a proxy would see tokens in clear:
 //! the test kit's clients and the quickstart's, which talk plain `http` to
 //! loopback. The variables are process-wide, so the check runs in a child
-//! process of this test binary with them set to a proxy that is not there.
+//! process of this test binary with them set to a proxy that is not there:
+//! the same test, which sees `CHILD_MARK` and checks instead of spawning.
 
 use std::process::Command;
 
@@ -12,16 +13,22 @@ use reqwest_bearer::BearerAuth;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
 
-const CHILD: &str = "clients_under_proxy_variables";
+const TEST: &str = "proxy_variables_are_ignored";
+const CHILD_MARK: &str = "BEARER_PROXY_ENV_CHILD";
 
 #[test]
 fn proxy_variables_are_ignored() {
+    if std::env::var_os(CHILD_MARK).is_some() {
+        return clients_under_proxy_variables();
+    }
     // A port nothing listens on: a client that used the proxy fails.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
     let mut child = Command::new(std::env::current_exe().unwrap());
-    child.args(["--exact", CHILD, "--ignored", "--test-threads=1"]);
+    child
+        .args(["--exact", TEST, "--test-threads=1"])
+        .env(CHILD_MARK, "1");
     for name in [
         "HTTP_PROXY",
         "http_proxy",
@@ -40,13 +47,9 @@ fn proxy_variables_are_ignored() {
     assert!(status.success(), "the child test failed: {status}");
 }
 
-#[tokio::test]
-#[ignore = "run by proxy_variables_are_ignored, with proxy variables set"]
+#[tokio::main(flavor = "current_thread")]
 async fn clients_under_proxy_variables() {
-    assert!(
-        std::env::var("HTTP_PROXY").is_ok(),
-        "run through proxy_variables_are_ignored"
-    );
+    assert!(std::env::var("HTTP_PROXY").is_ok(), "run as the child");
     let server = TestServer::start().await;
     let echo = server.other_origin_url("/echo");
     // The control: reqwest's default client goes through the dead proxy.
