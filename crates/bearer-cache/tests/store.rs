@@ -198,3 +198,69 @@ async fn waiters_take_turns_when_the_holder_fails() {
     }
     assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
 }
+
+fn leased_fleet(
+    source: &Arc<Counting>,
+    store: &MemoryStore,
+    n: usize,
+    lease: Duration,
+) -> Vec<TokenCache> {
+    (0..n)
+        .map(|_| {
+            TokenCache::builder(Arc::clone(source))
+                .store(store.clone())
+                .refresh_jitter(0.0)
+                .store_wait_timeout(Duration::from_secs(20))
+                .store_lease_ttl(lease)
+                .build()
+        })
+        .collect()
+}
+
+/// A fetch three times slower than the lease: the holder renews it while
+/// the fetch runs, so no waiter takes over and spends the same refresh
+/// token a second time.
+#[tokio::test(start_paused = true)]
+async fn a_holder_slower_than_its_lease_keeps_it_and_the_fleet_fetches_once() {
+    let source = Arc::new(Counting::default());
+    let store = MemoryStore::new();
+    let caches = leased_fleet(&source, &store, 5, Duration::from_millis(400));
+    assert_eq!(value(&caches[0]).await, "token-1");
+    advance(Duration::from_secs(101)).await; // token-1 has expired everywhere
+    *source.delay.lock().unwrap() = Duration::from_millis(1200);
+    let tasks: Vec<_> = caches
+        .iter()
+        .cloned()
+        .map(|c| tokio::spawn(async move { value(&c).await }))
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "token-2");
+    }
+    let used = source.used_refresh.lock().unwrap().clone();
+    assert_eq!(used, vec![None, Some("refresh-1".to_owned())]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_renewed_only_by_its_holder_and_only_while_it_holds() {
+    use bearer_cache::{Lease, TokenStore};
+    let store = MemoryStore::new();
+    let ttl = Duration::from_secs(1);
+    let lease = store.try_lease("k", ttl).await.unwrap().unwrap();
+    let forged = Lease {
+        fence: "forged".into(),
+    };
+    assert!(!store.renew("k", &forged, ttl).await.unwrap());
+    advance(Duration::from_millis(900)).await;
+    assert!(store.renew("k", &lease, ttl).await.unwrap());
+    advance(Duration::from_millis(900)).await;
+    // Renewed: still held 1.8 s after it was taken.
+    assert_eq!(store.try_lease("k", ttl).await.unwrap(), None);
+    advance(Duration::from_millis(200)).await;
+    assert!(!store.renew("k", &lease, ttl).await.unwrap(), "it ran out");
+    let next = store.try_lease("k", ttl).await.unwrap().expect("free");
+    assert!(
+        !store.renew("k", &lease, ttl).await.unwrap(),
+        "not the old holder's"
+    );
+    assert!(store.renew("k", &next, ttl).await.unwrap());
+}

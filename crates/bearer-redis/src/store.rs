@@ -15,7 +15,7 @@ use crate::builder::RedisStoreBuilder;
 use crate::envelope::Envelope;
 use crate::keys::{KeySpace, Names};
 use crate::notify::{Wakes, woken_for};
-use crate::scripts::{PEEK, RELEASE, SAVE};
+use crate::scripts::{PEEK, RELEASE, RENEW, SAVE};
 
 /// A [`TokenStore`] on Redis: a fleet of [`bearer_cache::TokenCache`]s
 /// sharing it fetches one token per key. Cheap to clone; clones share
@@ -52,6 +52,10 @@ pub struct RedisStoreStats {
     pub leases_granted: u64,
     /// Lease attempts that found another holder.
     pub leases_denied: u64,
+    /// Leases extended by their holder while its fetch ran.
+    pub leases_renewed: u64,
+    /// Renewals that found the lease gone or held by another instance.
+    pub leases_lost: u64,
     /// Waits that ended by a notification (not a timeout or lease expiry).
     pub waits_notified: u64,
 }
@@ -63,6 +67,8 @@ pub(crate) struct Counters {
     fenced_saves_refused: AtomicU64,
     leases_granted: AtomicU64,
     leases_denied: AtomicU64,
+    leases_renewed: AtomicU64,
+    leases_lost: AtomicU64,
     waits_notified: AtomicU64,
 }
 
@@ -128,6 +134,8 @@ impl RedisStore {
             fenced_saves_refused: get(&c.fenced_saves_refused),
             leases_granted: get(&c.leases_granted),
             leases_denied: get(&c.leases_denied),
+            leases_renewed: get(&c.leases_renewed),
+            leases_lost: get(&c.leases_lost),
             waits_notified: get(&c.waits_notified),
         }
     }
@@ -265,6 +273,24 @@ impl TokenStore for RedisStore {
         } else {
             bump(&self.inner.stats.leases_denied);
             Ok(None)
+        }
+    }
+
+    async fn renew(&self, key: &str, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let names = self.inner.keys.names(key);
+        let renewed: i64 = RENEW
+            .key(&names.lease)
+            .arg(&lease.fence)
+            .arg(millis(ttl))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error("renew"))?;
+        if renewed == 1 {
+            bump(&self.inner.stats.leases_renewed);
+            Ok(true)
+        } else {
+            bump(&self.inner.stats.leases_lost);
+            Ok(false)
         }
     }
 

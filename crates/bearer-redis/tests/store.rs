@@ -123,6 +123,29 @@ async fn a_lease_is_exclusive_and_only_its_holder_releases_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_renewed_by_its_holder_only_while_it_holds_it() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = (store(&redis).await, store(&redis).await);
+    let lease = a.try_lease("k", HOUR).await.unwrap().unwrap();
+    let forged = Lease {
+        fence: "forged".into(),
+    };
+    assert!(!b.renew("k", &forged, HOUR).await.unwrap());
+    let name = a.redis_key("k").replace(":token:", ":lease:");
+    let mut raw = redis.raw().await;
+    let _: () = raw.pexpire(&name, 1_000).await.unwrap();
+    assert!(a.renew("k", &lease, HOUR).await.unwrap());
+    let ttl: i64 = raw.pttl(&name).await.unwrap();
+    assert!(ttl > 1_000, "extended to the new TTL: {ttl}");
+    // Lapsed (deleted rather than waited for) and taken by another: lost.
+    let _: () = raw.del(&name).await.unwrap();
+    let theirs = b.try_lease("k", HOUR).await.unwrap().unwrap();
+    assert!(!a.renew("k", &lease, HOUR).await.unwrap());
+    assert!(b.renew("k", &theirs, HOUR).await.unwrap());
+    assert_eq!((a.stats().leases_renewed, a.stats().leases_lost), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_with_a_lost_lease_is_refused() {
     let Some(redis) = redis_or_skip() else { return };
     let (a, b) = (store(&redis).await, store(&redis).await);
@@ -318,6 +341,21 @@ async fn garbage_in_redis_is_an_error_not_a_token() {
         .unwrap();
     let err = s.load("k").await.unwrap_err();
     assert!(err.to_string().contains("undecodable"), "{err}");
+    assert!(err.is_unusable_value(), "an answer, not an outage");
+    let _: () = redis
+        .raw()
+        .await
+        .set(s.redis_key("k"), &[0xE1u8, 0][..])
+        .await
+        .unwrap();
+    assert!(s.load("k").await.unwrap_err().is_unusable_value());
+    redis
+        .raw()
+        .await
+        .del::<_, ()>(s.redis_key("k"))
+        .await
+        .unwrap();
+    assert!(s.load("k").await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,4 +458,119 @@ async fn debug_and_tracing_never_show_secrets() {
     assert!(all.contains("token saved"), "tracing was captured: {all}");
     assert!(!all.contains("SECRET"), "{all}");
     assert!(!all.contains("[9, 9"), "{all}");
+}
+
+/// Everything a store can hold that can't be used: the fleet asks its
+/// source once, as if the store were empty (the lease still gives one fetch
+/// between the instances), no request fails, it is not a store outage, and
+/// each instance logs it once per key however often it reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_that_cannot_be_used_are_fetched_over_and_logged_once_per_key() {
+    let Some(redis) = redis_or_skip() else { return };
+    let logs = support::capture_logs();
+    let clock = bearer_cache::ManualClock::new();
+    let long_ago = bearer_cache::Clock::system_now(&clock) - Duration::from_secs(7200);
+    let token = |access: &str| Token::bearer(access).with_expiry(Expiry::In(HOUR));
+    let at = |token: Token| StoredToken::new(&token, bearer_cache::Clock::system_now(&clock));
+    let other_key = keyed_store(&redis, [2; 32]).await;
+    let keyless = store(&redis).await;
+    type Plant = Box<dyn Fn(String) -> futures::future::BoxFuture<'static, ()>>;
+    let save = |s: &RedisStore, t: StoredToken| -> Plant {
+        let s = s.clone();
+        Box::new(move |k| {
+            let (s, t) = (s.clone(), t.clone());
+            Box::pin(async move { s.save(&k, &t, HOUR, None).await.unwrap() })
+        })
+    };
+    let raw = |bytes: &'static [u8]| -> Plant {
+        let url = redis.url();
+        let keys = keyless.clone();
+        Box::new(move |k| {
+            let (url, name) = (url.clone(), keys.redis_key(&k));
+            Box::pin(async move {
+                let mut conn = redis::Client::open(url)
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                let _: () = conn.set(name, bytes).await.unwrap();
+            })
+        })
+    };
+    // (what, how it gets there, the fleet's encryption key)
+    let cases: Vec<(&str, Plant, Option<[u8; 32]>)> = vec![
+        ("undecodable", raw(b"{not a token"), None),
+        ("unknown-version", raw(br#"{"v":9}"#), None),
+        (
+            "sealed-with-another-key",
+            save(&other_key, at(token("x"))),
+            Some([1; 32]),
+        ),
+        (
+            "plaintext-where-sealed",
+            save(&keyless, at(token("x"))),
+            Some([1; 32]),
+        ),
+        (
+            "not-bearer",
+            save(&keyless, at(token("x").with_token_type("mac"))),
+            None,
+        ),
+        (
+            "not-header-safe",
+            save(&keyless, at(token("x\r\nX-Evil: 1"))),
+            None,
+        ),
+        (
+            "expired-by-our-clock",
+            save(&keyless, StoredToken::new(&token("x"), long_ago)),
+            None,
+        ),
+    ];
+    for (what, plant, fleet_key) in cases {
+        let source = Arc::new(Counting::default());
+        let mut fleet = Vec::new();
+        for _ in 0..3 {
+            let builder = RedisStore::builder(redis.url());
+            let builder = match fleet_key {
+                Some(k) => builder.encryption_key(k),
+                None => builder,
+            };
+            let cache = TokenCache::builder(Arc::clone(&source))
+                .clock(clock.clone())
+                .store(builder.build().await.unwrap())
+                .store_call_timeout(Duration::from_secs(5))
+                .build();
+            fleet.push(cache);
+        }
+        let key = TokenKey::new().scope(format!("case-{what}"));
+        let store_key = key.digest("counting");
+        for round in 0..2 {
+            plant(store_key.clone()).await;
+            let answers =
+                futures::future::join_all(fleet.iter().map(|c| async { c.get(&key).await })).await;
+            assert!(
+                answers.iter().all(Result::is_ok),
+                "{what}, round {round}: {answers:?}"
+            );
+            assert_eq!(
+                source.0.load(Ordering::SeqCst),
+                round + 1,
+                "{what}, round {round}: one fetch for the fleet, as if the store were empty"
+            );
+            clock.advance(HOUR); // every instance needs a token again
+        }
+        for cache in &fleet {
+            assert_eq!(cache.stats().store_errors, 0, "{what}: not a store outage");
+        }
+        let logged = logs
+            .contents()
+            .lines()
+            .filter(|l| l.contains(&format!("scope=case-{what}")))
+            .filter(|l| l.contains("ignoring what the token store holds"))
+            .count();
+        let expected = if what == "expired-by-our-clock" { 0 } else { 3 };
+        assert_eq!(logged, expected, "{what}: once per key and instance");
+    }
+    assert!(!logs.contents().contains("X-Evil"));
 }
