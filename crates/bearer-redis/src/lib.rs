@@ -65,6 +65,7 @@
 //! timeouts) and the cache's own [`StoredToken`](bearer_cache::StoredToken) encoding.
 
 mod builder;
+mod conn;
 mod envelope;
 mod error;
 mod keys;

@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bearer_cache::{Lease, StoreError, StoredToken, TokenStore};
 use rand::RngExt;
-use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
 use crate::builder::RedisStoreBuilder;
+use crate::conn::{Conn, Link};
 use crate::envelope::Envelope;
 use crate::keys::{KeySpace, Names};
 use crate::notify::{Wakes, woken_for};
@@ -29,8 +29,8 @@ pub struct RedisStore {
 }
 
 pub(crate) struct Inner {
-    pub commands: ConnectionManager,
-    pub pubsub: ConnectionManager,
+    pub commands: Link,
+    pub pubsub: Link,
     pub keys: KeySpace,
     pub channel: String,
     pub envelope: Envelope,
@@ -118,6 +118,32 @@ impl RedisStore {
         RedisStoreBuilder::new(url.into())
     }
 
+    /// Starts configuring a store on a Redis Cluster (cargo feature
+    /// `cluster`), given some of its
+    /// nodes (`redis://host:port`); the rest are learnt from them. Each
+    /// key's value and lease share a slot (their names carry one hash
+    /// tag), `MOVED`/`ASK` redirects and failovers are followed by the
+    /// client, and notifications reach every node.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), bearer_redis::BuildError> {
+    /// let store = bearer_redis::RedisStore::cluster_builder([
+    ///     "redis://10.0.0.1:7000/",
+    ///     "redis://10.0.0.2:7000/",
+    ///     "redis://10.0.0.3:7000/",
+    /// ])
+    /// .prefix("orders-service:")
+    /// .build()
+    /// .await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn cluster_builder(
+        nodes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> RedisStoreBuilder {
+        RedisStoreBuilder::new_cluster(nodes.into_iter().map(Into::into).collect())
+    }
+
     pub(crate) fn from_inner(inner: Inner) -> Self {
         RedisStore {
             inner: Arc::new(inner),
@@ -151,9 +177,10 @@ impl RedisStore {
         self.inner.envelope.is_encrypting()
     }
 
-    fn conn(&self) -> ConnectionManager {
+    /// A connection for one command (counted as one round trip).
+    async fn conn(&self) -> redis::RedisResult<Conn> {
         bump(&self.inner.stats.commands);
-        self.inner.commands.clone()
+        self.inner.commands.get().await
     }
 
     /// Subscribes the notification connection if it is not (first use, or
@@ -166,8 +193,7 @@ impl RedisStore {
         let channel = &self.inner.channel;
         retry_once(|| {
             bump(&self.inner.stats.commands);
-            let mut pubsub = pubsub.clone();
-            async move { pubsub.subscribe(channel).await }
+            pubsub.subscribe(channel)
         })
         .await
         .map_err(redis_error("SUBSCRIBE"))?;
@@ -179,7 +205,7 @@ impl RedisStore {
         retry_once(|| async {
             PEEK.key(&names.value)
                 .key(&names.lease)
-                .invoke_async(&mut self.conn())
+                .invoke_async(&mut self.conn().await?)
                 .await
         })
         .await
@@ -199,7 +225,7 @@ impl TokenStore for RedisStore {
         let raw: Option<Vec<u8>> = retry_once(|| async {
             redis::cmd("GET")
                 .arg(&names.value)
-                .query_async(&mut self.conn())
+                .query_async(&mut self.conn().await?)
                 .await
         })
         .await
@@ -221,6 +247,7 @@ impl TokenStore for RedisStore {
         let names = self.inner.keys.names(key);
         let value = self.inner.envelope.seal(&names.value, token);
         let fence = lease.map_or("", |l| l.fence.as_str());
+        let mut conn = self.conn().await.map_err(redis_error("save"))?;
         let written: i64 = SAVE
             .key(&names.value)
             .key(&names.lease)
@@ -229,7 +256,7 @@ impl TokenStore for RedisStore {
             .arg(fence)
             .arg(&self.inner.channel)
             .arg(&names.id)
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_error("save"))?;
         if written == 1 {
@@ -258,13 +285,14 @@ impl TokenStore for RedisStore {
         let fence = format!("{:032x}", rand::rng().random::<u128>());
         // The cache looks at the stored value again once it holds the lease,
         // so a token saved since its last look is not fetched twice.
+        let mut conn = self.conn().await.map_err(redis_error("lease"))?;
         let granted: Option<String> = redis::cmd("SET")
             .arg(&names.lease)
             .arg(&fence)
             .arg("NX")
             .arg("PX")
             .arg(millis(ttl))
-            .query_async(&mut self.conn())
+            .query_async(&mut conn)
             .await
             .map_err(redis_error("lease"))?;
         if granted.is_some() {
@@ -278,11 +306,12 @@ impl TokenStore for RedisStore {
 
     async fn renew(&self, key: &str, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
         let names = self.inner.keys.names(key);
+        let mut conn = self.conn().await.map_err(redis_error("renew"))?;
         let renewed: i64 = RENEW
             .key(&names.lease)
             .arg(&lease.fence)
             .arg(millis(ttl))
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_error("renew"))?;
         if renewed == 1 {
@@ -296,12 +325,13 @@ impl TokenStore for RedisStore {
 
     async fn release(&self, key: &str, lease: &Lease) -> Result<(), StoreError> {
         let names = self.inner.keys.names(key);
+        let mut conn = self.conn().await.map_err(redis_error("release"))?;
         let _released: i64 = RELEASE
             .key(&names.lease)
             .arg(&lease.fence)
             .arg(&self.inner.channel)
             .arg(&names.id)
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_error("release"))?;
         Ok(())

@@ -15,7 +15,7 @@ use bearer_cache::{
 };
 use bearer_redis::RedisStore;
 use bearer_testkit::TestServer;
-use support::{Grant, HttpSource, redis_or_skip};
+use support::{Grant, HttpSource, cluster_or_skip, redis_or_skip};
 
 const ROLE: &str = "BEARER_REDIS_MEMBER";
 const MEMBERS: usize = 20;
@@ -57,6 +57,16 @@ fn alice() -> Grant {
     }
 }
 
+/// A store on `target`: one server's URL, or a cluster's seed URLs
+/// joined by commas.
+fn store_builder(target: &str) -> bearer_redis::RedisStoreBuilder {
+    if target.contains(',') {
+        RedisStore::cluster_builder(target.split(','))
+    } else {
+        RedisStore::builder(target)
+    }
+}
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for members"))
 }
@@ -79,7 +89,7 @@ fn fleet_member() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = RedisStore::builder(env("MEMBER_REDIS_URL"))
+        let store = store_builder(&env("MEMBER_REDIS_URL"))
             .build()
             .await
             .unwrap();
@@ -239,8 +249,19 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_processes_asking_at_once_cause_one_token_request() {
     let Some(redis) = redis_or_skip() else { return };
+    twenty_processes_at_once(redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_twenty_processes_asking_at_once_cause_one_token_request() {
+    let Some(cluster) = cluster_or_skip() else {
+        return;
+    };
+    twenty_processes_at_once(cluster.urls().join(",")).await;
+}
+
+async fn twenty_processes_at_once(url: String) {
     let server = TestServer::start().await;
-    let url = redis.url();
     let token_server = Arc::new(server);
     let server = Arc::clone(&token_server);
     let reports = blocking(move || {
@@ -365,7 +386,7 @@ async fn leased_instances(
 ) -> Vec<(TokenCache, RedisStore)> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let store = RedisStore::builder(redis_url).build().await.unwrap();
+        let store = store_builder(redis_url).build().await.unwrap();
         let source = HttpSource::new(
             server.token_url().as_str(),
             server.client_id(),
@@ -445,6 +466,18 @@ async fn redis_going_down_fails_no_request_and_sharing_resumes_when_it_returns()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_refresh_tokens_are_each_used_once_across_instances() {
     let Some(redis) = redis_or_skip() else { return };
+    rotation_across_instances(&redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_rotated_refresh_tokens_are_each_used_once_across_instances() {
+    let Some(cluster) = cluster_or_skip() else {
+        return;
+    };
+    rotation_across_instances(&cluster.urls().join(",")).await;
+}
+
+async fn rotation_across_instances(url: &str) {
     let clock = ManualClock::new();
     let server = TestServer::builder()
         .clock(clock.clone())
@@ -452,7 +485,7 @@ async fn rotated_refresh_tokens_are_each_used_once_across_instances() {
         .rotate_refresh_tokens(true)
         .start()
         .await;
-    let fleet = instances(8, &redis.url(), &server, &clock, alice()).await;
+    let fleet = instances(8, url, &server, &clock, alice()).await;
 
     let mut seen = BTreeSet::new();
     for generation in 0..5 {
@@ -506,6 +539,18 @@ async fn a_warm_token_costs_no_redis_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_holder_slower_than_its_lease_keeps_it_and_spends_the_refresh_token_once() {
     let Some(redis) = redis_or_skip() else { return };
+    slow_live_holder(&redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_live_holder_slower_than_its_lease_keeps_it() {
+    let Some(cluster) = cluster_or_skip() else {
+        return;
+    };
+    slow_live_holder(&cluster.urls().join(",")).await;
+}
+
+async fn slow_live_holder(url: &str) {
     let clock = ManualClock::new();
     let server = TestServer::builder()
         .clock(clock.clone())
@@ -514,7 +559,7 @@ async fn a_live_holder_slower_than_its_lease_keeps_it_and_spends_the_refresh_tok
         .start()
         .await;
     let lease = Duration::from_millis(400);
-    let fleet = leased_instances(6, &redis.url(), &server, &clock, alice(), lease).await;
+    let fleet = leased_instances(6, url, &server, &clock, alice(), lease).await;
     let (tokens, failed) = round(&fleet, 2).await;
     assert_eq!((tokens.len(), failed), (1, 0));
 
@@ -617,4 +662,67 @@ async fn a_paused_holder_resumed_after_its_lease_never_spends_the_refresh_token_
         kept.token.access_token().fingerprint(),
         theirs.fingerprint()
     );
+}
+
+/// A cluster primary (the one serving the fleet's key) is killed while the
+/// fleet is under load and needs new tokens; its replica is promoted. No
+/// request fails at any point, and once the cluster is whole the fleet
+/// shares one token again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_primary_killed_mid_run_fails_no_request_and_sharing_resumes() {
+    let Some(mut cluster) = cluster_or_skip() else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .clock(clock.clone())
+        .token_lifetime(LIFETIME)
+        .start()
+        .await;
+    let url = cluster.urls().join(",");
+    let fleet = Arc::new(instances(5, &url, &server, &clock, Grant::ClientCredentials).await);
+    let issued = || server.control().counters().issued.client_credentials;
+    let (tokens, failed) = round(&fleet, 10).await;
+    assert_eq!((tokens.len(), failed, issued()), (1, 0, 1));
+
+    // Load never stops while the primary dies and its replica takes over.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (fleet, stop) = (Arc::clone(&fleet), Arc::clone(&stop));
+        async move {
+            let (mut requests, mut failed) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                failed += round(&fleet, 5).await.1;
+                requests += fleet.len() * 5;
+                tokio::task::yield_now().await;
+            }
+            (requests, failed)
+        }
+    });
+    let name = fleet[0]
+        .1
+        .redis_key(&TokenKey::new().digest(server.client_id()));
+    let dead = cluster.kill_primary_of(&name);
+    clock.advance(LIFETIME + Duration::from_secs(1)); // new tokens needed now
+    let promoted = tokio::task::block_in_place(|| cluster.await_failover(&name, dead)).unwrap();
+    assert_ne!(promoted, dead);
+    clock.advance(LIFETIME + Duration::from_secs(1));
+    let (_, failed) = round(&fleet, 10).await; // the clients learn the new slot map
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (requests, failed_under_load) = load.await.unwrap();
+    assert!(requests > 0);
+    let store_errors: u64 = fleet.iter().map(|(c, _)| c.stats().store_errors).sum();
+    assert!(store_errors > 0, "the fleet met the dead primary");
+    assert_eq!(
+        (failed, failed_under_load),
+        (0, 0),
+        "no request fails because of the failover"
+    );
+
+    clock.advance(LIFETIME + Duration::from_secs(1));
+    let before = issued();
+    let (tokens, failed) = round(&fleet, 10).await;
+    assert_eq!(failed, 0);
+    assert_eq!(tokens.len(), 1, "the fleet shares one token again");
+    assert_eq!(issued(), before + 1);
 }

@@ -2,9 +2,11 @@
 //! `TokenSource` that talks OAuth to the testkit over HTTP.
 #![allow(dead_code)]
 
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod source;
 
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 #[allow(unused_imports)] // not every test binary uses the source
 pub use source::{Grant, HttpSource};
@@ -19,6 +21,23 @@ pub fn redis_or_skip() -> Option<RedisServer> {
                 panic!("redis-server is required (BEARER_REQUIRE_EXTERNAL=1): {why}");
             }
             println!("SKIPPED: install redis-server ({why})");
+            None
+        }
+    }
+}
+
+/// A Redis Cluster for this test, or `None` after printing `SKIPPED` (a
+/// failure under `BEARER_REQUIRE_EXTERNAL=1`).
+pub fn cluster_or_skip() -> Option<RedisCluster> {
+    match RedisCluster::start() {
+        Ok(cluster) => Some(cluster),
+        Err(why) => {
+            if std::env::var("BEARER_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+                panic!(
+                    "redis-server and redis-cli are required (BEARER_REQUIRE_EXTERNAL=1): {why}"
+                );
+            }
+            println!("SKIPPED: install redis-server and redis-cli ({why})");
             None
         }
     }
