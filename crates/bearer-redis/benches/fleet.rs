@@ -4,6 +4,7 @@
 //!
 //! `RESULT fleet instances=20 lifetimes=N fetches=M`
 //! `RESULT fleet_slow_holder instances=20 lease_ms=400 fetch_ms=1200 lifetimes=N fetches=M`
+//! `RESULT fleet_cluster instances=20 lifetimes=N fetches=M`
 //!
 //! where `N` is the number of tokens one instance *alone* needed over the
 //! same run (a store-less instance running alongside against its own token
@@ -11,9 +12,10 @@
 //! fleet fetched. Target: `M = N`, one fleet costs what one instance costs.
 //! The second line is the slow-holder case: every fetch takes three times
 //! the fetch lease, so single flight holds only because the holder renews
-//! its lease while it waits.
+//! its lease while it waits. The third is the first run again on a Redis
+//! Cluster of three primaries and three replicas.
 //!
-//! Needs `redis-server` on the PATH (prints `SKIPPED` otherwise).
+//! Needs `redis-server` and `redis-cli` on the PATH (prints `SKIPPED` otherwise).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -23,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bearer_cache::{TokenCache, TokenKey};
-use bearer_redis::RedisStore;
 use bearer_testkit::TestServer;
 use support::{Grant, HttpSource};
 
@@ -44,6 +45,11 @@ const FLEET: Setup = Setup {
     lifetime: Duration::from_secs(2),
     latency: Duration::ZERO,
     lease: Duration::from_secs(1),
+};
+
+const FLEET_CLUSTER: Setup = Setup {
+    name: "fleet_cluster",
+    ..FLEET
 };
 
 const SLOW_HOLDER: Setup = Setup {
@@ -86,7 +92,7 @@ async fn run(redis_url: &str, setup: &Setup) {
     let (fleet_server, solo_server) = (server().await, server().await);
     let mut caches = Vec::new();
     for _ in 0..INSTANCES {
-        let store = RedisStore::builder(redis_url).build().await.unwrap();
+        let store = support::store_builder(redis_url).build().await.unwrap();
         caches.push(
             TokenCache::builder(source(&fleet_server))
                 .store(store)
@@ -159,5 +165,10 @@ fn main() {
     rt.block_on(async move {
         run(&redis.url(), &FLEET).await;
         run(&redis.url(), &SLOW_HOLDER).await;
+        drop(redis);
+        let Some(cluster) = support::cluster_or_skip() else {
+            return;
+        };
+        run(&cluster.urls().join(","), &FLEET_CLUSTER).await;
     });
 }

@@ -15,7 +15,7 @@ use bearer_cache::{
 };
 use bearer_redis::RedisStore;
 use bearer_testkit::TestServer;
-use support::{Grant, HttpSource, cluster_or_skip, redis_or_skip};
+use support::{Grant, HttpSource, cluster_or_skip, redis_or_skip, store_builder};
 
 const ROLE: &str = "BEARER_REDIS_MEMBER";
 const MEMBERS: usize = 20;
@@ -54,16 +54,6 @@ fn alice() -> Grant {
     Grant::Password {
         username: "alice".into(),
         password: "wonderland".into(),
-    }
-}
-
-/// A store on `target`: one server's URL, or a cluster's seed URLs
-/// joined by commas.
-fn store_builder(target: &str) -> bearer_redis::RedisStoreBuilder {
-    if target.contains(',') {
-        RedisStore::cluster_builder(target.split(','))
-    } else {
-        RedisStore::builder(target)
     }
 }
 

@@ -43,6 +43,16 @@ pub fn cluster_or_skip() -> Option<RedisCluster> {
     }
 }
 
+/// A store on `target`: one server's URL, or a cluster's seed URLs
+/// joined by commas (as [`RedisCluster::urls`] joined).
+pub fn store_builder(target: &str) -> bearer_redis::RedisStoreBuilder {
+    if target.contains(',') {
+        bearer_redis::RedisStore::cluster_builder(target.split(','))
+    } else {
+        bearer_redis::RedisStore::builder(target)
+    }
+}
+
 /// Captured tracing output of every event, at every level.
 #[derive(Clone, Default)]
 pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
