@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -12,7 +13,7 @@ use zeroize::Zeroizing;
 
 #[cfg(feature = "cluster")]
 use crate::conn::ClusterLink;
-use crate::conn::Link;
+use crate::conn::{Failover, Link};
 use crate::envelope::Envelope;
 use crate::error::BuildError;
 use crate::keys::KeySpace;
@@ -35,6 +36,7 @@ use crate::store::{Counters, Inner, RedisStore};
 /// ```
 pub struct RedisStoreBuilder {
     target: Target,
+    replicas: Vec<String>,
     prefix: String,
     sealing_key: Option<(u8, Zeroizing<Vec<u8>>)>,
     reading_keys: Vec<(u8, Zeroizing<Vec<u8>>)>,
@@ -46,6 +48,7 @@ impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStoreBuilder")
             .field("prefix", &self.prefix)
+            .field("replicas", &self.replicas.len())
             .field("sealing_key_id", &self.sealing_key.as_ref().map(|k| k.0))
             .field(
                 "reading_key_ids",
@@ -83,12 +86,29 @@ impl RedisStoreBuilder {
     fn with_target(target: Target) -> Self {
         RedisStoreBuilder {
             target,
+            replicas: Vec::new(),
             prefix: "bearer:".to_owned(),
             sealing_key: None,
             reading_keys: Vec::new(),
             connect_timeout: Duration::from_millis(250),
             response_timeout: Duration::from_millis(500),
         }
+    }
+
+    /// The replicas of the primary at the builder's URL. When the primary
+    /// stops answering (or answers `READONLY`), the store asks each node
+    /// its `ROLE` and moves to the one promoted in its place, by Sentinel
+    /// or by an operator's `REPLICAOF NO ONE`. Meanwhile calls fail fast
+    /// and the cache fetches locally; sharing resumes on the new primary.
+    ///
+    /// ```
+    /// let builder = bearer_redis::RedisStore::builder("redis://10.0.0.1:6379/")
+    ///     .replicas(["redis://10.0.0.2:6379/", "redis://10.0.0.3:6379/"]);
+    /// # let _ = builder;
+    /// ```
+    pub fn replicas(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.replicas = urls.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The namespace of every key and channel (default `bearer:`).
@@ -166,8 +186,33 @@ impl RedisStoreBuilder {
         Ok(store)
     }
 
-    /// One server: lazily connecting managers that reconnect on their own.
+    /// One server, or a primary and its replicas: lazily connecting
+    /// managers (one of each kind per node) that reconnect on their own.
     fn single(&self, url: &str, wakes: &Wakes) -> Result<(Link, Link), BuildError> {
+        let mut commands = Vec::new();
+        let mut pubsubs = Vec::new();
+        for node in std::iter::once(url).chain(self.replicas.iter().map(String::as_str)) {
+            let (command, pubsub) = self.managers(node, wakes)?;
+            commands.push(command);
+            pubsubs.push(pubsub);
+        }
+        if commands.len() == 1 {
+            return Ok((
+                Link::Single(commands.remove(0)),
+                Link::Single(pubsubs.remove(0)),
+            ));
+        }
+        let probe = self.connect_timeout.saturating_add(self.response_timeout);
+        let set = |nodes| Link::Failover(Arc::new(Failover::new(nodes, probe, wakes.clone())));
+        Ok((set(commands), set(pubsubs)))
+    }
+
+    /// The command and notification managers of one node.
+    fn managers(
+        &self,
+        url: &str,
+        wakes: &Wakes,
+    ) -> Result<(ConnectionManager, ConnectionManager), BuildError> {
         let info = url.into_connection_info().map_err(invalid)?;
         let resp3 = info
             .redis_settings()
@@ -194,13 +239,18 @@ impl RedisStoreBuilder {
             }),
         )
         .map_err(invalid)?;
-        Ok((Link::Single(commands), Link::Single(pubsub)))
+        Ok((commands, pubsub))
     }
 
     #[cfg(feature = "cluster")]
     /// A cluster: clients that learn the slot map from the seed nodes on
     /// first use and follow `MOVED`/`ASK` and failovers from then on.
     fn cluster(&self, nodes: &[String], wakes: &Wakes) -> Result<(Link, Link), BuildError> {
+        if !self.replicas.is_empty() {
+            return Err(BuildError::InvalidUrl {
+                reason: "replicas are for a single primary; a cluster tracks its own".into(),
+            });
+        }
         let infos = nodes
             .iter()
             .map(|url| url.as_str().into_connection_info().map_err(invalid))

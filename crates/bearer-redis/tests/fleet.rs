@@ -716,3 +716,59 @@ async fn a_cluster_primary_killed_mid_run_fails_no_request_and_sharing_resumes()
     assert_eq!(tokens.len(), 1, "the fleet shares one token again");
     assert_eq!(issued(), before + 1);
 }
+
+/// A single primary dies under load; an operator promotes its replica
+/// (`REPLICAOF NO ONE`). No request fails at any point; the stores find
+/// the promoted node by themselves and the fleet shares one token again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_promoted_after_the_primary_dies_fails_no_request_and_sharing_resumes() {
+    let Some(mut primary) = redis_or_skip() else {
+        return;
+    };
+    let mut replica =
+        tokio::task::block_in_place(|| support::RedisServer::start_replica_of(&primary)).unwrap();
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .clock(clock.clone())
+        .token_lifetime(LIFETIME)
+        .start()
+        .await;
+    let target = format!("{}|{}", primary.url(), replica.url());
+    let fleet = Arc::new(instances(5, &target, &server, &clock, Grant::ClientCredentials).await);
+    let issued = || server.control().counters().issued.client_credentials;
+    let (tokens, failed) = round(&fleet, 10).await;
+    assert_eq!((tokens.len(), failed, issued()), (1, 0, 1));
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (fleet, stop) = (Arc::clone(&fleet), Arc::clone(&stop));
+        async move {
+            let mut failed = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                failed += round(&fleet, 5).await.1;
+                tokio::task::yield_now().await;
+            }
+            failed
+        }
+    });
+    primary.stop();
+    clock.advance(LIFETIME + Duration::from_secs(1)); // new tokens needed now
+    let (_, failed_before_promotion) = round(&fleet, 10).await;
+    replica.promote();
+    let mut lifetimes_until_shared = 0;
+    loop {
+        clock.advance(LIFETIME + Duration::from_secs(1));
+        let before = issued();
+        let (tokens, failed) = round(&fleet, 10).await;
+        assert_eq!(failed, 0);
+        if tokens.len() == 1 && issued() == before + 1 {
+            break;
+        }
+        lifetimes_until_shared += 1;
+        assert!(lifetimes_until_shared < 10, "the fleet never shared again");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!((failed_before_promotion, load.await.unwrap()), (0, 0));
+    let store_errors: u64 = fleet.iter().map(|(c, _)| c.stats().store_errors).sum();
+    assert!(store_errors > 0, "the fleet met the dead primary");
+}

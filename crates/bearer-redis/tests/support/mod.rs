@@ -43,14 +43,16 @@ pub fn cluster_or_skip() -> Option<RedisCluster> {
     }
 }
 
-/// A store on `target`: one server's URL, or a cluster's seed URLs
-/// joined by commas (as [`RedisCluster::urls`] joined).
+/// A store on `target`: one server's URL; a cluster's seed URLs joined by
+/// commas (as [`RedisCluster::urls`] joined); or a primary's URL followed
+/// by its replicas', joined by `|`.
 pub fn store_builder(target: &str) -> bearer_redis::RedisStoreBuilder {
     if target.contains(',') {
-        bearer_redis::RedisStore::cluster_builder(target.split(','))
-    } else {
-        bearer_redis::RedisStore::builder(target)
+        return bearer_redis::RedisStore::cluster_builder(target.split(','));
     }
+    let mut nodes = target.split('|');
+    let primary = nodes.next().unwrap_or_default();
+    bearer_redis::RedisStore::builder(primary).replicas(nodes)
 }
 
 /// Captured tracing output of every event, at every level.

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// The primary's port, for a replica.
+    replica_of: Option<u16>,
 }
 
 impl RedisServer {
@@ -16,9 +18,53 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
             .port();
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            replica_of: None,
+        };
         server.restart()?;
         Ok(server)
+    }
+
+    /// A replica of `primary`, returned once it has synced with it.
+    pub fn start_replica_of(primary: &RedisServer) -> Result<Self, String> {
+        let mut replica = RedisServer::start()?;
+        replica.stop();
+        replica.replica_of = Some(primary.port);
+        replica.restart()?;
+        let limit = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // The link coming up is the servers' own event; ask until it has.
+        while !replica
+            .info("replication")
+            .contains("master_link_status:up")
+        {
+            if std::time::Instant::now() > limit {
+                return Err("the replica did not sync with its primary".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(replica)
+    }
+
+    /// Makes this replica a primary, as an operator would (`REPLICAOF NO ONE`).
+    pub fn promote(&mut self) {
+        let out = self.cli(&["replicaof", "no", "one"]);
+        assert!(out.contains("OK"), "REPLICAOF NO ONE: {out}");
+        self.replica_of = None;
+    }
+
+    fn info(&self, section: &str) -> String {
+        self.cli(&["info", section])
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -31,6 +77,13 @@ impl RedisServer {
         let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(self.replica_of.iter().flat_map(|p| {
+                [
+                    "--replicaof".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    p.to_string(),
+                ]
+            }))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
