@@ -40,7 +40,10 @@
 //!   paused process, a lost network), stops renewing and loses the lease
 //!   within one TTL; the waiters move on. A holder that resumes asks Redis
 //!   before its fetch takes another step and, finding the lease gone,
-//!   drops the fetch and takes the fleet's token instead.
+//!   drops the fetch and takes the fleet's token instead. (A holder paused
+//!   *after* its request left can't be told from a dead one: its successor
+//!   presents the same refresh token. Renewal makes that take a pause
+//!   longer than the lease in the middle of a request.)
 //! - **Fencing.** A save made under a lease is a Lua script that writes only
 //!   if the lease still holds that holder's fence, drops the lease in the
 //!   same step, and publishes a notification; a holder that stalled past
@@ -57,6 +60,12 @@
 //!   `<prefix>lease:{<hash>}`, the hash of the cache's key (itself a
 //!   digest). The braces are a hash tag: on a cluster, a key's value and
 //!   lease share a slot, so every script runs on one node.
+//! - **Failover of a single primary.** Give the builder the primary's
+//!   [`replicas`](RedisStoreBuilder::replicas): when the primary stops
+//!   answering (or answers `READONLY`), the store asks each node its `ROLE`
+//!   and moves to the one promoted in its place, by Sentinel or by an
+//!   operator's `REPLICAOF NO ONE`. Until then its calls fail fast and the
+//!   cache fetches locally.
 //! - **Redis Cluster** (cargo feature `cluster`): `RedisStore::cluster_builder`
 //!   takes seed nodes; the `redis` crate's cluster client follows `MOVED`
 //!   and `ASK` redirects and failovers, and notifications go over the
@@ -82,6 +91,10 @@
 //!   waiter of the process; a broken subscription wakes everyone.
 //! - The value envelope (a few lines around `chacha20poly1305`): the layout
 //!   (marker, key id, nonce) and the plaintext-refusal rule are ours.
+//! - Following a promoted replica (a `ROLE` question to each node after a
+//!   failed call): the `redis` crate's Sentinel client hands out one
+//!   connection per call and never moves a [`ConnectionManager`](redis::aio::ConnectionManager),
+//!   and needs Sentinel; this works with Sentinel or a manual promotion.
 //!
 //! Everything else is the `redis` crate's
 //! [`ConnectionManager`](redis::aio::ConnectionManager) (reconnects,
