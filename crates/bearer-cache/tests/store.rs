@@ -40,13 +40,31 @@ impl TokenSource for Counting {
 }
 
 fn fleet(source: &Arc<Counting>, store: &MemoryStore, n: usize) -> Vec<TokenCache> {
+    fleet_with(
+        source,
+        store,
+        n,
+        Duration::from_secs(5),
+        Duration::from_secs(2),
+    )
+}
+
+/// `n` caches on `store` with fetch leases of `lease`, waiting at most
+/// `wait` for another instance's fetch.
+fn fleet_with(
+    source: &Arc<Counting>,
+    store: &MemoryStore,
+    n: usize,
+    lease: Duration,
+    wait: Duration,
+) -> Vec<TokenCache> {
     (0..n)
         .map(|_| {
             TokenCache::builder(Arc::clone(source))
                 .store(store.clone())
                 .refresh_jitter(0.0)
-                .store_wait_timeout(Duration::from_secs(2))
-                .store_lease_ttl(Duration::from_secs(5))
+                .store_wait_timeout(wait)
+                .store_lease_ttl(lease)
                 .build()
         })
         .collect()
@@ -62,19 +80,28 @@ async fn value(cache: &TokenCache) -> String {
         .to_owned()
 }
 
+/// Every cache asks at once (each on its own task); their answers.
+async fn all_at_once(caches: &[TokenCache]) -> Vec<String> {
+    let tasks: Vec<_> = caches
+        .iter()
+        .cloned()
+        .map(|c| tokio::spawn(async move { value(&c).await }))
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers
+}
+
 #[tokio::test(start_paused = true)]
 async fn twenty_caches_asking_at_once_cause_one_fetch() {
     let source = Arc::new(Counting::default());
     *source.delay.lock().unwrap() = Duration::from_millis(100);
     let store = MemoryStore::new();
     let caches = fleet(&source, &store, 20);
-    let tasks: Vec<_> = caches
-        .iter()
-        .cloned()
-        .map(|c| tokio::spawn(async move { value(&c).await }))
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), "token-1");
+    for got in all_at_once(&caches).await {
+        assert_eq!(got, "token-1");
     }
     assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
     let store_hits: u64 = caches.iter().map(|c| c.stats().store_hits).sum();
@@ -199,24 +226,6 @@ async fn waiters_take_turns_when_the_holder_fails() {
     assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
 }
 
-fn leased_fleet(
-    source: &Arc<Counting>,
-    store: &MemoryStore,
-    n: usize,
-    lease: Duration,
-) -> Vec<TokenCache> {
-    (0..n)
-        .map(|_| {
-            TokenCache::builder(Arc::clone(source))
-                .store(store.clone())
-                .refresh_jitter(0.0)
-                .store_wait_timeout(Duration::from_secs(20))
-                .store_lease_ttl(lease)
-                .build()
-        })
-        .collect()
-}
-
 /// A fetch three times slower than the lease: the holder renews it while
 /// the fetch runs, so no waiter takes over and spends the same refresh
 /// token a second time.
@@ -224,17 +233,13 @@ fn leased_fleet(
 async fn a_holder_slower_than_its_lease_keeps_it_and_the_fleet_fetches_once() {
     let source = Arc::new(Counting::default());
     let store = MemoryStore::new();
-    let caches = leased_fleet(&source, &store, 5, Duration::from_millis(400));
+    let lease = Duration::from_millis(400);
+    let caches = fleet_with(&source, &store, 5, lease, Duration::from_secs(20));
     assert_eq!(value(&caches[0]).await, "token-1");
     advance(Duration::from_secs(101)).await; // token-1 has expired everywhere
     *source.delay.lock().unwrap() = Duration::from_millis(1200);
-    let tasks: Vec<_> = caches
-        .iter()
-        .cloned()
-        .map(|c| tokio::spawn(async move { value(&c).await }))
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), "token-2");
+    for got in all_at_once(&caches).await {
+        assert_eq!(got, "token-2");
     }
     let used = source.used_refresh.lock().unwrap().clone();
     assert_eq!(used, vec![None, Some("refresh-1".to_owned())]);

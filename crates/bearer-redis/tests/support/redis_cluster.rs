@@ -1,7 +1,6 @@
 //! A throw-away Redis Cluster: three primaries and three replicas, real
 //! `redis-server` processes on free loopback ports, killed on drop.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -103,7 +102,8 @@ impl RedisCluster {
 
     fn start_node(&self) -> Result<Node, String> {
         let (port, bus) = (free_port()?, free_port()?);
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-port", &bus.to_string()])
@@ -122,23 +122,8 @@ impl RedisCluster {
                 "0",
             ])
             .args(["--dir", &self.dir.to_string_lossy()])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run redis-server: {e}"))?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|line| line.contains("Ready to accept connections"));
-        if !ready {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("redis-server (cluster mode) exited before it was ready".into());
-        }
-        std::thread::spawn(move || lines.for_each(drop));
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+        let child = super::redis_server::spawn_ready(command)?;
         Ok(Node {
             port,
             child: Some(child),

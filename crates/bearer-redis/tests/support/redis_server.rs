@@ -74,7 +74,8 @@ impl RedisServer {
     /// Starts the server (again, on the same port) and returns once it
     /// accepts connections: it says so on stdout, so no polling is needed.
     pub fn restart(&mut self) -> Result<(), String> {
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(self.replica_of.iter().flat_map(|p| {
@@ -83,24 +84,8 @@ impl RedisServer {
                     "127.0.0.1".to_owned(),
                     p.to_string(),
                 ]
-            }))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run redis-server: {e}"))?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|line| line.contains("Ready to accept connections"));
-        if !ready {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("redis-server exited before it was ready".into());
-        }
-        // Keep draining so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+            }));
+        let child = spawn_ready(command)?;
         self.child = Some(child);
         Ok(())
     }
@@ -134,6 +119,30 @@ impl RedisServer {
             .and_then(|v| v.trim().parse().ok())
             .expect("INFO stats has total_commands_processed")
     }
+}
+
+/// Runs `command` (a `redis-server`) and returns once it accepts
+/// connections: it says so on stdout, so no polling is needed.
+pub fn spawn_ready(mut command: Command) -> Result<Child, String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run redis-server: {e}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("Ready to accept connections"));
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("redis-server exited before it was ready".into());
+    }
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(child)
 }
 
 impl Drop for RedisServer {
