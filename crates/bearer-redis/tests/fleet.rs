@@ -506,6 +506,10 @@ async fn rotation_across_instances(url: &str) {
     assert_eq!(counters.issued.refresh_token, 4, "{counters:?}");
     assert_eq!(counters.token_errors, 0, "no invalid_grant: {counters:?}");
     assert_eq!(counters.token_requests, 5, "{counters:?}");
+    // Waiters heard of each save (on a cluster: from whichever node their
+    // subscription is on), rather than sitting out the 10 s lease.
+    let notified: u64 = fleet.iter().map(|(_, s)| s.stats().waits_notified).sum();
+    assert!(notified > 0, "no wait ended by a notification");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

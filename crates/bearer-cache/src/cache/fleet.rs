@@ -129,7 +129,7 @@ impl Inner {
                                 target: "bearer_cache",
                                 key = %slot.key,
                                 "fetch lease lost mid-fetch (this instance stalled past it); \
-                                 fetch dropped, the fleet's token is used instead"
+                                 fetch dropped before it went further, looking at the store again"
                             );
                             stored = self.load(link, slot, key).await.or(latest);
                         }
