@@ -247,18 +247,14 @@ impl RedisStoreBuilder {
     /// first use and follow `MOVED`/`ASK` and failovers from then on.
     fn cluster(&self, nodes: &[String], wakes: &Wakes) -> Result<(Link, Link), BuildError> {
         if !self.replicas.is_empty() {
-            return Err(BuildError::InvalidUrl {
-                reason: "replicas are for a single primary; a cluster tracks its own".into(),
-            });
+            return Err(BuildError::ReplicasOnCluster);
         }
         let infos = nodes
             .iter()
             .map(|url| url.as_str().into_connection_info().map_err(invalid))
             .collect::<Result<Vec<_>, _>>()?;
         if infos.is_empty() {
-            return Err(BuildError::InvalidUrl {
-                reason: "no cluster nodes given".into(),
-            });
+            return Err(BuildError::NoClusterNodes);
         }
         let base = || {
             ClusterClientBuilder::new(infos.clone())

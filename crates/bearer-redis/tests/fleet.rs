@@ -203,7 +203,7 @@ impl Member {
             after_name.starts_with('T')
         };
         while state() != stopped {
-            std::thread::yield_now();
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

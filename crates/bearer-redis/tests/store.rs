@@ -434,6 +434,21 @@ async fn bad_configuration_is_a_typed_error() {
         build(RedisStore::builder(url).prefix("a b:")).await,
         BuildError::InvalidPrefix
     ));
+    assert!(matches!(
+        build(RedisStore::builder(url).replicas(["redis://:hunter2@[::1/"])).await,
+        BuildError::InvalidUrl { .. }
+    ));
+    assert!(matches!(
+        build(RedisStore::cluster_builder(Vec::<String>::new())).await,
+        BuildError::NoClusterNodes
+    ));
+    assert!(matches!(
+        build(RedisStore::cluster_builder([url]).replicas([url])).await,
+        BuildError::ReplicasOnCluster
+    ));
+    let err = build(RedisStore::cluster_builder(["redis://:hunter2@[::1/"])).await;
+    assert!(matches!(err, BuildError::InvalidUrl { .. }));
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
