@@ -49,10 +49,12 @@
 //!   same step, and publishes a notification; a holder that stalled past
 //!   its lease cannot overwrite its successor's token.
 //! - **What can't be used counts as nothing stored.** A value that does not
-//!   decrypt, does not parse, is not a Bearer token, could not go in a
-//!   header or has expired by the reader's clock is ignored (logged once
-//!   per key): the reader takes the lease and asks its source as if Redis
-//!   held nothing, and no request fails.
+//!   decrypt, does not parse, is not a Bearer token or could not go in a
+//!   header is ignored and logged once per key; one expired (or due for
+//!   refresh) by the reader's clock is ignored without a log, since a token
+//!   in its last seconds is routinely still in Redis. Either way the reader
+//!   takes the lease and asks its source as if Redis held nothing, and no
+//!   request fails.
 //! - **Notified, not polling.** Waiters listen on one pub/sub channel per
 //!   store (`<prefix>updates`), subscribing *before* they look at the
 //!   value, so a save can't slip between the look and the wait.
