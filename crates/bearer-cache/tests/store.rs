@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bearer_cache::{
-    Expiry, FetchContext, MemoryStore, Token, TokenCache, TokenError, TokenKey, TokenSource,
+    Expiry, FetchContext, Lease, MemoryStore, StoreError, StoredToken, Token, TokenCache,
+    TokenError, TokenKey, TokenSource,
 };
 use tokio::time::advance;
 
@@ -247,7 +248,7 @@ async fn a_holder_slower_than_its_lease_keeps_it_and_the_fleet_fetches_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lease_is_renewed_only_by_its_holder_and_only_while_it_holds() {
-    use bearer_cache::{Lease, TokenStore};
+    use bearer_cache::TokenStore;
     let store = MemoryStore::new();
     let ttl = Duration::from_secs(1);
     let lease = store.try_lease("k", ttl).await.unwrap().unwrap();
@@ -268,4 +269,70 @@ async fn a_lease_is_renewed_only_by_its_holder_and_only_while_it_holds() {
         "not the old holder's"
     );
     assert!(store.renew("k", &next, ttl).await.unwrap());
+}
+
+/// A `MemoryStore` whose renewals never get an answer: a holder cut off
+/// from the store while it fetches.
+#[derive(Debug, Clone)]
+struct NoRenewals(MemoryStore);
+
+#[async_trait]
+impl bearer_cache::TokenStore for NoRenewals {
+    async fn load(&self, key: &str) -> Result<Option<StoredToken>, StoreError> {
+        self.0.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &str,
+        token: &StoredToken,
+        ttl: Duration,
+        lease: Option<&Lease>,
+    ) -> Result<(), StoreError> {
+        self.0.save(key, token, ttl, lease).await
+    }
+    async fn try_lease(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+        self.0.try_lease(key, ttl).await
+    }
+    async fn renew(&self, _: &str, _: &Lease, _: Duration) -> Result<bool, StoreError> {
+        Err(StoreError::new("no answer"))
+    }
+    async fn release(&self, key: &str, lease: &Lease) -> Result<(), StoreError> {
+        self.0.release(key, lease).await
+    }
+    async fn wait_for_update(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Option<StoredToken>, StoreError> {
+        self.0.wait_for_update(key, timeout).await
+    }
+}
+
+/// A holder that can't renew carries on with its fetch (the store can't
+/// say it lost the lease), but once its lease has passed to another
+/// instance its late save is fenced out: the successor's token stands.
+#[tokio::test(start_paused = true)]
+async fn a_late_save_from_a_holder_that_lost_its_lease_is_fenced_out() {
+    use bearer_cache::TokenStore;
+    let source = Arc::new(Counting::default());
+    let store = MemoryStore::new();
+    let lease = Duration::from_secs(1);
+    let cut_off = TokenCache::builder(Arc::clone(&source))
+        .store(NoRenewals(store.clone()))
+        .store_lease_ttl(lease)
+        .build();
+    let successor = fleet_with(&source, &store, 1, lease, Duration::from_secs(20)).remove(0);
+    *source.delay.lock().unwrap() = Duration::from_secs(5);
+    let late = tokio::spawn(async move { value(&cut_off).await });
+    tokio::task::yield_now().await; // the cut-off holder has the lease and fetches
+    *source.delay.lock().unwrap() = Duration::from_millis(100);
+    assert_eq!(value(&successor).await, "token-2");
+    assert_eq!(
+        late.await.unwrap(),
+        "token-1",
+        "it keeps its own token locally"
+    );
+    let key = TokenKey::default().digest("counting");
+    let kept = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(kept.token.access_token().expose_secret(), "token-2");
 }
