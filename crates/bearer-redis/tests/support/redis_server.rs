@@ -78,6 +78,10 @@ impl RedisServer {
         command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            // Replication writes a snapshot even without `save`: keep it
+            // out of the source tree, one file per server.
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .args(["--dbfilename", &self.snapshot_name()])
             .args(self.replica_of.iter().flat_map(|p| {
                 [
                     "--replicaof".to_owned(),
@@ -88,6 +92,10 @@ impl RedisServer {
         let child = spawn_ready(command)?;
         self.child = Some(child);
         Ok(())
+    }
+
+    fn snapshot_name(&self) -> String {
+        format!("bearer-redis-test-{}-{}.rdb", std::process::id(), self.port)
     }
 
     /// Kills the server (SIGKILL: no goodbye to clients).
@@ -148,5 +156,6 @@ pub fn spawn_ready(mut command: Command) -> Result<Child, String> {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_file(std::env::temp_dir().join(self.snapshot_name()));
     }
 }
