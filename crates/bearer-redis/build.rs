@@ -1,4 +1,4 @@
-//! Tells the tests whether `redis-server` can run here: they are compiled
+//! Tells the tests whether `redis-server` (and `redis-cli`) can run here: they are compiled
 //! as ignored (with the reason, in cargo's own summary) when it cannot,
 //! unless `BEARER_REQUIRE_EXTERNAL=1` asks for them to run, and so fail.
 
@@ -8,10 +8,13 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(has_redis)");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-env-changed=BEARER_REQUIRE_EXTERNAL");
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
+    // The cluster tests form their cluster with redis-cli, shipped beside it.
+    let found = ["redis-server", "redis-cli"].iter().all(|program| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
     let required = std::env::var("BEARER_REQUIRE_EXTERNAL").as_deref() == Ok("1");
     if found || required {
         println!("cargo::rustc-cfg=has_redis");
@@ -23,7 +26,7 @@ fn main() {
             }
         }
         println!(
-            "cargo::warning=redis-server is not on PATH: the Redis tests are ignored (apt install redis-server)"
+            "cargo::warning=redis-server or redis-cli is not on PATH: the Redis tests are ignored (apt install redis-server)"
         );
     }
 }

@@ -255,13 +255,26 @@ impl TokenError {
 /// A failure of a second-level [`TokenStore`](crate::TokenStore).
 ///
 /// The cache never fails a caller because of one: it logs, then works
-/// without the store.
+/// without the store. A read that reached the store but found a value it
+/// cannot use ([`unusable_value`](Self::unusable_value)) is not an outage:
+/// the cache treats the key as empty and keeps sharing through the store.
+///
+/// ```
+/// use bearer_cache::StoreError;
+///
+/// let down = StoreError::new("connection refused");
+/// let bad = StoreError::unusable_value("undecodable stored token");
+/// assert!(!down.is_unusable_value());
+/// assert!(bad.is_unusable_value());
+/// assert_eq!(bad.to_string(), "token store: undecodable stored token");
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("token store: {message}")]
 pub struct StoreError {
     message: String,
     #[source]
     cause: Option<Cause>,
+    unusable_value: bool,
 }
 
 impl StoreError {
@@ -270,6 +283,7 @@ impl StoreError {
         StoreError {
             message: message.into(),
             cause: None,
+            unusable_value: false,
         }
     }
 
@@ -281,6 +295,29 @@ impl StoreError {
         StoreError {
             message: message.into(),
             cause: Some(Cause::new(cause)),
+            unusable_value: false,
         }
+    }
+
+    /// The store answered, but what it holds for the key cannot be read
+    /// (undecodable, unknown version, failed decryption). The message must
+    /// not contain any of the value.
+    pub fn unusable_value(message: impl Into<String>) -> Self {
+        StoreError {
+            unusable_value: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// Marks this error as an [`unusable_value`](Self::unusable_value).
+    pub fn into_unusable_value(mut self) -> Self {
+        self.unusable_value = true;
+        self
+    }
+
+    /// Whether the store answered with a value that cannot be used, rather
+    /// than failing to answer.
+    pub fn is_unusable_value(&self) -> bool {
+        self.unusable_value
     }
 }

@@ -127,7 +127,10 @@ impl TokenStore for MemoryStore {
                     .get(key)
                     .is_some_and(|(fence, exp)| *fence == lease.fence && now < *exp);
                 if !held {
-                    return Err(StoreError::new("lease lost before save (fenced out)"));
+                    // Fenced out, as a shared store refuses it: the lease's
+                    // current holder writes the key's token.
+                    tracing::info!(target: "bearer_cache", "lease lost before saving; the save was refused");
+                    return Ok(());
                 }
             }
             state
@@ -150,6 +153,18 @@ impl TokenStore for MemoryStore {
             .leases
             .insert(key.to_owned(), (fence.clone(), now + ttl));
         Ok(Some(Lease { fence }))
+    }
+
+    async fn renew(&self, key: &str, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let now = self.inner.clock.now();
+        let mut state = self.inner.lock();
+        match state.leases.get_mut(key) {
+            Some((fence, exp)) if *fence == lease.fence && now < *exp => {
+                *exp = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn release(&self, key: &str, lease: &Lease) -> Result<(), StoreError> {

@@ -87,16 +87,16 @@ impl StoredToken {
     /// Reads what [`encode`](Self::encode) wrote.
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         let w: Wire = serde_json::from_slice(bytes).map_err(|e| {
-            StoreError::new(format!("undecodable stored token: {}", e.classify_name()))
+            StoreError::unusable_value(format!("undecodable stored token: {}", e.classify_name()))
         })?;
         if w.v != 1 {
-            return Err(StoreError::new(format!(
+            return Err(StoreError::unusable_value(format!(
                 "stored token version {} unknown",
                 w.v
             )));
         }
         let expiry = match w.expires_at_ms {
-            Some(ms) => Expiry::At(UNIX_EPOCH + Duration::from_millis(ms)),
+            Some(ms) => Expiry::At(from_ms(ms)?),
             None => Expiry::Unknown,
         };
         let mut token = Token::bearer(w.access_token)
@@ -111,9 +111,16 @@ impl StoredToken {
         }
         Ok(StoredToken {
             token,
-            fetched_at: UNIX_EPOCH + Duration::from_millis(w.fetched_at_ms),
+            fetched_at: from_ms(w.fetched_at_ms)?,
         })
     }
+}
+
+/// A stored instant, checked: another writer's number is outside input.
+fn from_ms(ms: u64) -> Result<SystemTime, StoreError> {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .ok_or_else(|| StoreError::unusable_value("stored time out of range"))
 }
 
 trait ClassifyName {
@@ -146,6 +153,13 @@ pub struct Lease {
 /// Keys are [`TokenKey::digest`](crate::TokenKey::digest) values. The cache
 /// bounds every call with its store timeout and falls back to fetching on its
 /// own when a call fails, so an implementation never needs its own retries.
+/// A read that finds a value it cannot decode or decrypt returns a
+/// [`StoreError::unusable_value`]: the cache then treats the key as empty
+/// (logging once per key) and keeps the fleet's single flight.
+///
+/// A holder keeps its lease by [`renew`](TokenStore::renew)ing it and
+/// proves it with its [`Lease::fence`] on [`save`](TokenStore::save): an
+/// implementation must refuse a save whose fence no longer holds the lease.
 #[async_trait]
 pub trait TokenStore: Send + Sync + Debug + 'static {
     /// The stored token, if any.
@@ -166,6 +180,17 @@ pub trait TokenStore: Send + Sync + Debug + 'static {
     /// Tries to become the one instance that fetches `key`, for at most
     /// `ttl`. `None` means another instance holds the lease.
     async fn try_lease(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, StoreError>;
+
+    /// Extends a lease this holder still holds to `ttl` from now. `false`
+    /// means the lease is no longer held with `lease`'s fence (it ran out,
+    /// or another instance holds it now): the holder must stop, since a
+    /// save with it would be refused anyway.
+    ///
+    /// The cache renews every third of the lease's TTL while its fetch
+    /// runs, so a live holder keeps the lease however slow the source is,
+    /// and a holder that stops (killed, paused, cut off) loses it within
+    /// one TTL.
+    async fn renew(&self, key: &str, lease: &Lease, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Gives the lease up early.
     async fn release(&self, key: &str, lease: &Lease) -> Result<(), StoreError>;

@@ -2,12 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+#[cfg(feature = "cluster")]
+use redis::cluster::ClusterClientBuilder;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion};
 use zeroize::Zeroizing;
 
+#[cfg(feature = "cluster")]
+use crate::conn::ClusterLink;
+use crate::conn::{Failover, Link};
 use crate::envelope::Envelope;
 use crate::error::BuildError;
 use crate::keys::KeySpace;
@@ -29,7 +35,8 @@ use crate::store::{Counters, Inner, RedisStore};
 /// assert!(!format!("{builder:?}").contains("17"));
 /// ```
 pub struct RedisStoreBuilder {
-    url: String,
+    target: Target,
+    replicas: Vec<String>,
     prefix: String,
     sealing_key: Option<(u8, Zeroizing<Vec<u8>>)>,
     reading_keys: Vec<(u8, Zeroizing<Vec<u8>>)>,
@@ -41,6 +48,7 @@ impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStoreBuilder")
             .field("prefix", &self.prefix)
+            .field("replicas", &self.replicas.len())
             .field("sealing_key_id", &self.sealing_key.as_ref().map(|k| k.0))
             .field(
                 "reading_key_ids",
@@ -52,16 +60,55 @@ impl fmt::Debug for RedisStoreBuilder {
     }
 }
 
+/// What the store talks to.
+enum Target {
+    Single(String),
+    #[cfg(feature = "cluster")]
+    Cluster(Vec<String>),
+}
+
+fn invalid(e: redis::RedisError) -> BuildError {
+    BuildError::InvalidUrl {
+        reason: format!("{:?}", e.kind()),
+    }
+}
+
 impl RedisStoreBuilder {
     pub(crate) fn new(url: String) -> Self {
+        Self::with_target(Target::Single(url))
+    }
+
+    #[cfg(feature = "cluster")]
+    pub(crate) fn new_cluster(nodes: Vec<String>) -> Self {
+        Self::with_target(Target::Cluster(nodes))
+    }
+
+    fn with_target(target: Target) -> Self {
         RedisStoreBuilder {
-            url,
+            target,
+            replicas: Vec::new(),
             prefix: "bearer:".to_owned(),
             sealing_key: None,
             reading_keys: Vec::new(),
             connect_timeout: Duration::from_millis(250),
             response_timeout: Duration::from_millis(500),
         }
+    }
+
+    /// The replicas of the primary at the builder's URL. When the primary
+    /// stops answering (or answers `READONLY`), the store asks each node
+    /// its `ROLE` and moves to the one promoted in its place, by Sentinel
+    /// or by an operator's `REPLICAOF NO ONE`. Meanwhile calls fail fast
+    /// and the cache fetches locally; sharing resumes on the new primary.
+    ///
+    /// ```
+    /// let builder = bearer_redis::RedisStore::builder("redis://10.0.0.1:6379/")
+    ///     .replicas(["redis://10.0.0.2:6379/", "redis://10.0.0.3:6379/"]);
+    /// # let _ = builder;
+    /// ```
+    pub fn replicas(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.replicas = urls.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The namespace of every key and channel (default `bearer:`).
@@ -116,25 +163,64 @@ impl RedisStoreBuilder {
             return Err(BuildError::InvalidPrefix);
         }
         let envelope = self.envelope()?;
-        let info =
-            self.url
-                .as_str()
-                .into_connection_info()
-                .map_err(|e| BuildError::InvalidUrl {
-                    reason: format!("{:?}", e.kind()),
-                })?;
+        let wakes = Wakes::new();
+        let (commands, pubsub) = match &self.target {
+            Target::Single(url) => self.single(url, &wakes)?,
+            #[cfg(feature = "cluster")]
+            Target::Cluster(nodes) => self.cluster(nodes, &wakes)?,
+        };
+        let store = RedisStore::from_inner(Inner {
+            commands,
+            pubsub,
+            channel: KeySpace::new(self.prefix.clone()).channel(),
+            keys: KeySpace::new(self.prefix),
+            envelope,
+            wakes,
+            stats: Counters::default(),
+        });
+        // Subscribe now so the first wait costs no extra round trip; if
+        // Redis is down, the first wait after it returns subscribes.
+        if let Err(e) = store.ensure_subscribed().await {
+            tracing::warn!(target: "bearer_redis", error = %e, "redis unavailable at start; tokens are fetched locally until it answers");
+        }
+        Ok(store)
+    }
+
+    /// One server, or a primary and its replicas: lazily connecting
+    /// managers (one of each kind per node) that reconnect on their own.
+    fn single(&self, url: &str, wakes: &Wakes) -> Result<(Link, Link), BuildError> {
+        let mut commands = Vec::new();
+        let mut pubsubs = Vec::new();
+        for node in std::iter::once(url).chain(self.replicas.iter().map(String::as_str)) {
+            let (command, pubsub) = self.managers(node, wakes)?;
+            commands.push(command);
+            pubsubs.push(pubsub);
+        }
+        if commands.len() == 1 {
+            return Ok((
+                Link::Single(commands.remove(0)),
+                Link::Single(pubsubs.remove(0)),
+            ));
+        }
+        let probe = self.connect_timeout.saturating_add(self.response_timeout);
+        let set = |nodes| Link::Failover(Arc::new(Failover::new(nodes, probe, wakes.clone())));
+        Ok((set(commands), set(pubsubs)))
+    }
+
+    /// The command and notification managers of one node.
+    fn managers(
+        &self,
+        url: &str,
+        wakes: &Wakes,
+    ) -> Result<(ConnectionManager, ConnectionManager), BuildError> {
+        let info = url.into_connection_info().map_err(invalid)?;
         let resp3 = info
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let pubsub_info = info.clone().set_redis_settings(resp3);
-        let invalid = |e: redis::RedisError| BuildError::InvalidUrl {
-            reason: format!("{:?}", e.kind()),
-        };
         let command_client = Client::open(info).map_err(invalid)?;
         let pubsub_client = Client::open(pubsub_info).map_err(invalid)?;
-
-        let wakes = Wakes::new();
         let base = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.response_timeout))
@@ -153,22 +239,51 @@ impl RedisStoreBuilder {
             }),
         )
         .map_err(invalid)?;
+        Ok((commands, pubsub))
+    }
 
-        let store = RedisStore::from_inner(Inner {
-            commands,
-            pubsub,
-            channel: KeySpace::new(self.prefix.clone()).channel(),
-            keys: KeySpace::new(self.prefix),
-            envelope,
-            wakes,
-            stats: Counters::default(),
-        });
-        // Subscribe now so the first wait costs no extra round trip; if
-        // Redis is down, the first wait after it returns subscribes.
-        if let Err(e) = store.ensure_subscribed().await {
-            tracing::warn!(target: "bearer_redis", error = %e, "redis unavailable at start; tokens are fetched locally until it answers");
+    #[cfg(feature = "cluster")]
+    /// A cluster: clients that learn the slot map from the seed nodes on
+    /// first use and follow `MOVED`/`ASK` and failovers from then on.
+    fn cluster(&self, nodes: &[String], wakes: &Wakes) -> Result<(Link, Link), BuildError> {
+        if !self.replicas.is_empty() {
+            return Err(BuildError::ReplicasOnCluster);
         }
-        Ok(store)
+        let infos = nodes
+            .iter()
+            .map(|url| url.as_str().into_connection_info().map_err(invalid))
+            .collect::<Result<Vec<_>, _>>()?;
+        if infos.is_empty() {
+            return Err(BuildError::NoClusterNodes);
+        }
+        let base = || {
+            ClusterClientBuilder::new(infos.clone())
+                .connection_timeout(self.connect_timeout)
+                .response_timeout(self.response_timeout)
+                // A redirect or a failover costs a retry or two; the cache
+                // bounds every call, so longer retry loops would be cut anyway.
+                .retries(2)
+                .min_retry_wait(10)
+                .max_retry_wait(100)
+        };
+        let commands = base().build().map_err(invalid)?;
+        let to_wakes = wakes.clone();
+        let pubsub = base()
+            .use_protocol(ProtocolVersion::RESP3)
+            .push_sender(move |push| {
+                to_wakes.on_push(push);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .build()
+            .map_err(invalid)?;
+        let link = |client| {
+            Link::Cluster(Box::new(ClusterLink {
+                client,
+                connected: tokio::sync::OnceCell::new(),
+                connect_timeout: self.connect_timeout,
+            }))
+        };
+        Ok((link(commands), link(pubsub)))
     }
 
     fn envelope(&self) -> Result<Envelope, BuildError> {

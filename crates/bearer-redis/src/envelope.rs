@@ -119,9 +119,9 @@ impl Envelope {
     }
 
     pub fn open(&self, redis_key: &str, value: &[u8]) -> Result<StoredToken, StoreError> {
-        let plain = self
-            .open_bytes(redis_key, value)
-            .map_err(|e| StoreError::with_cause("unreadable stored token", e))?;
+        let plain = self.open_bytes(redis_key, value).map_err(|e| {
+            StoreError::with_cause("unreadable stored token", e).into_unusable_value()
+        })?;
         StoredToken::decode(&plain)
     }
 

@@ -40,4 +40,10 @@ pub enum BuildError {
     /// The prefix contains whitespace or control characters.
     #[error("the key prefix must be printable and contain no whitespace")]
     InvalidPrefix,
+    /// A cluster store was built from no node at all.
+    #[error("a cluster store needs at least one node to start from")]
+    NoClusterNodes,
+    /// Replicas were given to a cluster store: a cluster tracks its own.
+    #[error("replicas are given for a single primary; a cluster tracks its own")]
+    ReplicasOnCluster,
 }

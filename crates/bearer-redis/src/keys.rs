@@ -1,5 +1,6 @@
-//! Redis key names: namespaced, and derived from the cache key by hashing
-//! so no caller-supplied text (let alone a secret) ends up in a key name.
+//! Redis key names: namespaced, derived from the cache key by hashing so
+//! no caller-supplied text (let alone a secret) ends up in a key name, and
+//! hash-tagged so a key's names share a cluster slot.
 
 use sha2::{Digest, Sha256};
 
@@ -30,9 +31,11 @@ impl KeySpace {
     pub fn names(&self, cache_key: &str) -> Names {
         let digest = Sha256::digest(cache_key.as_bytes());
         let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        // `{id}` is a hash tag: in a cluster, a key's value and lease live
+        // in one slot, so each script touches one node.
         Names {
-            value: format!("{}token:{id}", self.prefix),
-            lease: format!("{}lease:{id}", self.prefix),
+            value: format!("{}token:{{{id}}}", self.prefix),
+            lease: format!("{}lease:{{{id}}}", self.prefix),
             id,
         }
     }
@@ -58,5 +61,17 @@ mod tests {
         assert_ne!(a, ks.names("another"));
         assert_eq!(a, ks.names("client-secret-would-never-be-here"));
         assert_eq!(ks.channel(), "app:updates");
+        // One hash tag, the same in both names: one cluster slot per key.
+        let tag = |name: &str| {
+            name.split_once('{')
+                .unwrap()
+                .1
+                .split_once('}')
+                .unwrap()
+                .0
+                .to_owned()
+        };
+        assert_eq!(tag(&a.value), a.id);
+        assert_eq!(tag(&a.lease), a.id);
     }
 }

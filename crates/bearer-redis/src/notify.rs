@@ -45,6 +45,13 @@ impl Wakes {
         self.subscribed.load(Ordering::SeqCst)
     }
 
+    /// The subscription is gone (the store moved to another node): the
+    /// next waiter subscribes again, and whoever waits now looks again.
+    pub fn resubscribe(&self) {
+        self.subscribed.store(false, Ordering::SeqCst);
+        let _ = self.tx.send(Wake::All);
+    }
+
     pub fn mark_subscribed(&self) {
         self.subscribed.store(true, Ordering::SeqCst);
     }
@@ -60,12 +67,9 @@ impl Wakes {
                     }
                 }
             }
-            PushKind::Disconnection => {
-                // The new connection starts unsubscribed; the next waiter
-                // subscribes again. Whoever waits now may have missed a message.
-                self.subscribed.store(false, Ordering::SeqCst);
-                let _ = self.tx.send(Wake::All);
-            }
+            // The new connection starts unsubscribed; whoever waits now may
+            // have missed a message.
+            PushKind::Disconnection => self.resubscribe(),
             _ => {}
         }
     }

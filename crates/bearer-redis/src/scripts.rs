@@ -41,6 +41,22 @@ return 0
     )
 });
 
+/// Extends a lease if it still holds our fence: a live holder keeps it
+/// however long its fetch takes; one that stopped renewing loses it.
+///
+/// KEYS: lease. ARGV: fence, ttl ms. Returns 1 if extended, 0 if lost.
+pub(crate) static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+",
+    )
+});
+
 /// Reads the value and the lease's remaining time in one step.
 ///
 /// KEYS: value, lease. Returns `[value or nil, lease PTTL]` (PTTL < 0: no lease).

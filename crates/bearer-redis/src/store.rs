@@ -8,14 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bearer_cache::{Lease, StoreError, StoredToken, TokenStore};
 use rand::RngExt;
-use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
 use crate::builder::RedisStoreBuilder;
+use crate::conn::{Conn, Link};
 use crate::envelope::Envelope;
 use crate::keys::{KeySpace, Names};
 use crate::notify::{Wakes, woken_for};
-use crate::scripts::{PEEK, RELEASE, SAVE};
+use crate::scripts::{PEEK, RELEASE, RENEW, SAVE};
 
 /// A [`TokenStore`] on Redis: a fleet of [`bearer_cache::TokenCache`]s
 /// sharing it fetches one token per key. Cheap to clone; clones share
@@ -29,8 +29,8 @@ pub struct RedisStore {
 }
 
 pub(crate) struct Inner {
-    pub commands: ConnectionManager,
-    pub pubsub: ConnectionManager,
+    pub commands: Link,
+    pub pubsub: Link,
     pub keys: KeySpace,
     pub channel: String,
     pub envelope: Envelope,
@@ -52,6 +52,10 @@ pub struct RedisStoreStats {
     pub leases_granted: u64,
     /// Lease attempts that found another holder.
     pub leases_denied: u64,
+    /// Leases extended by their holder while its fetch ran.
+    pub leases_renewed: u64,
+    /// Renewals that found the lease gone or held by another instance.
+    pub leases_lost: u64,
     /// Waits that ended by a notification (not a timeout or lease expiry).
     pub waits_notified: u64,
 }
@@ -63,6 +67,8 @@ pub(crate) struct Counters {
     fenced_saves_refused: AtomicU64,
     leases_granted: AtomicU64,
     leases_denied: AtomicU64,
+    leases_renewed: AtomicU64,
+    leases_lost: AtomicU64,
     waits_notified: AtomicU64,
 }
 
@@ -112,6 +118,32 @@ impl RedisStore {
         RedisStoreBuilder::new(url.into())
     }
 
+    /// Starts configuring a store on a Redis Cluster (cargo feature
+    /// `cluster`), given some of its
+    /// nodes (`redis://host:port`); the rest are learnt from them. Each
+    /// key's value and lease share a slot (their names carry one hash
+    /// tag), `MOVED`/`ASK` redirects and failovers are followed by the
+    /// client, and notifications reach every node.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), bearer_redis::BuildError> {
+    /// let store = bearer_redis::RedisStore::cluster_builder([
+    ///     "redis://10.0.0.1:7000/",
+    ///     "redis://10.0.0.2:7000/",
+    ///     "redis://10.0.0.3:7000/",
+    /// ])
+    /// .prefix("orders-service:")
+    /// .build()
+    /// .await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn cluster_builder(
+        nodes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> RedisStoreBuilder {
+        RedisStoreBuilder::new_cluster(nodes.into_iter().map(Into::into).collect())
+    }
+
     pub(crate) fn from_inner(inner: Inner) -> Self {
         RedisStore {
             inner: Arc::new(inner),
@@ -128,6 +160,8 @@ impl RedisStore {
             fenced_saves_refused: get(&c.fenced_saves_refused),
             leases_granted: get(&c.leases_granted),
             leases_denied: get(&c.leases_denied),
+            leases_renewed: get(&c.leases_renewed),
+            leases_lost: get(&c.leases_lost),
             waits_notified: get(&c.waits_notified),
         }
     }
@@ -143,9 +177,10 @@ impl RedisStore {
         self.inner.envelope.is_encrypting()
     }
 
-    fn conn(&self) -> ConnectionManager {
+    /// A connection for one command (counted as one round trip).
+    async fn conn(&self) -> redis::RedisResult<Conn> {
         bump(&self.inner.stats.commands);
-        self.inner.commands.clone()
+        self.inner.commands.get().await
     }
 
     /// Subscribes the notification connection if it is not (first use, or
@@ -158,8 +193,7 @@ impl RedisStore {
         let channel = &self.inner.channel;
         retry_once(|| {
             bump(&self.inner.stats.commands);
-            let mut pubsub = pubsub.clone();
-            async move { pubsub.subscribe(channel).await }
+            pubsub.subscribe(channel)
         })
         .await
         .map_err(redis_error("SUBSCRIBE"))?;
@@ -171,7 +205,7 @@ impl RedisStore {
         retry_once(|| async {
             PEEK.key(&names.value)
                 .key(&names.lease)
-                .invoke_async(&mut self.conn())
+                .invoke_async(&mut self.conn().await?)
                 .await
         })
         .await
@@ -191,7 +225,7 @@ impl TokenStore for RedisStore {
         let raw: Option<Vec<u8>> = retry_once(|| async {
             redis::cmd("GET")
                 .arg(&names.value)
-                .query_async(&mut self.conn())
+                .query_async(&mut self.conn().await?)
                 .await
         })
         .await
@@ -213,6 +247,7 @@ impl TokenStore for RedisStore {
         let names = self.inner.keys.names(key);
         let value = self.inner.envelope.seal(&names.value, token);
         let fence = lease.map_or("", |l| l.fence.as_str());
+        let mut conn = self.conn().await.map_err(redis_error("save"))?;
         let written: i64 = SAVE
             .key(&names.value)
             .key(&names.lease)
@@ -221,7 +256,7 @@ impl TokenStore for RedisStore {
             .arg(fence)
             .arg(&self.inner.channel)
             .arg(&names.id)
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_error("save"))?;
         if written == 1 {
@@ -250,13 +285,14 @@ impl TokenStore for RedisStore {
         let fence = format!("{:032x}", rand::rng().random::<u128>());
         // The cache looks at the stored value again once it holds the lease,
         // so a token saved since its last look is not fetched twice.
+        let mut conn = self.conn().await.map_err(redis_error("lease"))?;
         let granted: Option<String> = redis::cmd("SET")
             .arg(&names.lease)
             .arg(&fence)
             .arg("NX")
             .arg("PX")
             .arg(millis(ttl))
-            .query_async(&mut self.conn())
+            .query_async(&mut conn)
             .await
             .map_err(redis_error("lease"))?;
         if granted.is_some() {
@@ -268,14 +304,34 @@ impl TokenStore for RedisStore {
         }
     }
 
+    async fn renew(&self, key: &str, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let names = self.inner.keys.names(key);
+        let mut conn = self.conn().await.map_err(redis_error("renew"))?;
+        let renewed: i64 = RENEW
+            .key(&names.lease)
+            .arg(&lease.fence)
+            .arg(millis(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error("renew"))?;
+        if renewed == 1 {
+            bump(&self.inner.stats.leases_renewed);
+            Ok(true)
+        } else {
+            bump(&self.inner.stats.leases_lost);
+            Ok(false)
+        }
+    }
+
     async fn release(&self, key: &str, lease: &Lease) -> Result<(), StoreError> {
         let names = self.inner.keys.names(key);
+        let mut conn = self.conn().await.map_err(redis_error("release"))?;
         let _released: i64 = RELEASE
             .key(&names.lease)
             .arg(&lease.fence)
             .arg(&self.inner.channel)
             .arg(&names.id)
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_error("release"))?;
         Ok(())

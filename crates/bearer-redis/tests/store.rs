@@ -64,7 +64,7 @@ async fn script_calls(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_under_prefixed_hashed_keys() {
@@ -103,7 +103,7 @@ async fn round_trip_under_prefixed_hashed_keys() {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_is_exclusive_and_only_its_holder_releases_it() {
@@ -132,7 +132,34 @@ async fn a_lease_is_exclusive_and_only_its_holder_releases_it() {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_renewed_by_its_holder_only_while_it_holds_it() {
+    let redis = redis();
+    let (a, b) = (store(&redis).await, store(&redis).await);
+    let lease = a.try_lease("k", HOUR).await.unwrap().unwrap();
+    let forged = Lease {
+        fence: "forged".into(),
+    };
+    assert!(!b.renew("k", &forged, HOUR).await.unwrap());
+    let name = a.redis_key("k").replace(":token:", ":lease:");
+    let mut raw = redis.raw().await;
+    let _: () = raw.pexpire(&name, 1_000).await.unwrap();
+    assert!(a.renew("k", &lease, HOUR).await.unwrap());
+    let ttl: i64 = raw.pttl(&name).await.unwrap();
+    assert!(ttl > 1_000, "extended to the new TTL: {ttl}");
+    // Lapsed (deleted rather than waited for) and taken by another: lost.
+    let _: () = raw.del(&name).await.unwrap();
+    let theirs = b.try_lease("k", HOUR).await.unwrap().unwrap();
+    assert!(!a.renew("k", &lease, HOUR).await.unwrap());
+    assert!(b.renew("k", &theirs, HOUR).await.unwrap());
+    assert_eq!((a.stats().leases_renewed, a.stats().leases_lost), (1, 1));
+}
+
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_with_a_lost_lease_is_refused() {
@@ -183,7 +210,7 @@ impl TokenSource for Counting {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_saved_by_another_cache_is_used_not_fetched_again() {
@@ -209,7 +236,7 @@ async fn a_token_saved_by_another_cache_is_used_not_fetched_again() {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_is_woken_by_the_save_notification() {
@@ -237,7 +264,7 @@ async fn a_waiter_is_woken_by_the_save_notification() {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_ends_when_an_unclaimed_lease_expires() {
@@ -260,7 +287,7 @@ async fn a_wait_ends_when_an_unclaimed_lease_expires() {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fetch_release_wakes_waiters_at_once() {
@@ -278,7 +305,7 @@ async fn a_failed_fetch_release_wakes_waiters_at_once() {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_values_hide_secrets_and_open_only_with_the_right_key() {
@@ -340,7 +367,7 @@ async fn encrypted_values_hide_secrets_and_open_only_with_the_right_key() {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_in_redis_is_an_error_not_a_token() {
@@ -354,11 +381,26 @@ async fn garbage_in_redis_is_an_error_not_a_token() {
         .unwrap();
     let err = s.load("k").await.unwrap_err();
     assert!(err.to_string().contains("undecodable"), "{err}");
+    assert!(err.is_unusable_value(), "an answer, not an outage");
+    let _: () = redis
+        .raw()
+        .await
+        .set(s.redis_key("k"), &[0xE1u8, 0][..])
+        .await
+        .unwrap();
+    assert!(s.load("k").await.unwrap_err().is_unusable_value());
+    redis
+        .raw()
+        .await
+        .del::<_, ()>(s.redis_key("k"))
+        .await
+        .unwrap();
+    assert!(s.load("k").await.unwrap().is_none());
 }
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_fail_while_redis_is_down_and_work_again_when_it_returns() {
@@ -388,7 +430,7 @@ async fn calls_fail_while_redis_is_down_and_work_again_when_it_returns() {
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_built_while_redis_is_down_starts_working_when_it_comes_up() {
@@ -404,6 +446,10 @@ async fn a_store_built_while_redis_is_down_starts_working_when_it_comes_up() {
     assert!(ok);
 }
 
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
+)]
 #[tokio::test]
 async fn bad_configuration_is_a_typed_error() {
     let build = |b: bearer_redis::RedisStoreBuilder| async move { b.build().await.unwrap_err() };
@@ -436,11 +482,26 @@ async fn bad_configuration_is_a_typed_error() {
         build(RedisStore::builder(url).prefix("a b:")).await,
         BuildError::InvalidPrefix
     ));
+    assert!(matches!(
+        build(RedisStore::builder(url).replicas(["redis://:hunter2@[::1/"])).await,
+        BuildError::InvalidUrl { .. }
+    ));
+    assert!(matches!(
+        build(RedisStore::cluster_builder(Vec::<String>::new())).await,
+        BuildError::NoClusterNodes
+    ));
+    assert!(matches!(
+        build(RedisStore::cluster_builder([url]).replicas([url])).await,
+        BuildError::ReplicasOnCluster
+    ));
+    let err = build(RedisStore::cluster_builder(["redis://:hunter2@[::1/"])).await;
+    assert!(matches!(err, BuildError::InvalidUrl { .. }));
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
 }
 
 #[cfg_attr(
     not(has_redis),
-    ignore = "needs redis-server on PATH (apt install redis-server)"
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_and_tracing_never_show_secrets() {
@@ -464,4 +525,123 @@ async fn debug_and_tracing_never_show_secrets() {
     assert!(all.contains("token saved"), "tracing was captured: {all}");
     assert!(!all.contains("SECRET"), "{all}");
     assert!(!all.contains("[9, 9"), "{all}");
+}
+
+/// Everything a store can hold that can't be used: the fleet asks its
+/// source once, as if the store were empty (the lease still gives one fetch
+/// between the instances), no request fails, it is not a store outage, and
+/// each instance logs it once per key however often it reads it.
+#[cfg_attr(
+    not(has_redis),
+    ignore = "needs redis-server and redis-cli on PATH (apt install redis-server)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_that_cannot_be_used_are_fetched_over_and_logged_once_per_key() {
+    let redis = redis();
+    let logs = support::capture_logs();
+    let clock = bearer_cache::ManualClock::new();
+    let long_ago = bearer_cache::Clock::system_now(&clock) - Duration::from_secs(7200);
+    let token = |access: &str| Token::bearer(access).with_expiry(Expiry::In(HOUR));
+    let at = |token: Token| StoredToken::new(&token, bearer_cache::Clock::system_now(&clock));
+    let other_key = keyed_store(&redis, [2; 32]).await;
+    let keyless = store(&redis).await;
+    type Plant = Box<dyn Fn(String) -> futures::future::BoxFuture<'static, ()>>;
+    let save = |s: &RedisStore, t: StoredToken| -> Plant {
+        let s = s.clone();
+        Box::new(move |k| {
+            let (s, t) = (s.clone(), t.clone());
+            Box::pin(async move { s.save(&k, &t, HOUR, None).await.unwrap() })
+        })
+    };
+    let raw = |bytes: &'static [u8]| -> Plant {
+        let url = redis.url();
+        let keys = keyless.clone();
+        Box::new(move |k| {
+            let (url, name) = (url.clone(), keys.redis_key(&k));
+            Box::pin(async move {
+                let mut conn = redis::Client::open(url)
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                let _: () = conn.set(name, bytes).await.unwrap();
+            })
+        })
+    };
+    // (what, how it gets there, the fleet's encryption key)
+    let cases: Vec<(&str, Plant, Option<[u8; 32]>)> = vec![
+        ("undecodable", raw(b"{not a token"), None),
+        ("unknown-version", raw(br#"{"v":9}"#), None),
+        (
+            "sealed-with-another-key",
+            save(&other_key, at(token("x"))),
+            Some([1; 32]),
+        ),
+        (
+            "plaintext-where-sealed",
+            save(&keyless, at(token("x"))),
+            Some([1; 32]),
+        ),
+        (
+            "not-bearer",
+            save(&keyless, at(token("x").with_token_type("mac"))),
+            None,
+        ),
+        (
+            "not-header-safe",
+            save(&keyless, at(token("x\r\nX-Evil: 1"))),
+            None,
+        ),
+        (
+            "expired-by-our-clock",
+            save(&keyless, StoredToken::new(&token("x"), long_ago)),
+            None,
+        ),
+    ];
+    for (what, plant, fleet_key) in cases {
+        let source = Arc::new(Counting::default());
+        let mut fleet = Vec::new();
+        for _ in 0..3 {
+            let builder = RedisStore::builder(redis.url());
+            let builder = match fleet_key {
+                Some(k) => builder.encryption_key(k),
+                None => builder,
+            };
+            let cache = TokenCache::builder(Arc::clone(&source))
+                .clock(clock.clone())
+                .store(builder.build().await.unwrap())
+                .store_call_timeout(Duration::from_secs(5))
+                .build();
+            fleet.push(cache);
+        }
+        let key = TokenKey::new().scope(format!("case-{what}"));
+        let store_key = key.digest("counting");
+        for round in 0..2 {
+            plant(store_key.clone()).await;
+            let answers =
+                futures::future::join_all(fleet.iter().map(|c| async { c.get(&key).await })).await;
+            assert!(
+                answers.iter().all(Result::is_ok),
+                "{what}, round {round}: {answers:?}"
+            );
+            assert_eq!(
+                source.0.load(Ordering::SeqCst),
+                round + 1,
+                "{what}, round {round}: one fetch for the fleet, as if the store were empty"
+            );
+            clock.advance(HOUR); // every instance needs a token again
+        }
+        for cache in &fleet {
+            assert_eq!(cache.stats().store_errors, 0, "{what}: not a store outage");
+        }
+        let logged = logs
+            .contents()
+            .lines()
+            .filter(|l| l.contains(&format!("scope=case-{what}")))
+            .filter(|l| l.contains("ignoring what the token store holds"))
+            .count();
+        let expected = if what == "expired-by-our-clock" { 0 } else { 3 };
+        assert_eq!(logged, expected, "{what}: once per key and instance");
+    }
+    assert!(!logs.contents().contains("X-Evil"));
 }

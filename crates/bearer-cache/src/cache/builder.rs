@@ -158,16 +158,20 @@ impl TokenCacheBuilder {
         self
     }
 
-    /// How long a fetch lease lasts if its holder dies (default 10 s). Keep
-    /// it shorter than [`store_wait_timeout`](Self::store_wait_timeout), so
-    /// a waiter outlives a dead holder's lease and takes over.
+    /// How long a fetch lease lasts if its holder dies or stops (default
+    /// 10 s). A live holder renews it every third of this while its fetch
+    /// runs, so a fetch may take longer than the lease. Keep it shorter
+    /// than [`store_wait_timeout`](Self::store_wait_timeout), so a waiter
+    /// outlives a dead holder's lease and takes over.
     pub fn store_lease_ttl(mut self, ttl: Duration) -> Self {
         self.store_lease_ttl = ttl.min(LONGEST_SPAN);
         self
     }
 
     /// How long to wait for another instance's fetch, in all (default 15 s);
-    /// past it the cache fetches alone.
+    /// past it the cache fetches alone. A live holder keeps its lease for
+    /// as long as its fetch runs, so single flight holds for fetches
+    /// shorter than this.
     pub fn store_wait_timeout(mut self, timeout: Duration) -> Self {
         self.store_wait_timeout = timeout.min(LONGEST_SPAN);
         self

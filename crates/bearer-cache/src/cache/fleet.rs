@@ -1,16 +1,20 @@
 //! The shared-store (fleet) protocol: use what another instance stored;
-//! else take the fleet's lease, look once more, fetch and save; else wait
-//! for the holder. The store is an optimisation, never a point of
-//! failure: every call is bounded, and any failure falls back to fetching
-//! alone.
+//! else take the fleet's lease, look once more, fetch (renewing the lease
+//! while the fetch runs) and save under the lease's fence; else wait for
+//! the holder. The store is an optimisation, never a point of failure:
+//! every call is bounded, any failure falls back to fetching alone, and
+//! anything read that can't be used counts as nothing stored.
 
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use super::Inner;
 use super::attempt::Fetched;
 use super::entry::{Entry, check_usable};
 use super::slot::Slot;
+use crate::policy::after;
 use crate::{FetchReason, Lease, StoreError, StoredToken, Token, TokenError, TokenStore};
 
 /// The cache's link to its store, with the store settings.
@@ -44,6 +48,32 @@ fn newest_token<'a>(
     stored.map(|s| &s.token).or(previous.map(|e| &e.token))
 }
 
+/// When a lease holder next renews: a third of the TTL after its last
+/// answered call to the store was sent, so two more tries fit in before
+/// the store's term (which began no earlier than that call) runs out; a
+/// tenth after an unanswered one. The one rule of renewal timing.
+fn next_renewal(last_sent: Instant, ttl: Duration, answered: bool) -> Instant {
+    let wait = if answered { ttl / 3 } else { ttl / 10 };
+    after(last_sent, wait.max(MIN_RENEWAL_GAP))
+}
+
+/// Renewals are never closer together than this, however short the TTL.
+const MIN_RENEWAL_GAP: Duration = Duration::from_millis(5);
+
+/// How a fetch under a lease ended.
+enum Held<T> {
+    /// The fetch finished while the lease held (or the store could not say).
+    Done(T),
+    /// The store said the lease is someone else's now: the fetch was dropped.
+    Lost,
+}
+
+/// Now, on tokio's clock: store leases expire in real time, which paused
+/// tests control through tokio.
+fn real_now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 impl Inner {
     /// The fleet path: use what another instance stored; else take the
     /// lease, look once more, and fetch; else wait for the holder and try
@@ -62,12 +92,13 @@ impl Inner {
         // Store waits are real time: other instances do not share our clock.
         // `wait_timeout` is clamped by the builder, so this cannot overflow.
         let give_up_at = tokio::time::Instant::now() + link.wait_timeout;
-        let mut stored = self.store_call(link, link.store.load(key)).await.flatten();
+        let mut stored = self.load(link, slot, key).await;
         // Bounds the rounds should a store answer waits at once.
         for _ in 0..MAX_LEASE_ROUNDS {
-            if let Some(fetched) = self.usable_stored(stored.as_ref(), previous, reason) {
+            if let Some(fetched) = self.usable_stored(slot, stored.as_ref(), previous, reason) {
                 return Ok(fetched);
             }
+            let asked_at = real_now();
             match self
                 .store_call(link, link.store.try_lease(key, link.lease_ttl))
                 .await
@@ -75,20 +106,34 @@ impl Inner {
                 Some(Some(lease)) => {
                     // Another instance may have saved between our read and
                     // our lease: fetching now would waste a rotated refresh token.
-                    let latest = self.store_call(link, link.store.load(key)).await.flatten();
-                    let latest = latest.or(stored);
-                    if let Some(fetched) = self.usable_stored(latest.as_ref(), previous, reason) {
+                    let latest = self.load(link, slot, key).await.or(stored);
+                    if let Some(fetched) =
+                        self.usable_stored(slot, latest.as_ref(), previous, reason)
+                    {
                         self.store_call(link, link.store.release(key, &lease)).await;
                         return Ok(fetched);
                     }
                     let newest = newest_token(latest.as_ref(), previous);
-                    let result = self.fetch_from_source(&slot.key, newest, reason).await;
-                    if let Ok(fetched) = &result {
-                        self.save(link, key, fetched, Some(&lease)).await;
+                    let fetch = self.fetch_from_source(&slot.key, newest, reason);
+                    match self.while_held(link, key, &lease, asked_at, fetch).await {
+                        Held::Done(result) => {
+                            if let Ok(fetched) = &result {
+                                self.save(link, key, fetched, Some(&lease)).await;
+                            }
+                            // Released even on failure, so waiters take over at once.
+                            self.store_call(link, link.store.release(key, &lease)).await;
+                            return result;
+                        }
+                        Held::Lost => {
+                            tracing::warn!(
+                                target: "bearer_cache",
+                                key = %slot.key,
+                                "fetch lease lost mid-fetch (this instance stalled past it); \
+                                 fetch dropped before it went further, looking at the store again"
+                            );
+                            stored = self.load(link, slot, key).await.or(latest);
+                        }
                     }
-                    // Released even on failure, so waiters take over at once.
-                    self.store_call(link, link.store.release(key, &lease)).await;
-                    return result;
                 }
                 Some(None) => {
                     let budget = give_up_at.saturating_duration_since(tokio::time::Instant::now());
@@ -96,13 +141,13 @@ impl Inner {
                         break;
                     }
                     let waited = self
-                        .store_call_with(
+                        .read(
                             link,
+                            slot,
                             link.store.wait_for_update(key, budget),
                             budget + link.call_timeout,
                         )
-                        .await
-                        .flatten();
+                        .await;
                     stored = waited.or(stored);
                 }
                 None => break,
@@ -115,6 +160,60 @@ impl Inner {
         self.fetch_from_source(&slot.key, newest, reason).await
     }
 
+    /// Runs `work` (the holder's fetch) while keeping `lease`: renews it
+    /// on [`next_renewal`]'s schedule, and drops `work` as soon as the
+    /// store says the lease is someone else's. The renewal point is
+    /// checked against the clock before every step of `work`, so a holder
+    /// that resumes from a pause longer than its lease asks the store
+    /// before its fetch takes another step, and never spends a refresh
+    /// token its successor is already spending. A store that does not
+    /// answer cannot say the lease was lost: the fetch carries on, and its
+    /// save stays fenced.
+    async fn while_held<F: Future>(
+        &self,
+        link: &StoreLink,
+        key: &str,
+        lease: &Lease,
+        leased_at: Instant,
+        work: F,
+    ) -> Held<F::Output> {
+        let ttl = link.lease_ttl;
+        let mut renew_at = next_renewal(leased_at, ttl, true);
+        let mut work = pin!(work);
+        loop {
+            let mut due = pin!(tokio::time::sleep_until(renew_at.into()));
+            let finished = std::future::poll_fn(|cx| {
+                // Timers fire late after a pause; the clock does not.
+                if real_now() >= renew_at {
+                    return Poll::Ready(None);
+                }
+                if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                    return Poll::Ready(Some(out));
+                }
+                due.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            if let Some(out) = finished {
+                return Held::Done(out);
+            }
+            let sent_at = real_now();
+            match self
+                .store_call(link, link.store.renew(key, lease, ttl))
+                .await
+            {
+                Some(true) => renew_at = next_renewal(sent_at, ttl, true),
+                Some(false) => return Held::Lost,
+                None => renew_at = next_renewal(real_now(), ttl, false),
+            }
+        }
+    }
+
+    /// Reads `key`; what can't be used counts as nothing stored.
+    async fn load(&self, link: &StoreLink, slot: &Slot, key: &str) -> Option<StoredToken> {
+        self.read(link, slot, link.store.load(key), link.call_timeout)
+            .await
+    }
+
     async fn save(&self, link: &StoreLink, key: &str, fetched: &Fetched, lease: Option<&Lease>) {
         let stored = StoredToken::new(&fetched.token, fetched.sent_at_system);
         let ttl = self.policy.lifetime(&fetched.token, fetched.sent_at_system);
@@ -123,9 +222,11 @@ impl Inner {
     }
 
     /// A stored token is used only if it is fresher than what prompted the
-    /// fetch: not the rejected one, not due for refresh itself.
+    /// fetch: not the rejected one, not due for refresh itself, and one
+    /// that can be sent at all.
     fn usable_stored(
         &self,
+        slot: &Slot,
         stored: Option<&StoredToken>,
         previous: Option<&Entry>,
         reason: FetchReason,
@@ -140,7 +241,7 @@ impl Inner {
         if let Err(unusable) = check_usable(&stored.token) {
             // Another instance (or an older version) stored what we can't
             // send: ask the source as if the store were empty.
-            tracing::warn!(target: "bearer_cache", %unusable, "ignoring an unusable stored token");
+            self.note_unusable(slot, &unusable);
             return None;
         }
         let now = self.clock.now();
@@ -163,6 +264,43 @@ impl Inner {
             sent_at_system: stored.fetched_at,
             from_store: true,
         })
+    }
+
+    /// Logs, once per key, that what the store holds for it can't be used.
+    fn note_unusable(&self, slot: &Slot, why: &(dyn std::error::Error + 'static)) {
+        if !slot.unusable_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "bearer_cache",
+                key = %slot.key,
+                error = why,
+                "ignoring what the token store holds for this key (not logged again for it); \
+                 fetching as if it held nothing"
+            );
+        }
+    }
+
+    /// Runs one store read within `limit`. A value the store holds but
+    /// can't be used is logged once per key and read as nothing stored;
+    /// any other failure is the store's ([`store_call_with`]).
+    ///
+    /// [`store_call_with`]: Self::store_call_with
+    async fn read(
+        &self,
+        link: &StoreLink,
+        slot: &Slot,
+        call: impl Future<Output = Result<Option<StoredToken>, StoreError>>,
+        limit: Duration,
+    ) -> Option<StoredToken> {
+        let call = async {
+            match call.await {
+                Err(e) if e.is_unusable_value() => {
+                    self.note_unusable(slot, &e);
+                    Ok(None)
+                }
+                other => other,
+            }
+        };
+        self.store_call_with(link, call, limit).await.flatten()
     }
 
     async fn store_call<T>(
@@ -205,5 +343,27 @@ impl Inner {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_renews_at_a_third_of_its_lease_and_sooner_after_no_answer() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_millis(900);
+        assert_eq!(next_renewal(t0, ttl, true), t0 + Duration::from_millis(300));
+        assert_eq!(next_renewal(t0, ttl, false), t0 + Duration::from_millis(90));
+        // Two more tries fit in before the store's term ends.
+        assert!(next_renewal(t0, ttl, true) + ttl / 3 < t0 + ttl);
+    }
+
+    #[test]
+    fn renewals_are_spaced_however_short_the_lease_and_never_overflow() {
+        let t0 = Instant::now();
+        assert_eq!(next_renewal(t0, Duration::ZERO, true), t0 + MIN_RENEWAL_GAP);
+        assert!(next_renewal(t0, Duration::MAX, true) >= t0);
     }
 }

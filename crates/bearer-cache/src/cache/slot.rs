@@ -1,7 +1,7 @@
 //! One key: its state under a mutex, the hint the lock-free hit path
 //! reads, and a caller's way through the state's decisions.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Instant;
 
@@ -19,6 +19,9 @@ use crate::{TokenError, TokenKey};
 pub(crate) struct Slot {
     pub(crate) key: TokenKey,
     pub(crate) store_key: OnceLock<String>,
+    /// Whether the fleet path has logged that the store's value for this
+    /// key can't be used (logged once per key).
+    pub(crate) unusable_logged: AtomicBool,
     /// Seconds since the cache's epoch when `policy_map` last saw this key.
     last_touch: AtomicU64,
     /// Milliseconds since the cache's epoch before which no background
@@ -35,6 +38,7 @@ impl Slot {
         Slot {
             key,
             store_key: OnceLock::new(),
+            unusable_logged: AtomicBool::new(false),
             last_touch: AtomicU64::new(touch),
             refresh_gate_ms: AtomicU64::new(0),
             current: ArcSwapOption::empty(),

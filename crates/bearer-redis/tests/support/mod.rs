@@ -2,9 +2,11 @@
 //! `TokenSource` that talks OAuth to the testkit over HTTP.
 #![allow(dead_code)]
 
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod source;
 
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 #[allow(unused_imports)] // not every test binary uses the source
 pub use source::{Grant, HttpSource};
@@ -30,6 +32,41 @@ pub fn redis_or_skip() -> Option<RedisServer> {
             None
         }
     }
+}
+
+/// A three-primary, three-replica Redis Cluster for this test (marked like
+/// the callers of [`redis`]: failing to start it is a failure).
+pub fn cluster() -> RedisCluster {
+    RedisCluster::start().unwrap_or_else(|why| panic!("cannot form a Redis Cluster: {why}"))
+}
+
+/// A Redis Cluster for the fleet bench, or `None` after printing `SKIPPED`
+/// (a failure under `BEARER_REQUIRE_EXTERNAL=1`). Tests use [`cluster`].
+pub fn cluster_or_skip() -> Option<RedisCluster> {
+    match RedisCluster::start() {
+        Ok(cluster) => Some(cluster),
+        Err(why) => {
+            if std::env::var("BEARER_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+                panic!(
+                    "redis-server and redis-cli are required (BEARER_REQUIRE_EXTERNAL=1): {why}"
+                );
+            }
+            println!("SKIPPED: install redis-server and redis-cli ({why})");
+            None
+        }
+    }
+}
+
+/// A store on `target`: one server's URL; a cluster's seed URLs joined by
+/// commas (as [`RedisCluster::urls`] joined); or a primary's URL followed
+/// by its replicas', joined by `|`.
+pub fn store_builder(target: &str) -> bearer_redis::RedisStoreBuilder {
+    if target.contains(',') {
+        return bearer_redis::RedisStore::cluster_builder(target.split(','));
+    }
+    let mut nodes = target.split('|');
+    let primary = nodes.next().unwrap_or_default();
+    bearer_redis::RedisStore::builder(primary).replicas(nodes)
 }
 
 /// Captured tracing output of every event, at every level.

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// The primary's port, for a replica.
+    replica_of: Option<u16>,
 }
 
 impl RedisServer {
@@ -16,9 +18,53 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
             .port();
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            replica_of: None,
+        };
         server.restart()?;
         Ok(server)
+    }
+
+    /// A replica of `primary`, returned once it has synced with it.
+    pub fn start_replica_of(primary: &RedisServer) -> Result<Self, String> {
+        let mut replica = RedisServer::start()?;
+        replica.stop();
+        replica.replica_of = Some(primary.port);
+        replica.restart()?;
+        let limit = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // The link coming up is the servers' own event; ask until it has.
+        while !replica
+            .info("replication")
+            .contains("master_link_status:up")
+        {
+            if std::time::Instant::now() > limit {
+                return Err("the replica did not sync with its primary".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(replica)
+    }
+
+    /// Makes this replica a primary, as an operator would (`REPLICAOF NO ONE`).
+    pub fn promote(&mut self) {
+        let out = self.cli(&["replicaof", "no", "one"]);
+        assert!(out.contains("OK"), "REPLICAOF NO ONE: {out}");
+        self.replica_of = None;
+    }
+
+    fn info(&self, section: &str) -> String {
+        self.cli(&["info", section])
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -28,28 +74,28 @@ impl RedisServer {
     /// Starts the server (again, on the same port) and returns once it
     /// accepts connections: it says so on stdout, so no polling is needed.
     pub fn restart(&mut self) -> Result<(), String> {
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run redis-server: {e}"))?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|line| line.contains("Ready to accept connections"));
-        if !ready {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("redis-server exited before it was ready".into());
-        }
-        // Keep draining so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+            // Replication writes a snapshot even without `save`: keep it
+            // out of the source tree, one file per server.
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .args(["--dbfilename", &self.snapshot_name()])
+            .args(self.replica_of.iter().flat_map(|p| {
+                [
+                    "--replicaof".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    p.to_string(),
+                ]
+            }));
+        let child = spawn_ready(command)?;
         self.child = Some(child);
         Ok(())
+    }
+
+    fn snapshot_name(&self) -> String {
+        format!("bearer-redis-test-{}-{}.rdb", std::process::id(), self.port)
     }
 
     /// Kills the server (SIGKILL: no goodbye to clients).
@@ -83,8 +129,33 @@ impl RedisServer {
     }
 }
 
+/// Runs `command` (a `redis-server`) and returns once it accepts
+/// connections: it says so on stdout, so no polling is needed.
+pub fn spawn_ready(mut command: Command) -> Result<Child, String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run redis-server: {e}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("Ready to accept connections"));
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("redis-server exited before it was ready".into());
+    }
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(child)
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_file(std::env::temp_dir().join(self.snapshot_name()));
     }
 }
