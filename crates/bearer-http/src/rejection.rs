@@ -5,9 +5,23 @@ use http::header::WWW_AUTHENTICATE;
 
 use crate::challenge::{BearerErrorCode, parse_www_authenticate_all};
 
-/// What to do about a 401.
+/// What a 401's `WWW-Authenticate` fields say about the token sent.
+///
+/// ```
+/// use bearer_cache::{StaticSource, TokenCache};
+/// use bearer_http::{Authorizer, Verdict};
+/// use http::{HeaderMap, HeaderValue, header::WWW_AUTHENTICATE};
+///
+/// let rules = Authorizer::builder(TokenCache::builder(StaticSource::new("t")).build())
+///     .allow_origin("https://api.example.com".parse()?)
+///     .build()?;
+/// let mut headers = HeaderMap::new();
+/// headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+/// assert_eq!(rules.verdict(&headers), Verdict::Refresh);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// The token is bad (expired, revoked): replace it and resend.
     Refresh,
     /// A new token would not help; the 401 is the answer.
