@@ -1,0 +1,149 @@
+//! The service: one request's way through the layer.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bearer_cache::CachedToken;
+use bearer_http::{Authorizer, Step};
+use http::header::AUTHORIZATION;
+use http::{Request, Response, StatusCode};
+use tower::{BoxError, Service, ServiceExt};
+
+use crate::body::{ReplayBody, try_clone_request};
+use crate::error::AuthError;
+
+/// The service [`BearerLayer`](crate::BearerLayer) wraps around `S`.
+#[derive(Clone)]
+pub struct BearerService<S> {
+    inner: S,
+    auth: Authorizer,
+}
+
+impl<S> BearerService<S> {
+    pub(crate) fn new(inner: S, auth: Authorizer) -> Self {
+        BearerService { inner, auth }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, R> Service<Request<B>> for BearerService<S>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: ReplayBody + Send + 'static,
+    R: Send + 'static,
+{
+    type Response = Response<R>;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<Response<R>, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let checked = self
+            .auth
+            .check_uri(request.uri(), request.headers(), request.extensions());
+        if let Err(skipped) = checked {
+            tracing::trace!(target: "bearer_tower", reason = skipped.as_str(), "request sent without a token");
+            let sent = self.inner.call(request);
+            return Box::pin(async move { sent.await.map_err(Into::into) });
+        }
+        // The service that was made ready goes with this request; a clone
+        // stays for the next (tower's usual hand-over).
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        Box::pin(authorized(self.auth.clone(), inner, request))
+    }
+}
+
+/// Sends `request` with a token; after a rejection, asks the authorizer
+/// what to do, and resends while it says so.
+async fn authorized<S, B, R>(
+    auth: Authorizer,
+    mut inner: S,
+    mut request: Request<B>,
+) -> Result<Response<R>, BoxError>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Error: Into<BoxError>,
+    B: ReplayBody,
+{
+    let key = auth.key(request.extensions()).clone();
+    let mut token = match auth.cache().get_cached(&key) {
+        Some(token) => token,
+        None => auth.cache().get(&key).await.map_err(AuthError::NoToken)?,
+    };
+    let mut resends = auth.resends(request.method(), request.extensions());
+    let mut spare = resends
+        .keep_copy()
+        .then(|| try_clone_request(&request))
+        .flatten();
+    set_authorization(&mut request, &token)?;
+    let mut response = inner.call(request).await.map_err(Into::into)?;
+    loop {
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let mut resend =
+            match resends.after_rejection(auth.verdict(response.headers()), spare.is_some()) {
+                Step::Final(reason) => {
+                    tracing::debug!(target: "bearer_tower", reason, "401 returned as is");
+                    return Ok(response);
+                }
+                Step::Invalidate => {
+                    auth.cache().invalidate_if_current(&key, &token);
+                    return Ok(response);
+                }
+                Step::Resend => match spare.take() {
+                    Some(resend) => resend,
+                    None => return Ok(response),
+                },
+                // `Return`: the token was replaced already, and stays.
+                _ => return Ok(response),
+            };
+        if resends.keep_copy() {
+            spare = try_clone_request(&resend);
+        }
+        let rejected = token.fingerprint();
+        token = auth
+            .cache()
+            .replace_rejected(&key, &token)
+            .await
+            .map_err(AuthError::RefreshFailed)?;
+        tracing::debug!(
+            target: "bearer_tower",
+            rejected = %rejected,
+            token = %token.fingerprint(),
+            "token rejected (401); resending with a fresh one"
+        );
+        set_authorization(&mut resend, &token)?;
+        drop(response);
+        response = inner
+            .ready()
+            .await
+            .map_err(Into::into)?
+            .call(resend)
+            .await
+            .map_err(Into::into)?;
+    }
+}
+
+fn set_authorization<B>(request: &mut Request<B>, token: &CachedToken) -> Result<(), AuthError> {
+    let value = Authorizer::header_value(token).map_err(AuthError::NoToken)?;
+    request.headers_mut().insert(AUTHORIZATION, value);
+    Ok(())
+}
+
+impl<S> fmt::Debug for BearerService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerService")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
