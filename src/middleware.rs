@@ -4,8 +4,8 @@ use std::fmt;
 
 use bearer_cache::{CachedToken, TokenCache, TokenKey, TokenSource};
 use bearer_http::{Adapter, AuthBuilder, Authorizer, Resends, Step};
+use http::Extensions;
 use http::header::AUTHORIZATION;
-use http::{Extensions, StatusCode};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next, Result};
 use tracing::Instrument;
@@ -208,7 +208,10 @@ impl Middleware for BearerAuth {
             .track(next.clone().run(req, extensions))
             .instrument(span.clone())
             .await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
+        if auth
+            .rejection(response.status(), response.headers())
+            .is_none()
+        {
             return Ok(response);
         }
         let rejected = Rejected {
@@ -238,16 +241,15 @@ impl BearerAuth {
         let auth = &self.auth;
         let span = tracing::Span::current();
         loop {
-            if response.status() != StatusCode::UNAUTHORIZED {
+            let Some(verdict) = auth.rejection(response.status(), response.headers()) else {
                 return Ok(response);
-            }
+            };
             if !state.carried {
                 // A redirect dropped the token before this hop (or may
                 // have, unseen): the 401 says nothing about the token.
                 tracing::debug!(target: "reqwest_bearer", "401 to a redirected request that did not carry the token; returned as is");
                 return Ok(response);
             }
-            let verdict = auth.verdict(response.headers());
             let resend = match state
                 .resends
                 .after_rejection(verdict, state.spare.is_some())

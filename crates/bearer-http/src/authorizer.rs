@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use bearer_cache::{CachedToken, TokenCache, TokenError, TokenKey};
 use http::header::AUTHORIZATION;
-use http::{Extensions, HeaderMap, HeaderValue, Method, Uri};
+use http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use url::Url;
 
 use crate::builder::AuthBuilder;
 use crate::extensions::{NoAuthRetry, SkipAuth};
 use crate::origin::AllowedOrigins;
-use crate::rejection::{Verdict, verdict};
+use crate::rejection::{Verdict, grpc_unauthenticated, rejection, verdict};
 use crate::resend::Resends;
 
 /// A token cache and the rules for using its tokens over HTTP: which
@@ -187,6 +187,25 @@ impl Authorizer {
     /// What a 401's headers say about the token it carried.
     pub fn verdict(&self, headers: &HeaderMap) -> Verdict {
         verdict(headers, self.inner.settings.refresh_without_challenge)
+    }
+
+    /// Whether a response (its status and headers) rejects the token the
+    /// request carried, and the verdict: a 401, judged by
+    /// [`verdict`](Self::verdict), or a gRPC `UNAUTHENTICATED` in the
+    /// headers, which blames the token. `None`: not a rejection.
+    pub fn rejection(&self, status: StatusCode, headers: &HeaderMap) -> Option<Verdict> {
+        rejection(
+            status,
+            headers,
+            self.inner.settings.refresh_without_challenge,
+        )
+    }
+
+    /// Whether a response's trailers reject the token (gRPC
+    /// `UNAUTHENTICATED` after the headers). The answer has been handed on
+    /// by then: the token can only be reported, not the request resent.
+    pub fn rejected_in_trailers(&self, trailers: &HeaderMap) -> bool {
+        grpc_unauthenticated(trailers)
     }
 
     /// The `Authorization` value for `token`, marked sensitive; built once

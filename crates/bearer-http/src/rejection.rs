@@ -1,7 +1,7 @@
 //! What a 401 means for the token that was sent (RFC 6750 §3.1).
 
-use http::HeaderMap;
 use http::header::WWW_AUTHENTICATE;
+use http::{HeaderMap, StatusCode};
 
 use crate::challenge::{BearerErrorCode, parse_www_authenticate_all};
 
@@ -63,10 +63,56 @@ pub(crate) fn verdict(headers: &HeaderMap, refresh_without_challenge: bool) -> V
     Verdict::Refresh
 }
 
+/// gRPC's status for a missing or bad credential (`UNAUTHENTICATED`).
+const GRPC_UNAUTHENTICATED: &[u8] = b"16";
+
+/// Whether a response rejects the token it carried, and what it says: a
+/// 401 is judged by its `WWW-Authenticate` fields; a gRPC `UNAUTHENTICATED`
+/// (`grpc-status: 16` in the headers of a trailers-only answer) blames the
+/// token. `None`: not a rejection.
+pub(crate) fn rejection(
+    status: StatusCode,
+    headers: &HeaderMap,
+    refresh_without_challenge: bool,
+) -> Option<Verdict> {
+    if status == StatusCode::UNAUTHORIZED {
+        Some(verdict(headers, refresh_without_challenge))
+    } else if grpc_unauthenticated(headers) {
+        Some(Verdict::Refresh)
+    } else {
+        None
+    }
+}
+
+/// Whether headers or trailers carry `grpc-status: 16`.
+pub(crate) fn grpc_unauthenticated(fields: &HeaderMap) -> bool {
+    fields
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == GRPC_UNAUTHENTICATED)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn rejections_are_401s_and_grpc_unauthenticated() {
+        let mut grpc = HeaderMap::new();
+        grpc.insert("grpc-status", HeaderValue::from_static("16"));
+        assert_eq!(
+            rejection(StatusCode::OK, &grpc, false),
+            Some(Verdict::Refresh)
+        );
+        grpc.insert("grpc-status", HeaderValue::from_static("7"));
+        assert_eq!(rejection(StatusCode::OK, &grpc, false), None);
+        assert!(!grpc_unauthenticated(&grpc));
+        assert_eq!(rejection(StatusCode::FORBIDDEN, &headers(&[]), true), None);
+        assert_eq!(
+            rejection(StatusCode::UNAUTHORIZED, &headers(&[]), true),
+            Some(Verdict::Refresh)
+        );
+    }
 
     fn headers(values: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -26,12 +26,16 @@
 
 mod body;
 mod error;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 mod layer;
+mod response;
 mod service;
 
 pub use body::ReplayBody;
 pub use error::AuthError;
 pub use layer::{BearerLayer, BearerLayerBuilder};
+pub use response::ResponseBody;
 pub use service::BearerService;
 
 pub use bearer_http::{AuthBuilder, BuildError, NoAuthRetry, SkipAuth};

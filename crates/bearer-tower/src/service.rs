@@ -8,11 +8,12 @@ use std::task::{Context, Poll};
 use bearer_cache::CachedToken;
 use bearer_http::{Authorizer, Step};
 use http::header::AUTHORIZATION;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use tower::{BoxError, Service, ServiceExt};
 
 use crate::body::{ReplayBody, try_clone_request};
 use crate::error::AuthError;
+use crate::response::{ResponseBody, Sent};
 
 /// The service [`BearerLayer`](crate::BearerLayer) wraps around `S`.
 #[derive(Clone)]
@@ -37,9 +38,9 @@ where
     B: ReplayBody + Send + 'static,
     R: Send + 'static,
 {
-    type Response = Response<R>;
+    type Response = Response<ResponseBody<R>>;
     type Error = BoxError;
-    type Future = BoxFuture<Result<Response<R>, BoxError>>;
+    type Future = BoxFuture<Result<Response<ResponseBody<R>>, BoxError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -52,7 +53,7 @@ where
         if let Err(skipped) = checked {
             tracing::trace!(target: "bearer_tower", reason = skipped.as_str(), "request sent without a token");
             let sent = self.inner.call(request);
-            return Box::pin(async move { sent.await.map_err(Into::into) });
+            return Box::pin(async move { Ok(unwatched(sent.await.map_err(Into::into)?)) });
         }
         // The service that was made ready goes with this request; a clone
         // stays for the next (tower's usual hand-over).
@@ -68,7 +69,7 @@ async fn authorized<S, B, R>(
     auth: Authorizer,
     mut inner: S,
     mut request: Request<B>,
-) -> Result<Response<R>, BoxError>
+) -> Result<Response<ResponseBody<R>>, BoxError>
 where
     S: Service<Request<B>, Response = Response<R>>,
     S::Error: Into<BoxError>,
@@ -87,26 +88,32 @@ where
     set_authorization(&mut request, &token)?;
     let mut response = inner.call(request).await.map_err(Into::into)?;
     loop {
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
-        }
-        let mut resend =
-            match resends.after_rejection(auth.verdict(response.headers()), spare.is_some()) {
-                Step::Final(reason) => {
-                    tracing::debug!(target: "bearer_tower", reason, "401 returned as is");
-                    return Ok(response);
-                }
-                Step::Invalidate => {
-                    auth.cache().invalidate_if_current(&key, &token);
-                    return Ok(response);
-                }
-                Step::Resend => match spare.take() {
-                    Some(resend) => resend,
-                    None => return Ok(response),
-                },
-                // `Return`: the token was replaced already, and stays.
-                _ => return Ok(response),
-            };
+        let Some(verdict) = auth.rejection(response.status(), response.headers()) else {
+            // Watched for a rejection in the trailers (gRPC).
+            let sent = Box::new(Sent { auth, key, token });
+            return Ok(response.map(|body| ResponseBody::new(body, Some(sent))));
+        };
+        let mut resend = match resends.after_rejection(verdict, spare.is_some()) {
+            Step::Final(reason) => {
+                tracing::debug!(target: "bearer_tower", reason, "rejection returned as is");
+                return Ok(unwatched(response));
+            }
+            Step::Invalidate => {
+                auth.cache().invalidate_if_current(&key, &token);
+                tracing::debug!(
+                    target: "bearer_tower",
+                    rejected = %token.fingerprint(),
+                    "token rejected; not resending (retries used up, disabled, or body not replayable)"
+                );
+                return Ok(unwatched(response));
+            }
+            Step::Resend => match spare.take() {
+                Some(resend) => resend,
+                None => return Ok(unwatched(response)),
+            },
+            // `Return`: the token was replaced already, and stays.
+            _ => return Ok(unwatched(response)),
+        };
         if resends.keep_copy() {
             spare = try_clone_request(&resend);
         }
@@ -120,7 +127,7 @@ where
             target: "bearer_tower",
             rejected = %rejected,
             token = %token.fingerprint(),
-            "token rejected (401); resending with a fresh one"
+            "token rejected; resending with a fresh one"
         );
         set_authorization(&mut resend, &token)?;
         drop(response);
@@ -132,6 +139,12 @@ where
             .await
             .map_err(Into::into)?;
     }
+}
+
+/// A response handed on without watching its trailers: its rejection, if
+/// any, has been dealt with.
+fn unwatched<R>(response: Response<R>) -> Response<ResponseBody<R>> {
+    response.map(|body| ResponseBody::new(body, None))
 }
 
 fn set_authorization<B>(request: &mut Request<B>, token: &CachedToken) -> Result<(), AuthError> {

@@ -54,7 +54,7 @@ async fn send<S, B>(client: &mut S, request: Request<B>) -> (StatusCode, serde_j
 where
     S: Service<
             Request<B>,
-            Response = http::Response<hyper::body::Incoming>,
+            Response = http::Response<bearer_tower::ResponseBody<hyper::body::Incoming>>,
             Error = tower::BoxError,
         >,
 {
