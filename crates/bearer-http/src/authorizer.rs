@@ -205,7 +205,11 @@ impl Authorizer {
     /// `UNAUTHENTICATED` after the headers). The answer has been handed on
     /// by then: the token can only be reported, not the request resent.
     pub fn rejected_in_trailers(&self, trailers: &HeaderMap) -> bool {
-        grpc_unauthenticated(trailers)
+        let rejected = grpc_unauthenticated(trailers);
+        if rejected {
+            crate::metrics::rejection(Verdict::Refresh);
+        }
+        rejected
     }
 
     /// The `Authorization` value for `token`, marked sensitive; built once

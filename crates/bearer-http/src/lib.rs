@@ -32,6 +32,7 @@ mod builder;
 mod challenge;
 mod error;
 mod extensions;
+mod metrics;
 mod origin;
 mod rejection;
 mod resend;

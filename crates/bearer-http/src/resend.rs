@@ -59,12 +59,14 @@ impl Resends {
     /// The step after a rejection judged `verdict`, `has_copy` saying
     /// whether the adapter holds a copy to resend.
     pub fn after_rejection(&mut self, verdict: Verdict, has_copy: bool) -> Step {
+        crate::metrics::rejection(verdict);
         if let Verdict::Final(reason) = verdict {
             return Step::Final(reason);
         }
         if has_copy && self.left > 0 {
             self.left -= 1;
             self.replaced = true;
+            crate::metrics::resend();
             Step::Resend
         } else if self.replaced {
             Step::Return

@@ -157,6 +157,7 @@ impl Inner {
             return None;
         }
         self.counters.store_hit();
+        crate::metrics::store_hit();
         Some(Fetched {
             token: stored.token.clone(),
             sent_at,
@@ -195,6 +196,7 @@ impl Inner {
             }
             Err(message) => {
                 self.counters.store_error();
+                crate::metrics::store_error();
                 if link.healthy.swap(false, Ordering::Relaxed) {
                     tracing::warn!(
                         target: "bearer_cache",
