@@ -235,29 +235,32 @@ pub async fn client(
     ))
 }
 
+/// `Get`, once: a refusal is the answer.
+pub async fn get_once(
+    mut client: tonic::client::Grpc<Authorized>,
+    request: Request<OrderRequest>,
+) -> std::result::Result<Response<Order>, Status> {
+    client
+        .ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    client
+        .unary(
+            request,
+            PathAndQuery::from_static(GET),
+            ProstCodec::default(),
+        )
+        .await
+}
+
 /// `Get`, replayed once after `UNAUTHENTICATED` ([`bearer_tower::grpc::unary`]).
 pub async fn get(
     client: &tonic::client::Grpc<Authorized>,
     id: &str,
 ) -> std::result::Result<Order, Status> {
     let request = Request::new(OrderRequest { id: id.to_owned() });
-    let answer = bearer_tower::grpc::unary(request, |request| {
-        let mut client = client.clone();
-        async move {
-            client
-                .ready()
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?;
-            client
-                .unary(
-                    request,
-                    PathAndQuery::from_static(GET),
-                    ProstCodec::default(),
-                )
-                .await
-        }
-    })
-    .await?;
+    let answer =
+        bearer_tower::grpc::unary(request, |request| get_once(client.clone(), request)).await?;
     Ok(answer.into_inner())
 }
 

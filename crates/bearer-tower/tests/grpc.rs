@@ -12,6 +12,10 @@ use std::sync::atomic::Ordering;
 use bearer_testkit::TestServer;
 use example::Orders;
 
+fn order_request(id: &str) -> tonic::Request<example::OrderRequest> {
+    tonic::Request::new(example::OrderRequest { id: id.into() })
+}
+
 async fn setup() -> (TestServer, Orders, String) {
     let kit = TestServer::start().await;
     let orders = Orders::new(&kit);
@@ -69,16 +73,7 @@ async fn unauthenticated_in_the_trailers_reports_the_token() {
     assert_eq!(layer.cache().stats().invalidations, 1);
 
     // The next call fetches a new token on its first attempt.
-    let mut plain = client.clone();
-    plain.ready().await.unwrap();
-    let order = plain
-        .unary(
-            tonic::Request::new(example::OrderRequest {
-                id: "order-2".into(),
-            }),
-            http::uri::PathAndQuery::from_static(example::GET),
-            tonic_prost::ProstCodec::<example::OrderRequest, example::Order>::default(),
-        )
+    let order = example::get_once(client.clone(), order_request("order-2"))
         .await
         .unwrap();
     assert_eq!(order.into_inner().id, "order-2");
@@ -101,20 +96,12 @@ async fn a_client_without_its_origin_sends_no_token() {
         .connect()
         .await
         .unwrap();
-    let mut relative = tonic::client::Grpc::new(
+    let relative = tonic::client::Grpc::new(
         tower::ServiceBuilder::new()
             .layer(layer.clone())
             .service(channel),
     );
-    relative.ready().await.unwrap();
-    let refused = relative
-        .unary(
-            tonic::Request::new(example::OrderRequest {
-                id: "order-1".into(),
-            }),
-            http::uri::PathAndQuery::from_static(example::GET),
-            tonic_prost::ProstCodec::<example::OrderRequest, example::Order>::default(),
-        )
+    let refused = example::get_once(relative, order_request("order-1"))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);

@@ -4,12 +4,11 @@
 #[path = "../examples/hyper_client.rs"]
 #[allow(dead_code)]
 mod example;
+mod support;
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use bearer_cache::TokenCache;
-use bearer_oauth2::ClientCredentials;
 use bearer_testkit::{TestServer, TokenFault};
 use bearer_tower::{AuthError, BearerLayer, BearerService, NoAuthRetry, SkipAuth};
 use bytes::Bytes;
@@ -19,23 +18,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceExt};
-
-fn source(server: &TestServer) -> ClientCredentials {
-    ClientCredentials::new(
-        server.token_url(),
-        server.client_id(),
-        server.client_secret(),
-    )
-    .scope("read")
-    .retries(0)
-}
-
-fn layer(server: &TestServer) -> BearerLayer {
-    BearerLayer::builder(TokenCache::builder(source(server)).build())
-        .allow_origin(server.base_url())
-        .build()
-        .unwrap()
-}
 
 /// A client whose bodies are streams: read once, never resent.
 fn streaming_client(
@@ -82,7 +64,7 @@ fn get(url: impl ToString) -> Request<Full<Bytes>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_goes_to_the_allowed_origin_only() {
     let server = TestServer::start().await;
-    let mut client = full_client(layer(&server));
+    let mut client = full_client(support::layer(&server, support::WAIT));
     let (status, echo) = send(&mut client, get(server.api_url("/api/echo"))).await;
     assert_eq!(status, StatusCode::OK);
     assert!(echoed_token(&echo).is_some());
@@ -110,7 +92,7 @@ async fn token_goes_to_the_allowed_origin_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_token_is_replaced_and_the_request_resent_once() {
     let server = TestServer::start().await;
-    let layer = layer(&server);
+    let layer = support::layer(&server, support::WAIT);
     let mut client = full_client(layer.clone());
     let (_, first) = send(&mut client, get(server.api_url("/api/echo"))).await;
     server.control().revoke_all();
@@ -130,7 +112,7 @@ async fn revoked_token_is_replaced_and_the_request_resent_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streaming_body_is_not_resent_but_its_token_is_replaced() {
     let server = TestServer::start().await;
-    let layer = layer(&server);
+    let layer = support::layer(&server, support::WAIT);
     let mut client = streaming_client(layer.clone());
     let body = || Full::new(Bytes::from_static(b"x")).boxed();
     let post = |body| {
@@ -152,7 +134,7 @@ async fn a_streaming_body_is_not_resent_but_its_token_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_auth_retry_and_insufficient_scope_return_the_401() {
     let server = TestServer::start().await;
-    let layer = layer(&server);
+    let layer = support::layer(&server, support::WAIT);
     let mut client = full_client(layer.clone());
     send(&mut client, get(server.api_url("/api/echo"))).await;
 
@@ -190,13 +172,7 @@ async fn no_token_means_no_request_and_a_typed_error() {
             description: None,
         },
     );
-    let cache = TokenCache::builder(source(&server))
-        .max_wait(Duration::ZERO)
-        .build();
-    let layer = BearerLayer::builder(cache)
-        .allow_origin(server.base_url())
-        .build()
-        .unwrap();
+    let layer = support::layer(&server, Duration::ZERO);
     let mut client = full_client(layer);
     let error = client
         .ready()

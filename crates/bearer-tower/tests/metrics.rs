@@ -2,10 +2,10 @@
 //! recorder while the layer talks to the test kit over loopback.
 #![cfg(feature = "metrics")]
 
+mod support;
+
 use std::time::Duration;
 
-use bearer_cache::TokenCache;
-use bearer_oauth2::ClientCredentials;
 use bearer_testkit::{TestServer, TokenFault};
 use bearer_tower::BearerLayer;
 use bytes::Bytes;
@@ -16,20 +16,6 @@ use hyper_util::rt::TokioExecutor;
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower::{Service, ServiceExt};
-
-fn layer(server: &TestServer, max_wait: Duration) -> BearerLayer {
-    let source = ClientCredentials::new(
-        server.token_url(),
-        server.client_id(),
-        server.client_secret(),
-    )
-    .scope("read")
-    .retries(0);
-    BearerLayer::builder(TokenCache::builder(source).max_wait(max_wait).build())
-        .allow_origin(server.base_url())
-        .build()
-        .unwrap()
-}
 
 /// `GET /api/echo` through `layer`: the status, or `None` for an error.
 async fn get(layer: &BearerLayer, server: &TestServer) -> Option<u16> {
@@ -105,7 +91,7 @@ fn fetches_hits_rejections_and_resends_are_counted() {
     let secret = metrics::with_local_recorder(&recorder, || {
         runtime.block_on(async {
             let server = TestServer::start().await;
-            let good = layer(&server, Duration::from_secs(10));
+            let good = support::layer(&server, support::WAIT);
             assert_eq!(get(&good, &server).await, Some(200)); // miss, initial fetch
             assert_eq!(get(&good, &server).await, Some(200)); // hit
             server.control().revoke_all();
@@ -120,7 +106,7 @@ fn fetches_hits_rejections_and_resends_are_counted() {
                     description: None,
                 },
             );
-            let refused = layer(&server, Duration::ZERO);
+            let refused = support::layer(&server, Duration::ZERO);
             assert_eq!(get(&refused, &server).await, None);
             (
                 token.expose_authorization_value().to_owned(),
