@@ -11,7 +11,7 @@ use url::Url;
 use crate::builder::AuthBuilder;
 use crate::extensions::{NoAuthRetry, SkipAuth};
 use crate::origin::AllowedOrigins;
-use crate::rejection::{Verdict, grpc_unauthenticated, rejection, verdict};
+use crate::rejection::{Verdict, grpc_unauthenticated, is_grpc, rejection, verdict};
 use crate::resend::Resends;
 
 /// A token cache and the rules for using its tokens over HTTP: which
@@ -199,6 +199,12 @@ impl Authorizer {
             headers,
             self.inner.settings.refresh_without_challenge,
         )
+    }
+
+    /// Whether the answer to a request with these headers can reject the
+    /// token in its trailers (a gRPC call), so an adapter should watch them.
+    pub fn trailers_may_reject(&self, request_headers: &HeaderMap) -> bool {
+        is_grpc(request_headers)
     }
 
     /// Whether a response's trailers reject the token (gRPC

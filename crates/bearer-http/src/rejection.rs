@@ -84,6 +84,14 @@ pub(crate) fn rejection(
     }
 }
 
+/// Whether a request is a gRPC call (`content-type: application/grpc…`),
+/// whose answer may reject the token in its trailers.
+pub(crate) fn is_grpc(request_headers: &HeaderMap) -> bool {
+    request_headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// Whether headers or trailers carry `grpc-status: 16`.
 pub(crate) fn grpc_unauthenticated(fields: &HeaderMap) -> bool {
     fields
@@ -107,6 +115,19 @@ mod tests {
         grpc.insert("grpc-status", HeaderValue::from_static("7"));
         assert_eq!(rejection(StatusCode::OK, &grpc, false), None);
         assert!(!grpc_unauthenticated(&grpc));
+        for (content_type, grpc) in [
+            ("application/grpc", true),
+            ("application/grpc+proto", true),
+            ("application/json", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
+            );
+            assert_eq!(is_grpc(&h), grpc, "{content_type}");
+        }
+        assert!(!is_grpc(&HeaderMap::new()));
         assert_eq!(rejection(StatusCode::FORBIDDEN, &headers(&[]), true), None);
         assert_eq!(
             rejection(StatusCode::UNAUTHORIZED, &headers(&[]), true),

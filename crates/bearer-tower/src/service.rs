@@ -85,11 +85,15 @@ where
         .keep_copy()
         .then(|| try_clone_request(&request))
         .flatten();
+    let watch_trailers = auth.trailers_may_reject(request.headers());
     set_authorization(&mut request, &token)?;
     let mut response = inner.call(request).await.map_err(Into::into)?;
     loop {
         let Some(verdict) = auth.rejection(response.status(), response.headers()) else {
-            // Watched for a rejection in the trailers (gRPC).
+            if !watch_trailers {
+                return Ok(unwatched(response));
+            }
+            // A gRPC call may still be refused in its trailers.
             let sent = Box::new(Sent { auth, key, token });
             return Ok(response.map(|body| ResponseBody::new(body, Some(sent))));
         };
