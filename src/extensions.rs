@@ -2,21 +2,7 @@
 
 use bearer_cache::TokenKey;
 
-/// Sends this request without a token, whatever its origin.
-///
-/// ```
-/// # use reqwest_middleware::ClientWithMiddleware;
-/// # fn f(client: &ClientWithMiddleware) {
-/// use reqwest_bearer::SkipAuth;
-/// let request = client.get("https://api.example.com/health").with_extension(SkipAuth);
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SkipAuth;
-
-/// Never resends this request after a 401: the first response is final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NoAuthRetry;
+use crate::{NoAuthRetry, SkipAuth};
 
 /// Per-request settings on a `reqwest_middleware::RequestBuilder`.
 ///

@@ -62,21 +62,18 @@
 #![doc(html_root_url = "https://docs.rs/reqwest-bearer/0.1")]
 #![warn(missing_docs)]
 
-mod challenge;
 mod error;
 mod extensions;
 mod middleware;
-mod origin;
 mod redirect;
-mod rejection;
 mod retry;
 
-pub use challenge::{
-    BearerErrorCode, Challenge, ChallengeParseError, parse_www_authenticate,
-    parse_www_authenticate_all,
+pub use bearer_http::{
+    BearerErrorCode, BuildError, Challenge, ChallengeParseError, NoAuthRetry, SkipAuth,
+    parse_www_authenticate, parse_www_authenticate_all,
 };
-pub use error::{BearerError, BuildError};
-pub use extensions::{NoAuthRetry, RequestBuilderExt, SkipAuth};
+pub use error::BearerError;
+pub use extensions::RequestBuilderExt;
 pub use middleware::{BearerAuth, BearerAuthBuilder};
 pub use redirect::RedirectRefused;
 pub use retry::BearerRetryStrategy;

@@ -79,6 +79,7 @@ mod clock;
 mod error;
 mod key;
 mod memory_store;
+pub mod metrics;
 mod policy;
 mod source;
 pub mod sources;

@@ -187,9 +187,13 @@ impl Inner {
                 d.max(self.policy.fetch_timeout)
             })
             .min(LONGEST_SPAN);
-        let token = tokio::time::timeout(deadline, self.source.fetch(cx))
+        let outcome = tokio::time::timeout(deadline, self.source.fetch(cx))
             .await
-            .map_err(|_| TokenError::Timeout(deadline))??;
+            .map_err(|_| TokenError::Timeout(deadline))
+            .and_then(|fetched| fetched);
+        let took = self.clock.now().saturating_duration_since(sent_at);
+        crate::metrics::fetched(reason, outcome.as_ref().map(|_| ()), took);
+        let token = outcome?;
         Ok(Fetched {
             token,
             sent_at,
@@ -223,6 +227,9 @@ impl Inner {
         });
         match finish {
             Finish::Installed { entry, changed } => {
+                crate::metrics::time_to_expiry(
+                    entry.deadlines.expires_at.saturating_duration_since(now),
+                );
                 tracing::debug!(
                     target: "bearer_cache",
                     key = %slot.key,

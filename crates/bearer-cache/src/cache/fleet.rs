@@ -258,6 +258,7 @@ impl Inner {
             return None;
         }
         self.counters.store_hit();
+        crate::metrics::store_hit();
         Some(Fetched {
             token: stored.token.clone(),
             sent_at,
@@ -333,6 +334,7 @@ impl Inner {
             }
             Err(message) => {
                 self.counters.store_error();
+                crate::metrics::store_error();
                 if link.healthy.swap(false, Ordering::Relaxed) {
                     tracing::warn!(
                         target: "bearer_cache",

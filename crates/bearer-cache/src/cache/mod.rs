@@ -121,6 +121,7 @@ impl TokenCache {
     async fn get_miss(&self, key: &TokenKey) -> Result<CachedToken, TokenError> {
         let slot = self.slot(key).await;
         self.inner.counters.miss();
+        crate::metrics::miss();
         self.inner.acquire(&slot, false).await
     }
 
@@ -153,6 +154,7 @@ impl TokenCache {
         let invalidated = slot.rejected(&self.inner, &rejected.entry);
         if invalidated {
             self.inner.counters.invalidation();
+            crate::metrics::invalidation();
             tracing::info!(
                 target: "bearer_cache",
                 key = %key,
@@ -225,6 +227,8 @@ impl Inner {
             return None;
         }
         self.counters.hit();
+        crate::metrics::hit();
+        crate::metrics::time_to_expiry(entry.deadlines.expires_at - now);
         if now >= entry.deadlines.refresh_at && slot.refresh_gate_open(self.millis_since_epoch(now))
         {
             slot.refresh_due(self, now);

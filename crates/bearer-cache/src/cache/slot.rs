@@ -115,6 +115,7 @@ impl Slot {
         drop(state);
         if let Some(work) = pending {
             inner.counters.background_refresh();
+            crate::metrics::background_refresh();
             work.spawn();
         }
     }
@@ -160,6 +161,7 @@ impl Inner {
                 Decision::Serve(entry) => return Ok(CachedToken { entry, hit: true }),
                 Decision::Join(id, fetch) | Decision::Started(id, fetch) => {
                     self.counters.wait();
+                    crate::metrics::wait();
                     match attempt::join(self, slot, id, fetch).await {
                         Ok(entry) => return Ok(CachedToken { entry, hit: false }),
                         Err(error) if !error.is_transient() => return Err(error),
@@ -171,11 +173,13 @@ impl Inner {
                     if !waited {
                         waited = true;
                         self.counters.retry_wait();
+                        crate::metrics::retry_wait();
                     }
                     self.clock.sleep(at.saturating_duration_since(now)).await;
                 }
                 Decision::Refuse(error) => {
                     self.counters.backoff_refusal();
+                    crate::metrics::backoff_refusal();
                     return Err(error);
                 }
             }

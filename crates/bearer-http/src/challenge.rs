@@ -14,7 +14,7 @@ use std::fmt;
 /// §11.2); values keep their case, with quoted-string escapes undone.
 ///
 /// ```
-/// use reqwest_bearer::parse_www_authenticate;
+/// use bearer_http::parse_www_authenticate;
 ///
 /// let challenges = parse_www_authenticate(r#"bearer Realm="api", error="invalid_token""#).unwrap();
 /// assert!(challenges[0].is_bearer());
@@ -60,7 +60,7 @@ impl Challenge {
     /// other schemes and for a Bearer challenge without `error`.
     ///
     /// ```
-    /// use reqwest_bearer::{BearerErrorCode, parse_www_authenticate};
+    /// use bearer_http::{BearerErrorCode, parse_www_authenticate};
     ///
     /// let c = parse_www_authenticate(r#"Bearer error="insufficient_scope", scope="admin""#).unwrap();
     /// assert_eq!(c[0].bearer_error(), Some(BearerErrorCode::InsufficientScope));
@@ -119,7 +119,7 @@ impl fmt::Display for BearerErrorCode {
 /// Why a `WWW-Authenticate` value could not be parsed.
 ///
 /// ```
-/// use reqwest_bearer::{ChallengeParseError, parse_www_authenticate};
+/// use bearer_http::{ChallengeParseError, parse_www_authenticate};
 ///
 /// let err = parse_www_authenticate(r#"Bearer realm="unterminated"#).unwrap_err();
 /// assert!(matches!(err, ChallengeParseError::UnterminatedQuotedString { at: 13 }));
@@ -165,7 +165,7 @@ pub enum ChallengeParseError {
 /// [`parse_www_authenticate_all`]).
 ///
 /// ```
-/// use reqwest_bearer::parse_www_authenticate;
+/// use bearer_http::parse_www_authenticate;
 ///
 /// let cs = parse_www_authenticate(
 ///     r#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple", Negotiate abc+/=="#,
@@ -187,7 +187,7 @@ pub fn parse_www_authenticate(input: &str) -> Result<Vec<Challenge>, ChallengePa
 /// do not parse (so one malformed field cannot hide a good one).
 ///
 /// ```
-/// use reqwest_bearer::parse_www_authenticate_all;
+/// use bearer_http::parse_www_authenticate_all;
 ///
 /// let cs = parse_www_authenticate_all(["Basic realm=\"a\"", "@@junk", "Bearer error=invalid_token"]);
 /// assert_eq!(cs.len(), 2);

@@ -1,13 +1,27 @@
 //! What a 401 means for the token that was sent (RFC 6750 §3.1).
 
-use http::HeaderMap;
 use http::header::WWW_AUTHENTICATE;
+use http::{HeaderMap, StatusCode};
 
 use crate::challenge::{BearerErrorCode, parse_www_authenticate_all};
 
-/// What to do about a 401.
+/// What a 401's `WWW-Authenticate` fields say about the token sent.
+///
+/// ```
+/// use bearer_cache::{StaticSource, TokenCache};
+/// use bearer_http::{Authorizer, Verdict};
+/// use http::{HeaderMap, HeaderValue, header::WWW_AUTHENTICATE};
+///
+/// let rules = Authorizer::builder(TokenCache::builder(StaticSource::new("t")).build())
+///     .allow_origin("https://api.example.com".parse()?)
+///     .build()?;
+/// let mut headers = HeaderMap::new();
+/// headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+/// assert_eq!(rules.verdict(&headers), Verdict::Refresh);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// The token is bad (expired, revoked): replace it and resend.
     Refresh,
     /// A new token would not help; the 401 is the answer.
@@ -49,10 +63,77 @@ pub(crate) fn verdict(headers: &HeaderMap, refresh_without_challenge: bool) -> V
     Verdict::Refresh
 }
 
+/// gRPC's status for a missing or bad credential (`UNAUTHENTICATED`).
+const GRPC_UNAUTHENTICATED: &[u8] = b"16";
+
+/// Whether a response rejects the token it carried, and what it says: a
+/// 401 is judged by its `WWW-Authenticate` fields; a gRPC `UNAUTHENTICATED`
+/// (`grpc-status: 16` in the headers of a trailers-only answer) blames the
+/// token. `None`: not a rejection.
+pub(crate) fn rejection(
+    status: StatusCode,
+    headers: &HeaderMap,
+    refresh_without_challenge: bool,
+) -> Option<Verdict> {
+    if status == StatusCode::UNAUTHORIZED {
+        Some(verdict(headers, refresh_without_challenge))
+    } else if grpc_unauthenticated(headers) {
+        Some(Verdict::Refresh)
+    } else {
+        None
+    }
+}
+
+/// Whether a request is a gRPC call (`content-type: application/grpc…`),
+/// whose answer may reject the token in its trailers.
+pub(crate) fn is_grpc(request_headers: &HeaderMap) -> bool {
+    request_headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Whether headers or trailers carry `grpc-status: 16`.
+pub(crate) fn grpc_unauthenticated(fields: &HeaderMap) -> bool {
+    fields
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == GRPC_UNAUTHENTICATED)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn rejections_are_401s_and_grpc_unauthenticated() {
+        let mut grpc = HeaderMap::new();
+        grpc.insert("grpc-status", HeaderValue::from_static("16"));
+        assert_eq!(
+            rejection(StatusCode::OK, &grpc, false),
+            Some(Verdict::Refresh)
+        );
+        grpc.insert("grpc-status", HeaderValue::from_static("7"));
+        assert_eq!(rejection(StatusCode::OK, &grpc, false), None);
+        assert!(!grpc_unauthenticated(&grpc));
+        for (content_type, grpc) in [
+            ("application/grpc", true),
+            ("application/grpc+proto", true),
+            ("application/json", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
+            );
+            assert_eq!(is_grpc(&h), grpc, "{content_type}");
+        }
+        assert!(!is_grpc(&HeaderMap::new()));
+        assert_eq!(rejection(StatusCode::FORBIDDEN, &headers(&[]), true), None);
+        assert_eq!(
+            rejection(StatusCode::UNAUTHORIZED, &headers(&[]), true),
+            Some(Verdict::Refresh)
+        );
+    }
 
     fn headers(values: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use http::Uri;
 use url::{Host, Url};
 
 use crate::error::BuildError;
@@ -29,6 +30,23 @@ impl AllowedOrigin {
         url.scheme() == self.scheme
             && url.host_str() == Some(self.host.as_str())
             && url.port_or_known_default() == Some(self.port)
+    }
+
+    /// An `http::Uri` keeps the host's letter case and has no default
+    /// port; anything `url` would have normalized further (odd IPv4 forms,
+    /// percent-encoding) simply does not match.
+    fn matches_uri(&self, uri: &Uri) -> bool {
+        let scheme = uri.scheme_str();
+        let port = uri.port_u16().or(match scheme {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+        scheme == Some(self.scheme.as_str())
+            && uri
+                .host()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+            && port == Some(self.port)
     }
 }
 
@@ -77,6 +95,12 @@ impl AllowedOrigins {
     /// Whether `url` belongs to an allowed origin.
     pub(crate) fn allows(&self, url: &Url) -> bool {
         self.origins.iter().any(|o| o.matches(url))
+    }
+
+    /// Whether `uri` (absolute, as an HTTP client sends it) belongs to an
+    /// allowed origin. A relative URI belongs to none.
+    pub(crate) fn allows_uri(&self, uri: &Uri) -> bool {
+        self.origins.iter().any(|o| o.matches_uri(uri))
     }
 
     /// The allowed origins, serialized and sorted (for `Debug`).
@@ -158,6 +182,30 @@ mod tests {
         assert!(!o.allows(&url("https://api.example.com:8443/")));
         assert!(!o.allows(&url("https://evil.example.com/")));
         assert!(!o.allows(&url("https://api.example.com.evil.net/")));
+    }
+
+    #[test]
+    fn uri_and_url_agree_on_origins() {
+        let o = set(&[
+            "https://api.example.com",
+            "http://[::1]:9",
+            "http://127.0.0.1:8080",
+        ]);
+        for (input, allowed) in [
+            ("https://api.example.com/x?q=1", true),
+            ("https://API.Example.com:443/", true),
+            ("http://api.example.com/", false),
+            ("https://api.example.com:8443/", false),
+            ("https://api.example.com.evil.net/", false),
+            ("http://[::1]:9/", true),
+            ("http://127.0.0.1:8080/", true),
+            ("http://127.0.0.1/", false),
+        ] {
+            let uri: Uri = input.parse().unwrap();
+            assert_eq!(o.allows_uri(&uri), allowed, "{input}");
+            assert_eq!(o.allows(&url(input)), allowed, "{input}");
+        }
+        assert!(!o.allows_uri(&"/relative".parse().unwrap()));
     }
 
     #[test]

@@ -1,0 +1,327 @@
+//! The decisions every adapter takes per request, in one place.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bearer_cache::{CachedToken, TokenCache, TokenError, TokenKey};
+use http::header::AUTHORIZATION;
+use http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use url::Url;
+
+use crate::builder::AuthBuilder;
+use crate::extensions::{NoAuthRetry, SkipAuth};
+use crate::origin::AllowedOrigins;
+use crate::rejection::{Verdict, grpc_unauthenticated, is_grpc, rejection, verdict};
+use crate::resend::Resends;
+
+/// A token cache and the rules for using its tokens over HTTP: which
+/// requests get a token, what a 401 means, whether a request may be resent.
+/// Adapters (the reqwest middleware, the tower layer) hold one and ask it;
+/// they decide nothing themselves. Cheap to clone.
+///
+/// ```
+/// use bearer_cache::{StaticSource, TokenCache};
+/// use bearer_http::{Authorizer, Skipped};
+/// use http::{Extensions, HeaderMap};
+///
+/// let cache = TokenCache::builder(StaticSource::new("t0k3n")).build();
+/// let auth = Authorizer::builder(cache)
+///     .allow_origin("https://api.example.com".parse()?)
+///     .build()?;
+/// let (headers, extensions) = (HeaderMap::new(), Extensions::new());
+/// let api = "https://api.example.com/orders".parse()?;
+/// assert_eq!(auth.check_uri(&api, &headers, &extensions), Ok(()));
+/// let elsewhere = "https://evil.example.com/".parse()?;
+/// assert_eq!(
+///     auth.check_uri(&elsewhere, &headers, &extensions),
+///     Err(Skipped::OriginNotAllowed)
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Authorizer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache: TokenCache,
+    origins: AllowedOrigins,
+    settings: Settings,
+}
+
+/// The knobs besides origins, with their defaults (documented on
+/// [`AuthBuilder`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) default_key: TokenKey,
+    pub(crate) max_auth_retries: u32,
+    pub(crate) retry_non_idempotent: bool,
+    pub(crate) refresh_without_challenge: bool,
+    pub(crate) replace_authorization: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_key: TokenKey::new(),
+            max_auth_retries: 1,
+            retry_non_idempotent: true,
+            refresh_without_challenge: true,
+            replace_authorization: false,
+        }
+    }
+}
+
+/// Why a request goes without a token ([`Authorizer::check_url`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Skipped {
+    /// The request carries [`SkipAuth`].
+    SkipAuth,
+    /// Its origin is not allowed.
+    OriginNotAllowed,
+    /// It already carries `Authorization`, and replacing it is off.
+    AuthorizationPresent,
+}
+
+impl Skipped {
+    /// A short snake_case name, for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skipped::SkipAuth => "skip_auth",
+            Skipped::OriginNotAllowed => "origin_not_allowed",
+            Skipped::AuthorizationPresent => "authorization_present",
+        }
+    }
+}
+
+impl Authorizer {
+    /// Starts configuring an authorizer over `cache`; adapters offer the
+    /// same builder under their own `builder`.
+    pub fn builder(cache: TokenCache) -> AuthBuilder<Authorizer> {
+        AuthBuilder::new(cache)
+    }
+
+    pub(crate) fn new(cache: TokenCache, origins: AllowedOrigins, settings: Settings) -> Self {
+        Authorizer {
+            inner: Arc::new(Inner {
+                cache,
+                origins,
+                settings,
+            }),
+        }
+    }
+
+    /// The cache tokens come from.
+    pub fn cache(&self) -> &TokenCache {
+        &self.inner.cache
+    }
+
+    /// Whether a request to `url` with these headers and extensions gets a
+    /// token, or why not.
+    pub fn check_url(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<(), Skipped> {
+        self.check(|o| o.allows(url), headers, extensions)
+    }
+
+    /// [`check_url`](Self::check_url) for an `http::Uri`, which must be
+    /// absolute (scheme and authority) to match an origin.
+    pub fn check_uri(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<(), Skipped> {
+        self.check(|o| o.allows_uri(uri), headers, extensions)
+    }
+
+    fn check(
+        &self,
+        allowed: impl FnOnce(&AllowedOrigins) -> bool,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<(), Skipped> {
+        if extensions.get::<SkipAuth>().is_some() {
+            return Err(Skipped::SkipAuth);
+        }
+        if !allowed(&self.inner.origins) {
+            return Err(Skipped::OriginNotAllowed);
+        }
+        if !self.inner.settings.replace_authorization && headers.contains_key(AUTHORIZATION) {
+            return Err(Skipped::AuthorizationPresent);
+        }
+        Ok(())
+    }
+
+    /// The key for requests without a [`TokenKey`] extension.
+    pub fn default_key(&self) -> &TokenKey {
+        &self.inner.settings.default_key
+    }
+
+    /// The key a request's token is for: its [`TokenKey`] extension, else
+    /// the default key.
+    pub fn key<'a>(&'a self, extensions: &'a Extensions) -> &'a TokenKey {
+        extensions
+            .get::<TokenKey>()
+            .unwrap_or(&self.inner.settings.default_key)
+    }
+
+    /// The resend budget of a request with this method and extensions:
+    /// none with [`NoAuthRetry`], none for a non-idempotent method unless
+    /// allowed, else `max_auth_retries`.
+    pub fn resends(&self, method: &Method, extensions: &Extensions) -> Resends {
+        let settings = &self.inner.settings;
+        let allowed = extensions.get::<NoAuthRetry>().is_none()
+            && (settings.retry_non_idempotent || method.is_idempotent());
+        Resends::new(if allowed {
+            settings.max_auth_retries
+        } else {
+            0
+        })
+    }
+
+    /// What a 401's headers say about the token it carried.
+    pub fn verdict(&self, headers: &HeaderMap) -> Verdict {
+        verdict(headers, self.inner.settings.refresh_without_challenge)
+    }
+
+    /// Whether a response (its status and headers) rejects the token the
+    /// request carried, and the verdict: a 401, judged by
+    /// [`verdict`](Self::verdict), or a gRPC `UNAUTHENTICATED` in the
+    /// headers, which blames the token. `None`: not a rejection.
+    pub fn rejection(&self, status: StatusCode, headers: &HeaderMap) -> Option<Verdict> {
+        rejection(
+            status,
+            headers,
+            self.inner.settings.refresh_without_challenge,
+        )
+    }
+
+    /// Whether the answer to a request with these headers can reject the
+    /// token in its trailers (a gRPC call), so an adapter should watch them.
+    pub fn trailers_may_reject(&self, request_headers: &HeaderMap) -> bool {
+        is_grpc(request_headers)
+    }
+
+    /// Whether a response's trailers reject the token (gRPC
+    /// `UNAUTHENTICATED` after the headers). The answer has been handed on
+    /// by then: the token can only be reported, not the request resent.
+    pub fn rejected_in_trailers(&self, trailers: &HeaderMap) -> bool {
+        let rejected = grpc_unauthenticated(trailers);
+        if rejected {
+            crate::metrics::rejection(Verdict::Refresh);
+        }
+        rejected
+    }
+
+    /// The `Authorization` value for `token`, marked sensitive; built once
+    /// per token and shared by every request that sends it.
+    pub fn header_value(token: &CachedToken) -> Result<HeaderValue, TokenError> {
+        token
+            .derived(|authorization| {
+                HeaderValue::from_str(authorization).ok().map(|mut value| {
+                    value.set_sensitive(true);
+                    value
+                })
+            })
+            // The cache admits only header-safe tokens, so this cannot fail
+            // today; it stays a typed error should that rule change.
+            .ok_or(TokenError::InvalidTokenValue)
+    }
+}
+
+impl fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Inner {
+            cache,
+            origins,
+            settings,
+        } = &*self.inner;
+        f.debug_struct("Authorizer")
+            .field("cache", cache)
+            .field("allowed_origins", &origins.sorted())
+            .field("default_key", &settings.default_key)
+            .field("max_auth_retries", &settings.max_auth_retries)
+            .field("retry_non_idempotent", &settings.retry_non_idempotent)
+            .field(
+                "refresh_without_challenge",
+                &settings.refresh_without_challenge,
+            )
+            .field(
+                "replace_existing_authorization",
+                &settings.replace_authorization,
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bearer_cache::StaticSource;
+
+    fn auth() -> Authorizer {
+        Authorizer::builder(TokenCache::builder(StaticSource::new("t")).build())
+            .allow_origin(Url::parse("https://api.example.com").unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// The idempotent-only policy leans on `http`'s RFC 9110 §9.2.2 list.
+    #[test]
+    fn idempotent_methods() {
+        for m in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+            assert!(m.parse::<Method>().unwrap().is_idempotent(), "{m}");
+        }
+        for m in ["POST", "PATCH", "CONNECT", "PROPFIND"] {
+            assert!(!m.parse::<Method>().unwrap().is_idempotent(), "{m}");
+        }
+    }
+
+    #[test]
+    fn skip_auth_and_existing_authorization_are_left_alone() {
+        let a = auth();
+        let uri: Uri = "https://api.example.com/x".parse().unwrap();
+        let mut ext = Extensions::new();
+        let mut headers = HeaderMap::new();
+        assert_eq!(a.check_uri(&uri, &headers, &ext), Ok(()));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        assert_eq!(
+            a.check_uri(&uri, &headers, &ext),
+            Err(Skipped::AuthorizationPresent)
+        );
+        ext.insert(SkipAuth);
+        assert_eq!(a.check_uri(&uri, &headers, &ext), Err(Skipped::SkipAuth));
+    }
+
+    #[test]
+    fn resend_budget_follows_method_and_markers() {
+        let a = auth();
+        let mut ext = Extensions::new();
+        assert!(a.resends(&Method::POST, &ext).keep_copy());
+        ext.insert(NoAuthRetry);
+        assert!(!a.resends(&Method::GET, &ext).keep_copy());
+        let strict = Authorizer::builder(a.cache().clone())
+            .allow_origin(Url::parse("https://api.example.com").unwrap())
+            .retry_non_idempotent(false)
+            .build()
+            .unwrap();
+        let none = Extensions::new();
+        assert!(!strict.resends(&Method::POST, &none).keep_copy());
+        assert!(strict.resends(&Method::PUT, &none).keep_copy());
+    }
+
+    #[test]
+    fn key_comes_from_the_extension_or_the_default() {
+        let a = auth();
+        let mut ext = Extensions::new();
+        assert_eq!(a.key(&ext), a.default_key());
+        let scoped = TokenKey::new().scope("admin");
+        ext.insert(scoped.clone());
+        assert_eq!(a.key(&ext), &scoped);
+    }
+}
