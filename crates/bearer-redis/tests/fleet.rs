@@ -191,24 +191,26 @@ impl Member {
     }
 
     /// Sends `signal` (`STOP`, `CONT`) to the member and returns once the
-    /// kernel reports it stopped (or no longer stopped).
+    /// kernel reports it stopped (or continued): `waitpid` blocks until the
+    /// child's state changes, so nothing is polled.
     fn signal(&mut self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {pid}");
-        let stopped = signal == "STOP";
-        // The state letter after the command name in /proc/<pid>/stat.
-        let state = || {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            let after_name = stat.rsplit_once(')').unwrap().1.trim_start().to_owned();
-            after_name.starts_with('T')
+        use rustix::process::{Pid, Signal, WaitOptions, kill_process, waitpid};
+        let pid = Pid::from_raw(self.child.id() as i32).expect("a child's pid is positive");
+        let (signal, wanted) = match signal {
+            "STOP" => (Signal::STOP, WaitOptions::UNTRACED),
+            "CONT" => (Signal::CONT, WaitOptions::CONTINUED),
+            other => panic!("no such signal in this test: {other}"),
         };
-        while state() != stopped {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        kill_process(pid, signal).expect("signal the member");
+        let (_, status) = waitpid(Some(pid), wanted)
+            .expect("waitpid on the member")
+            .expect("waitpid without WNOHANG reports a state");
+        let reached = if signal == Signal::STOP {
+            status.stopped()
+        } else {
+            status.continued()
+        };
+        assert!(reached, "the member did not change state: {status:?}");
     }
 
     /// The member's final report: its token's fingerprint, its fetches and

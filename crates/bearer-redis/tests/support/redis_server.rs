@@ -1,6 +1,6 @@
 //! A throw-away `redis-server` on a free loopback port, killed on drop.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 
@@ -33,16 +33,14 @@ impl RedisServer {
         replica.stop();
         replica.replica_of = Some(primary.port);
         replica.restart()?;
-        let limit = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        // The link coming up is the servers' own event; ask until it has.
-        while !replica
-            .info("replication")
-            .contains("master_link_status:up")
-        {
-            if std::time::Instant::now() > limit {
-                return Err("the replica did not sync with its primary".into());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        // One write on the primary, then WAIT on the same connection: the
+        // primary answers once the replica has acknowledged that write, so the
+        // link is up and in sync without asking again and again.
+        let acked = primary.cli_script("SET bearer-redis-test:sync 1\nWAIT 1 30000\n");
+        if acked.lines().last().map(str::trim) != Some("1") {
+            return Err(format!(
+                "the replica did not sync with its primary: {acked}"
+            ));
         }
         Ok(replica)
     }
@@ -63,6 +61,26 @@ impl RedisServer {
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(args)
             .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Runs `script` (one command a line) on a single connection.
+    fn cli_script(&self, script: &str) -> String {
+        let mut child = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run redis-cli");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(script.as_bytes())
+            .expect("write to redis-cli");
+        child
+            .wait_with_output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
     }
