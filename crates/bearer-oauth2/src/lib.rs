@@ -59,6 +59,7 @@
 //! which lifts the cache's usual 30 s
 //! [`fetch_timeout`](bearer_cache::TokenCacheBuilder::fetch_timeout) for them.
 
+mod assertion;
 mod client;
 mod discovery;
 mod error;
@@ -69,6 +70,7 @@ mod retry;
 mod scrub;
 mod transport;
 
+pub use assertion::{AssertionAudience, DEFAULT_ASSERTION_LIFETIME};
 /// Re-exported from [`bearer_cache`]: a JWT's `exp`, decoded but not verified.
 pub use bearer_cache::jwt_expiry;
 pub use client::{ClientAuth, OAuthClient};

@@ -76,6 +76,7 @@ mod api;
 mod api_challenge;
 mod authorize;
 mod authz;
+mod client_assertion;
 mod client_auth;
 mod config;
 mod control;
