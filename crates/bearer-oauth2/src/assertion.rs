@@ -96,16 +96,18 @@ mod tests {
             .unwrap()
             .with_kid("k9");
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let jws = client_assertion(
-            &key,
-            "svc",
-            "https://as/token",
-            now,
-            DEFAULT_ASSERTION_LIFETIME,
-        )
-        .unwrap();
+        let sign = || {
+            client_assertion(
+                &key,
+                "svc",
+                "https://as/token",
+                now,
+                DEFAULT_ASSERTION_LIFETIME,
+            )
+            .unwrap()
+        };
         let public = VerifyingKey::from_jwk(&key.public_jwk().unwrap()).unwrap();
-        let checked = verify(&jws, &public, &[Algorithm::ES256]).unwrap();
+        let checked = verify(&sign(), &public, &[Algorithm::ES256]).unwrap();
         assert_eq!(checked.header["kid"], "k9");
         let c = &checked.claims;
         assert_eq!(
@@ -117,14 +119,7 @@ mod tests {
             (c["iat"].as_u64(), c["exp"].as_u64()),
             (Some(1_000_000), Some(1_000_060))
         );
-        let again = client_assertion(
-            &key,
-            "svc",
-            "https://as/token",
-            now,
-            DEFAULT_ASSERTION_LIFETIME,
-        )
-        .unwrap();
+        let again = sign();
         let again = verify(&again, &public, &[Algorithm::ES256]).unwrap();
         assert_ne!(
             again.claims["jti"], c["jti"],

@@ -331,15 +331,8 @@ async fn server_with(client: ClientConfig) -> TestServer {
     TestServer::builder().primary_client(client).start().await
 }
 
-#[tokio::test]
-async fn client_secret_jwt_without_a_secret_fails_before_sending() {
-    let server = server(Kind::Secret).await;
-    let source = ClientCredentials::from_client(
-        OAuthClient::new(server.token_url(), CLIENT).auth_method(ClientAuth::ClientSecretJwt),
-    );
-    let err = fetch(&source, &TokenKey::default(), None)
-        .await
-        .unwrap_err();
+/// A failure of the source itself (nothing sent), not worth retrying.
+fn assert_permanent_source_error(err: &TokenError) {
     assert!(
         matches!(
             err,
@@ -350,6 +343,18 @@ async fn client_secret_jwt_without_a_secret_fails_before_sending() {
         ),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn client_secret_jwt_without_a_secret_fails_before_sending() {
+    let server = server(Kind::Secret).await;
+    let source = ClientCredentials::from_client(
+        OAuthClient::new(server.token_url(), CLIENT).auth_method(ClientAuth::ClientSecretJwt),
+    );
+    let err = fetch(&source, &TokenKey::default(), None)
+        .await
+        .unwrap_err();
+    assert_permanent_source_error(&err);
     assert!(
         err.to_string()
             .contains("client_secret_jwt needs a client secret"),
@@ -364,17 +369,7 @@ async fn a_key_parameter_may_not_override_the_assertion() {
     let source = ClientCredentials::from_client(client(&server, Kind::PrivateKey));
     for name in ["client_assertion", "client_assertion_type"] {
         let key = TokenKey::new().param(name, "forged");
-        let err = fetch(&source, &key, None).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                TokenError::Source {
-                    transient: false,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_permanent_source_error(&fetch(&source, &key, None).await.unwrap_err());
     }
     assert_eq!(server.control().counters().token_requests, 0);
 }
