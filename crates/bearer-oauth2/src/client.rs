@@ -10,7 +10,6 @@ use http::HeaderValue;
 use url::Url;
 
 use crate::assertion::{self, AssertionAudience, AssertionOptions};
-
 use crate::response::Parser;
 use crate::scrub::{Secrets, shown_url};
 use crate::transport::HttpOptions;
@@ -28,18 +27,13 @@ use crate::transport::HttpOptions;
 /// use bearer_jose::{Algorithm, SigningKey};
 /// use bearer_oauth2::{ClientAuth, ClientCredentials, OAuthClient};
 ///
-/// let pem = std::fs::read("service-key.pem").unwrap_or_default();
-/// # let key = SigningKey::generate(Algorithm::ES256)?.with_kid("svc-2026");
-/// # if false {
-/// let key = SigningKey::from_pem(Algorithm::RS256, &pem)?.with_kid("svc-2026");
-/// # }
-/// let source = ClientCredentials::from_client(
-///     OAuthClient::new("https://idp.example/oauth2/token".parse().unwrap(), "svc")
-///         .auth_method(ClientAuth::PrivateKeyJwt(key)),
-/// )
-/// .scope("orders:read");
-/// assert!(!format!("{source:?}").contains("PRIVATE"));
-/// # Ok::<(), bearer_jose::JoseError>(())
+/// fn orders_source(pem: &[u8]) -> Result<ClientCredentials, bearer_jose::JoseError> {
+///     let key = SigningKey::from_pem(Algorithm::RS256, pem)?.with_kid("svc-2026");
+///     let client = OAuthClient::new("https://idp.example/oauth2/token".parse().unwrap(), "svc")
+///         .auth_method(ClientAuth::PrivateKeyJwt(key));
+///     Ok(ClientCredentials::from_client(client).scope("orders:read"))
+/// }
+/// assert!(orders_source(b"not a key").is_err());
 /// ```
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
