@@ -20,6 +20,11 @@ pub const CLI_ID: &str = "cli";
 pub const WEB_ID: &str = "web";
 pub const WEB_SECRET: &str = "web-secret-0123456789";
 pub const TV_ID: &str = "tv";
+// Client authentication by assertion (issue 15); the keys are bearer-jose's
+// test fixtures, their public halves registered in provider.mjs.
+pub const PKJWT_ID: &str = "pkjwt";
+pub const SECRETJWT_ID: &str = "secretjwt";
+pub const SECRETJWT_SECRET: &str = "secretjwt-secret-0123456789-0123456789-0123456789";
 
 /// Long enough for Node to start on a loaded CI machine; only ever hit on failure.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
