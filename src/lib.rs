@@ -89,6 +89,9 @@ pub use bearer_cache as cache;
 /// The `secrecy` crate behind [`Secret`]: a `secrecy::SecretString` is
 /// accepted wherever a secret is.
 pub use bearer_cache::secrecy;
+/// Signing keys for `private_key_jwt` / `client_secret_jwt` and DPoP; its
+/// crypto backend follows this crate's TLS feature.
+pub use bearer_jose as jose;
 /// Token sources that speak OAuth 2.0 and login endpoints.
 pub use bearer_oauth2 as oauth2;
 /// The HTTP client this crate is built on, re-exported so your client and
