@@ -323,6 +323,7 @@ impl BearerAuth {
                         token = %state.token.fingerprint(),
                         "DPoP proof refused (401); resending with a fresh one"
                     );
+                    set_authorization(&mut resend, &state.token)?;
                     let target = prove(&mut resend, &state.token)?;
                     drop(response);
                     (response, state.carried) = state

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use crate::binding::Binding;
 use crate::TokenBinding;
+use crate::binding::Binding;
 
 /// A short, non-reversible name for a secret, safe to log.
 ///

@@ -237,7 +237,9 @@ mod tests {
         assert_ne!(again["jti"], claims["jti"]);
         assert!(again.get("ath").is_none());
         let elsewhere = key.proof("POST", "https://as.example/token", None).unwrap();
-        let elsewhere = verify(&elsewhere, &public, &[Algorithm::ES256]).unwrap().claims;
+        let elsewhere = verify(&elsewhere, &public, &[Algorithm::ES256])
+            .unwrap()
+            .claims;
         assert!(elsewhere.get("nonce").is_none());
         assert_eq!(
             bearer_jose::jwk_thumbprint(&header["jwk"]).unwrap(),

@@ -69,7 +69,10 @@ mod tests {
 
     #[test]
     fn origins_are_scheme_and_authority() {
-        assert_eq!(origin_of("https://a.example:8443/x/y"), "https://a.example:8443");
+        assert_eq!(
+            origin_of("https://a.example:8443/x/y"),
+            "https://a.example:8443"
+        );
         assert_eq!(origin_of("https://a.example"), "https://a.example");
         assert_eq!(origin_of("weird"), "weird");
     }
@@ -82,7 +85,14 @@ mod tests {
         book.remember("https://a.example/other", "n2");
         assert_eq!(book.get("https://a.example/api").as_deref(), Some("n2"));
         assert_eq!(book.get("https://b.example/api"), None);
-        for bad in ["", "a\"b", "a\\b", "a b", "é", &"x".repeat(MAX_NONCE_LEN + 1)] {
+        for bad in [
+            "",
+            "a\"b",
+            "a\\b",
+            "a b",
+            "é",
+            &"x".repeat(MAX_NONCE_LEN + 1),
+        ] {
             book.remember("https://a.example/", bad);
         }
         assert_eq!(book.get("https://a.example/").as_deref(), Some("n2"));
@@ -92,6 +102,9 @@ mod tests {
         assert_eq!(book.entries.lock().unwrap().len(), MAX_ORIGINS);
         // The least recently used went first.
         assert_eq!(book.get("https://a.example/"), None);
-        assert!(book.get(&format!("https://h{}.example/", MAX_ORIGINS + 9)).is_some());
+        assert!(
+            book.get(&format!("https://h{}.example/", MAX_ORIGINS + 9))
+                .is_some()
+        );
     }
 }

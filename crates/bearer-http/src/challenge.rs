@@ -483,7 +483,10 @@ mod tests {
                 "Bearer error=\"invalid_dpop_proof\"",
                 BearerErrorCode::InvalidDpopProof,
             ),
-            ("Bearer error=mac_invalid", BearerErrorCode::Other("mac_invalid".into())),
+            (
+                "Bearer error=mac_invalid",
+                BearerErrorCode::Other("mac_invalid".into()),
+            ),
         ] {
             let cs = parse(header);
             assert_eq!(cs[0].bearer_error(), Some(code.clone()), "{header}");
@@ -506,7 +509,9 @@ mod tests {
         assert!(cs[0].is_dpop());
         assert_eq!(cs[0].dpop_error(), Some(BearerErrorCode::InvalidDpopProof));
         assert_eq!(cs[0].param("algs"), Some("ES256"));
-        let cs = parse(r#"dpop error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#);
+        let cs = parse(
+            r#"dpop error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#,
+        );
         assert_eq!(cs[0].dpop_error(), Some(BearerErrorCode::UseDpopNonce));
         let cs = parse(r#"Bearer realm="api", DPoP algs="ES256 PS256""#);
         assert!(cs[1].is_dpop() && !cs[0].is_dpop());

@@ -82,7 +82,10 @@ mod tests {
         for (url, target) in [
             ("https://a.example/p/q?x=1#f", "https://a.example/p/q"),
             ("https://a.example", "https://a.example/"),
-            ("http://127.0.0.1:8080/a%20b?", "http://127.0.0.1:8080/a%20b"),
+            (
+                "http://127.0.0.1:8080/a%20b?",
+                "http://127.0.0.1:8080/a%20b",
+            ),
             ("https://u:p@a.example:8443/x?s", "https://a.example:8443/x"),
             ("https://u@a.example/x", "https://a.example/x"),
         ] {

@@ -173,7 +173,10 @@ mod tests {
             assert_eq!(is_grpc(&h), grpc, "{content_type}");
         }
         assert!(!is_grpc(&HeaderMap::new()));
-        assert_eq!(rejection(StatusCode::FORBIDDEN, &headers(&[]), true, false), None);
+        assert_eq!(
+            rejection(StatusCode::FORBIDDEN, &headers(&[]), true, false),
+            None
+        );
         assert_eq!(
             rejection(StatusCode::UNAUTHORIZED, &headers(&[]), true, false),
             Some(Verdict::Refresh)
@@ -261,9 +264,15 @@ mod tests {
             reprove(b"DPoP error=insufficient_scope"),
             Verdict::Final(_)
         ));
-        assert!(matches!(reprove(b"DPoP error=invalid_request"), Verdict::Final(_)));
+        assert!(matches!(
+            reprove(b"DPoP error=invalid_request"),
+            Verdict::Final(_)
+        ));
         assert!(matches!(reprove(b"Basic realm=x"), Verdict::Final(_)));
-        assert_eq!(bound_verdict(&headers(&[b"Basic realm=x"]), true), Verdict::Refresh);
+        assert_eq!(
+            bound_verdict(&headers(&[b"Basic realm=x"]), true),
+            Verdict::Refresh
+        );
         // Through `rejection`: only a bound token reads DPoP challenges.
         let nonce = headers(&[b"DPoP error=use_dpop_nonce"]);
         assert!(matches!(

@@ -144,17 +144,26 @@ mod tests {
     fn a_refused_proof_is_resent_once_beside_the_budget() {
         let nonce = Verdict::Reprove("use_dpop_nonce");
         // A bearer request has no such resend.
-        assert_eq!(Resends::new(1).after_rejection(nonce, true), Step::Final("use_dpop_nonce"));
+        assert_eq!(
+            Resends::new(1).after_rejection(nonce, true),
+            Step::Final("use_dpop_nonce")
+        );
         let mut r = Resends::new(1);
         r.allow_reproof();
         assert_eq!(r.after_rejection(nonce, true), Step::Reprove);
-        assert_eq!(r.after_rejection(nonce, true), Step::Final("use_dpop_nonce"));
+        assert_eq!(
+            r.after_rejection(nonce, true),
+            Step::Final("use_dpop_nonce")
+        );
         assert!(r.keep_copy());
         assert_eq!(r.after_rejection(Verdict::Refresh, true), Step::Resend);
         assert!(!r.keep_copy());
         let mut none = Resends::new(0);
         none.allow_reproof();
         assert!(!none.keep_copy());
-        assert_eq!(none.after_rejection(nonce, true), Step::Final("use_dpop_nonce"));
+        assert_eq!(
+            none.after_rejection(nonce, true),
+            Step::Final("use_dpop_nonce")
+        );
     }
 }

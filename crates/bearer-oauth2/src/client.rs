@@ -5,8 +5,8 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bearer_cache::{Secret, Token, TokenError, TokenKey};
-use http::HeaderValue;
 use bearer_dpop::DpopKey;
+use http::HeaderValue;
 use url::Url;
 
 use crate::response::Parser;

@@ -61,8 +61,7 @@ pub(crate) async fn request_token(
                     }
                 },
                 |raw| {
-                    if let Some(nonce) = raw.headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok())
-                    {
+                    if let Some(nonce) = raw.headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) {
                         dpop.remember_nonce(&target, nonce);
                     }
                     Parser::oauth(secrets)
@@ -72,7 +71,11 @@ pub(crate) async fn request_token(
                 },
             )
             .await;
-        if let Some(e) = unsigned.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(e) = unsigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             return Err(e);
         }
         match result {

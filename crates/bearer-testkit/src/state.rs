@@ -83,6 +83,7 @@ pub(crate) struct Shared {
     pub(crate) counters: Mutex<Counters>,
     pub(crate) last_headers: Mutex<HashMap<Endpoint, HeaderMap>>,
     pub(crate) last_token_request: Mutex<Option<TokenRequestRecord>>,
+    pub(crate) dpop: Mutex<crate::dpop::DpopState>,
     /// Seedable, for reproducible probabilistic faults.
     pub(crate) rng: Mutex<StdRng>,
     /// For the introspection validator.
@@ -113,6 +114,7 @@ impl Shared {
             counters: Mutex::default(),
             last_headers: Mutex::default(),
             last_token_request: Mutex::default(),
+            dpop: Mutex::default(),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             http: crate::client_builder().build().unwrap_or_default(),
         }
@@ -184,6 +186,7 @@ impl Shared {
                 exp_unix,
                 iat_unix: now.unix,
                 revoked: false,
+                jkt: None,
             },
         );
         (token, lifetime.as_secs())

@@ -27,10 +27,8 @@ impl Entry {
     pub(crate) fn new(token: Token, deadlines: Deadlines) -> Result<Self, TokenError> {
         check_usable(&token)?;
         let scheme = token.binding().map_or("Bearer", |b| b.scheme());
-        let authorization = SecretString::from(format!(
-            "{scheme} {}",
-            token.access_token().expose_secret()
-        ));
+        let authorization =
+            SecretString::from(format!("{scheme} {}", token.access_token().expose_secret()));
         Ok(Entry {
             fingerprint: token.access_token().fingerprint(),
             token,
