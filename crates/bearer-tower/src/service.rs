@@ -203,8 +203,8 @@ fn set_authorization<B>(
     let value = Authorizer::header_value(token).map_err(AuthError::NoToken)?;
     request.headers_mut().insert(AUTHORIZATION, value);
     if let Some(target) = target {
-        if let Some((name, proof)) = Authorizer::proof_header(token, request.method(), target)
-            .map_err(AuthError::NoToken)?
+        if let Some((name, proof)) =
+            Authorizer::proof_header(token, request.method(), target).map_err(AuthError::NoToken)?
         {
             request.headers_mut().insert(name, proof);
         }

@@ -31,7 +31,14 @@ async fn get(
     let request = Request::get(server.api_url("/api/echo?q=1").to_string())
         .body(Full::new(Bytes::new()))
         .unwrap();
-    client.ready().await.unwrap().call(request).await.unwrap().status()
+    client
+        .ready()
+        .await
+        .unwrap()
+        .call(request)
+        .await
+        .unwrap()
+        .status()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +53,9 @@ async fn bound_tokens_nonces_and_refused_proofs_through_the_layer() {
     server.control().require_dpop_nonce(true);
     server.control().rotate_dpop_nonce();
     assert_eq!(get(&mut client, &server).await, StatusCode::OK);
-    server.control().fail_next_dpop_proofs(1, DpopFault::WrongAth);
+    server
+        .control()
+        .fail_next_dpop_proofs(1, DpopFault::WrongAth);
     assert_eq!(get(&mut client, &server).await, StatusCode::OK);
     let counts = server.control().dpop_counts();
     assert_eq!((counts.nonce_challenges, counts.proofs_refused), (1, 1));
