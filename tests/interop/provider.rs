@@ -20,6 +20,9 @@ pub const CLI_ID: &str = "cli";
 pub const WEB_ID: &str = "web";
 pub const WEB_SECRET: &str = "web-secret-0123456789";
 pub const TV_ID: &str = "tv";
+/// A client whose tokens must be DPoP-bound (`dpop_bound_access_tokens`).
+pub const DPOP_ID: &str = "dpop-service";
+pub const DPOP_SECRET: &str = "dpop-service-secret-0123456789";
 
 /// Long enough for Node to start on a loaded CI machine; only ever hit on failure.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
