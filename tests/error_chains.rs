@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use bearer_testkit::TestServer;
 use reqwest_bearer::cache::{Cause, StoreError};
-use reqwest_bearer::oauth2::{ClientCredentials, DiscoveryError, FlowError, discover_with};
+use reqwest_bearer::oauth2::{
+    ClientCredentials, DiscoveryError, DpopError, FlowError, discover_with,
+};
 use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, OAuthError, RedirectRefused, StaticSource, TokenCache,
     TokenError, TokenKey, parse_www_authenticate,
@@ -76,6 +78,7 @@ fn token_errors(transport: TokenError) -> Vec<TokenError> {
         },
         TokenError::UnsupportedTokenType("mac".into()),
         TokenError::InvalidTokenValue,
+        TokenError::ProofFailed(Cause::new(bearer_jose::JoseError::NoBackend)),
         TokenError::BodyTooLarge { limit: 65536 },
         TokenError::Timeout(Duration::from_secs(10)),
         transport,
@@ -139,12 +142,20 @@ async fn every_error_chain_reads_once() {
                 .unwrap_err(),
         ),
         Box::new(BuildError::NoAllowedOrigin),
+        Box::new(DpopError::NotAsymmetric),
+        Box::new(DpopError::AlgorithmNotAccepted {
+            alg: bearer_jose::Algorithm::ES256,
+            offered: "RS256 PS256".into(),
+        }),
+        Box::new(DpopError::Key(bearer_jose::JoseError::Generate(
+            bearer_jose::Algorithm::ES256,
+        ))),
     ];
     for error in &others {
         reads_once(error.as_ref());
         checked += 1;
     }
-    assert_eq!(checked, 16 * 4 + 10);
+    assert_eq!(checked, 17 * 4 + 13);
 }
 
 fn reqwest_bearer_redis_value_error() -> bearer_redis::ValueError {
@@ -158,6 +169,6 @@ fn a_chain_prints_each_part_once() {
     assert_eq!(
         chain(&err).join(": "),
         "no bearer token could be obtained; the request was not sent: \
-         unsupported token type \"mac\": only Bearer tokens are supported"
+         unsupported token type \"mac\": only Bearer, and DPoP with a DPoP key, are supported"
     );
 }

@@ -152,9 +152,7 @@ pub enum TokenError {
     },
     /// The server issued a token of a type this source cannot use: not
     /// Bearer, nor DPoP from a source that holds a DPoP key (MAC, N_A…).
-    #[error(
-        "unsupported token type {0:?}: only Bearer tokens, and DPoP tokens from a source with a DPoP key, are supported"
-    )]
+    #[error("unsupported token type {0:?}: only Bearer, and DPoP with a DPoP key, are supported")]
     UnsupportedTokenType(String),
     /// The proof of possession for a bound (DPoP) token could not be made;
     /// the cause says why (a key that cannot sign).
