@@ -78,6 +78,9 @@ pub use middleware::{BearerAuth, BearerAuthBuilder};
 pub use redirect::RedirectRefused;
 pub use retry::BearerRetryStrategy;
 
+/// A DPoP key (RFC 9449) for a token source: see [`oauth2::OAuthClient::dpop`].
+pub use bearer_oauth2::DpopKey;
+
 pub use bearer_cache::{
     AccessToken, Backoff, CacheStats, CachedToken, Clock, Expiry, FetchContext, FetchReason,
     Fingerprint, ManualClock, OAuthError, RefreshToken, Secret, StaticSource, SystemClock, Token,

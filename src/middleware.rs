@@ -192,6 +192,12 @@ impl Middleware for BearerAuth {
         };
         span.record("token", display(token.fingerprint()));
         span.record("cache_hit", token.was_hit());
+        // The one branch bound (DPoP) tokens add here: their own path.
+        if token.binding().is_some() {
+            return Box::pin(self.bound(req, token, key, extensions, next))
+                .instrument(span)
+                .await;
+        }
 
         let resends = auth.resends(req.method(), extensions);
         // The only way to resend is a copy taken before sending; a streaming
@@ -229,6 +235,48 @@ impl Middleware for BearerAuth {
 }
 
 impl BearerAuth {
+    /// A request with a bound (DPoP) token: the bearer path plus a fresh
+    /// proof per send, the nonces answers carry, and one resend with a new
+    /// proof when the server refuses the proof rather than the token.
+    async fn bound(
+        &self,
+        mut req: Request,
+        token: CachedToken,
+        key: &TokenKey,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response> {
+        let auth = &self.auth;
+        let mut resends = auth.resends(req.method(), extensions);
+        resends.allow_reproof();
+        let spare = if resends.keep_copy() {
+            req.try_clone().map(Box::new)
+        } else {
+            None
+        };
+        let sent = Sent::new(req.url());
+        set_authorization(&mut req, &token)?;
+        let target = prove(&mut req, &token)?;
+        let (response, carried) = sent.track(next.clone().run(req, extensions)).await?;
+        Authorizer::observe_answer(&token, &target, response.headers());
+        if auth
+            .rejection_for(&token, response.status(), response.headers())
+            .is_none()
+        {
+            return Ok(response);
+        }
+        let rejected = Rejected {
+            key: key.clone(),
+            token,
+            spare,
+            resends,
+            sent,
+            carried,
+        };
+        self.after_unauthorized(response, rejected, extensions, next)
+            .await
+    }
+
     /// The 401 path: the authorizer decides; this replaces the token and
     /// resends while it says so.
     async fn after_unauthorized(
@@ -241,7 +289,9 @@ impl BearerAuth {
         let auth = &self.auth;
         let span = tracing::Span::current();
         loop {
-            let Some(verdict) = auth.rejection(response.status(), response.headers()) else {
+            let Some(verdict) =
+                auth.rejection_for(&state.token, response.status(), response.headers())
+            else {
                 return Ok(response);
             };
             if !state.carried {
@@ -257,6 +307,31 @@ impl BearerAuth {
                 Step::Final(reason) => {
                     tracing::debug!(target: "reqwest_bearer", reason, "401 returned as is");
                     return Ok(response);
+                }
+                Step::Reprove => {
+                    // The proof was refused, not the token: same token,
+                    // a fresh proof (with the nonce the answer gave).
+                    let Some(mut resend) = state.spare.take() else {
+                        return Ok(response);
+                    };
+                    if state.resends.keep_copy() {
+                        state.spare = resend.try_clone().map(Box::new);
+                    }
+                    span.record("auth_retry", true);
+                    tracing::debug!(
+                        target: "reqwest_bearer",
+                        token = %state.token.fingerprint(),
+                        "DPoP proof refused (401); resending with a fresh one"
+                    );
+                    set_authorization(&mut resend, &state.token)?;
+                    let target = prove(&mut resend, &state.token)?;
+                    drop(response);
+                    (response, state.carried) = state
+                        .sent
+                        .track(next.clone().run(*resend, extensions))
+                        .await?;
+                    Authorizer::observe_answer(&state.token, &target, response.headers());
+                    continue;
                 }
                 Step::Resend => state.spare.take(),
                 Step::Invalidate => {
@@ -292,11 +367,20 @@ impl BearerAuth {
                 "token rejected (401); resending with a fresh one"
             );
             set_authorization(&mut resend, &state.token)?;
+            // The copy was taken before any proof was added.
+            let target = if state.token.binding().is_some() {
+                Some(prove(&mut resend, &state.token)?)
+            } else {
+                None
+            };
             drop(response);
             (response, state.carried) = state
                 .sent
                 .track(next.clone().run(*resend, extensions))
                 .await?;
+            if let Some(target) = target {
+                Authorizer::observe_answer(&state.token, &target, response.headers());
+            }
         }
     }
 }
@@ -321,6 +405,18 @@ fn set_authorization(req: &mut Request, token: &CachedToken) -> Result<()> {
     let value = Authorizer::header_value(token).map_err(|e| fail(BearerError::NoToken(e)))?;
     req.headers_mut().insert(AUTHORIZATION, value);
     Ok(())
+}
+
+/// Adds a fresh proof for a bound token to `req`; answers the proof's
+/// target, where the answer's nonce belongs.
+fn prove(req: &mut Request, token: &CachedToken) -> Result<String> {
+    let target = bearer_http::proof_target(req.url()).into_owned();
+    if let Some((name, value)) = Authorizer::proof_header(token, req.method(), &target)
+        .map_err(|e| fail(BearerError::NoToken(e)))?
+    {
+        req.headers_mut().insert(name, value);
+    }
+    Ok(target)
 }
 
 impl fmt::Debug for BearerAuth {

@@ -8,7 +8,7 @@ use bearer_testkit::TestServer;
 use reqwest_bearer::cache::{Cause, StoreError};
 use reqwest_bearer::jose::{self, Algorithm, JoseError, SigningKey};
 use reqwest_bearer::oauth2::{
-    ClientAuth, ClientCredentials, DiscoveryError, FlowError, OAuthClient, discover_with,
+    ClientAuth, ClientCredentials, DiscoveryError, DpopError, FlowError, OAuthClient, discover_with,
 };
 use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, OAuthError, RedirectRefused, StaticSource, TokenCache,
@@ -79,6 +79,7 @@ fn token_errors(transport: TokenError) -> Vec<TokenError> {
         },
         TokenError::UnsupportedTokenType("mac".into()),
         TokenError::InvalidTokenValue,
+        TokenError::ProofFailed(Cause::new(bearer_jose::JoseError::NoBackend)),
         TokenError::BodyTooLarge { limit: 65536 },
         TokenError::Timeout(Duration::from_secs(10)),
         transport,
@@ -149,6 +150,14 @@ async fn every_error_chain_reads_once() {
             algorithm: "EdDSA".into(),
         }),
         Box::new(client_secret_jwt_without_a_secret().await),
+        Box::new(DpopError::NotAsymmetric),
+        Box::new(DpopError::AlgorithmNotAccepted {
+            alg: bearer_jose::Algorithm::ES256,
+            offered: "RS256 PS256".into(),
+        }),
+        Box::new(DpopError::Key(bearer_jose::JoseError::Generate(
+            bearer_jose::Algorithm::ES256,
+        ))),
     ];
     let jose: Vec<JoseError> = vec![
         SigningKey::from_pem(Algorithm::RS256, b"not a key").unwrap_err(),
@@ -169,7 +178,7 @@ async fn every_error_chain_reads_once() {
         reads_once(error.as_ref());
         checked += 1;
     }
-    assert_eq!(checked, 16 * 4 + 13 + 9);
+    assert_eq!(checked, 17 * 4 + 16 + 9);
 }
 
 /// `client_secret_jwt` configured without the secret it signs with.
@@ -198,6 +207,6 @@ fn a_chain_prints_each_part_once() {
     assert_eq!(
         chain(&err).join(": "),
         "no bearer token could be obtained; the request was not sent: \
-         unsupported token type \"mac\": only Bearer tokens are supported"
+         unsupported token type \"mac\": only Bearer, and DPoP with a DPoP key, are supported"
     );
 }

@@ -145,6 +145,58 @@ async fn echoed_token(client: &ClientWithMiddleware, server: &TestServer) -> Str
         .to_owned()
 }
 
+// --- DPoP ------------------------------------------------------------------------
+
+/// A test-only P-256 key as a private JWK; its `d` is the secret searched for.
+const DPOP_JWK: &str = r#"{"kty":"EC","crv":"P-256","x":"PJsuatQzVFBZL0dcS4BbB8HaD910mhHjdgGqKkbatLQ","y":"mMuaQw_L_GdHo2UfWWwMgp8IWdjtupzvyka_KoDY8tE","d":"KQiyJ7ZyEA2d2CRuYu972Wustgeu0nLd9IXR5AscQKs"}"#;
+const DPOP_D: &str = "KQiyJ7ZyEA2d2CRuYu972Wustgeu0nLd9IXR5AscQKs";
+
+/// The DPoP private key, the bound token and its proofs reach no output,
+/// through nonce challenges, refused proofs and a replaced token.
+#[tokio::test]
+async fn dpop_keys_tokens_and_proofs_leak_nothing() {
+    let mut audit = Audit::new();
+    audit.secret(DPOP_D);
+    let server = server_builder().start().await;
+    server.control().require_dpop_nonce(true);
+    let signing = bearer_jose::SigningKey::from_jwk(DPOP_JWK).unwrap();
+    audit.show(&signing);
+    let key = reqwest_bearer::DpopKey::new(signing).unwrap();
+    audit.show(&key);
+    let source = ClientCredentials::new(server.token_url(), CLIENT_ID, CLIENT_SECRET)
+        .scope("read")
+        .retries(0)
+        .dpop(key);
+    audit.show(&source);
+    let cache = TokenCache::builder(source).build();
+    let client = client(&server, cache.clone());
+    for step in 0..3 {
+        match step {
+            1 => server
+                .control()
+                .fail_next_dpop_proofs(1, bearer_testkit::DpopFault::WrongAth),
+            2 => server.control().revoke_all(),
+            _ => {}
+        }
+        let response = client
+            .get(server.api_url("/api/echo"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let echo: serde_json::Value = response.json().await.unwrap();
+        let headers = &echo["headers"];
+        let token = headers["authorization"].as_str().unwrap();
+        audit.secret(token.strip_prefix("DPoP ").unwrap());
+        audit.secret(headers["dpop"].as_str().unwrap());
+    }
+    let cached = cache.get(&TokenKey::new()).await.unwrap();
+    audit.show(&cached);
+    audit.show(cached.token());
+    audit.show(&cache);
+    audit.check();
+}
+
 // --- where tokens go ----------------------------------------------------------
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod browser;
 #[path = "../cli_driver/mod.rs"]
 mod cli_driver;
 mod client_assertion;
+mod dpop;
 mod provider;
 mod setup;
 #[path = "../../examples/web_app.rs"]

@@ -11,6 +11,7 @@
 // every event printed before it has been read once the answer arrives.
 // It exits when stdin closes, so no provider outlives the test that started it.
 
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -120,6 +121,17 @@ const clients = [
     scope: 'api:read',
   },
   // --- end of client authentication by assertion ---
+  // --- DPoP (issue 15): a service whose tokens must be DPoP-bound. ---
+  {
+    client_id: 'dpop-service',
+    client_secret: 'dpop-service-secret-0123456789',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    scope: 'api:read',
+    dpop_bound_access_tokens: true,
+  },
+  // --- end DPoP ---
 ];
 
 const configuration = {
@@ -133,6 +145,10 @@ const configuration = {
     deviceFlow: { enabled: true },
     // Login and consent pages that take plain form posts (any login, any password).
     devInteractions: { enabled: true },
+    // --- DPoP (issue 15): proofs must carry a server nonce (a 32-byte
+    // secret for this run only), so every client meets use_dpop_nonce once.
+    dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true, allowReplay: false },
+    // --- end DPoP ---
   },
   // Access tokens stay opaque (no resource indicators), so they can be
   // introspected: oidc-provider refuses to introspect JWTs.

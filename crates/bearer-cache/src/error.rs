@@ -150,9 +150,14 @@ pub enum TokenError {
         /// The start of the body, scrubbed of secrets.
         excerpt: String,
     },
-    /// The server issued a token that is not a bearer token (DPoP, MAC…).
-    #[error("unsupported token type {0:?}: only Bearer tokens are supported")]
+    /// The server issued a token of a type this source cannot use: not
+    /// Bearer, nor DPoP from a source that holds a DPoP key (MAC, N_A…).
+    #[error("unsupported token type {0:?}: only Bearer, and DPoP with a DPoP key, are supported")]
     UnsupportedTokenType(String),
+    /// The proof of possession for a bound (DPoP) token could not be made;
+    /// the cause says why (a key that cannot sign).
+    #[error("could not make the proof of possession for the token")]
+    ProofFailed(#[source] Cause),
     /// The token value cannot be sent in a header (control characters, CR/LF…).
     #[error("the token contains characters not allowed in an Authorization header")]
     InvalidTokenValue,
@@ -227,6 +232,7 @@ impl TokenError {
             | TokenError::AlreadyExpired => true,
             TokenError::Source { transient, .. } => *transient,
             TokenError::UnsupportedTokenType(_)
+            | TokenError::ProofFailed(_)
             | TokenError::InvalidTokenValue
             | TokenError::BodyTooLarge { .. }
             | TokenError::ReauthenticationRequired(_) => false,

@@ -74,6 +74,7 @@
 //! failures, panics, cancellations, clock jumps and hostile numbers.
 
 mod backoff;
+mod binding;
 mod cache;
 mod clock;
 mod error;
@@ -88,6 +89,7 @@ mod store;
 mod token;
 
 pub use backoff::Backoff;
+pub use binding::TokenBinding;
 pub use cache::{CachedToken, ChangeHook, TokenCache, TokenCacheBuilder};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{Cause, OAuthError, StoreError, TokenError, transient_status};

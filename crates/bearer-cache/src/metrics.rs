@@ -17,7 +17,7 @@
 //! | `bearer_token_fetches_total` | counter | `reason`, `outcome` | requests to the token source: `reason` is `initial`, `refresh_ahead`, `expired`, `rejected` or `forced`; `outcome` is `success`, `transient_error` or `permanent_error` |
 //! | `bearer_token_fetch_duration_seconds` | histogram | `outcome` | how long a request to the token source took |
 //! | `bearer_token_time_to_expiry_seconds` | gauge | | time left before the hard expiry of the token last served or installed |
-//! | `bearer_auth_rejections_total` | counter | `verdict` | responses that rejected the token sent (401, gRPC `UNAUTHENTICATED`): `refresh` (the token was blamed) or `final` (a new token would not help); from the adapters (feature `metrics` of `bearer-http`) |
+//! | `bearer_auth_rejections_total` | counter | `verdict` | responses that rejected the token sent (401, gRPC `UNAUTHENTICATED`): `refresh` (the token was blamed), `final` (a new token would not help) or `reprove` (a DPoP proof was refused: resent with a fresh one, the token kept); from the adapters (feature `metrics` of `bearer-http`) |
 //! | `bearer_auth_resends_total` | counter | | requests resent with a new token after a rejection (same) |
 //!
 //! Labels carry no key, token or URL: nothing secret, and a bounded number

@@ -1,10 +1,14 @@
 //! The vocabulary: secret values, tokens and their fingerprints.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+
+use crate::TokenBinding;
+use crate::binding::Binding;
 
 /// A short, non-reversible name for a secret, safe to log.
 ///
@@ -176,6 +180,7 @@ pub struct Token {
     refresh_token: Option<RefreshToken>,
     scopes: Option<Vec<String>>,
     refresh_in: Option<Duration>,
+    binding: Option<Binding>,
 }
 
 impl Token {
@@ -188,6 +193,7 @@ impl Token {
             refresh_token: None,
             scopes: None,
             refresh_in: None,
+            binding: None,
         }
     }
 
@@ -226,8 +232,22 @@ impl Token {
         self
     }
 
-    /// Sets the token type as the server named it (for reporting; the cache
-    /// only ever stores bearer tokens).
+    /// Binds the token to a key (DPoP): the cache then admits a token
+    /// whose type is the binding's scheme, and transports send it with
+    /// that scheme and a fresh proof per request. Set by the source that
+    /// made the proof of the token request.
+    pub fn with_binding(mut self, binding: Arc<dyn TokenBinding>) -> Self {
+        self.binding = Some(Binding(binding));
+        self
+    }
+
+    /// The key the token is bound to; `None` for a bearer token.
+    pub fn binding(&self) -> Option<&Arc<dyn TokenBinding>> {
+        self.binding.as_ref().map(|b| &b.0)
+    }
+
+    /// Sets the token type as the server named it. The cache admits
+    /// `Bearer`, and the scheme of the token's [`binding`](Self::binding).
     pub fn with_token_type(mut self, token_type: impl Into<String>) -> Self {
         self.token_type = token_type.into();
         self
@@ -238,7 +258,7 @@ impl Token {
         &self.access_token
     }
 
-    /// The token type, `Bearer`.
+    /// The token type: `Bearer`, or the bound scheme (`DPoP`).
     pub fn token_type(&self) -> &str {
         &self.token_type
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bearer_cache::{CachedToken, TokenCache, TokenError, TokenKey};
 use http::header::AUTHORIZATION;
-use http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use url::Url;
 
 use crate::builder::AuthBuilder;
@@ -198,6 +198,25 @@ impl Authorizer {
             status,
             headers,
             self.inner.settings.refresh_without_challenge,
+            false,
+        )
+    }
+
+    /// [`rejection`](Self::rejection) of the answer to a request that
+    /// carried `token`: for a bound (DPoP) token, `DPoP` challenges count
+    /// too, and a refused proof (`use_dpop_nonce`, `invalid_dpop_proof`)
+    /// is [`Verdict::Reprove`].
+    pub fn rejection_for(
+        &self,
+        token: &CachedToken,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Option<Verdict> {
+        rejection(
+            status,
+            headers,
+            self.inner.settings.refresh_without_challenge,
+            token.binding().is_some(),
         )
     }
 
@@ -231,6 +250,34 @@ impl Authorizer {
             // The cache admits only header-safe tokens, so this cannot fail
             // today; it stays a typed error should that rule change.
             .ok_or(TokenError::InvalidTokenValue)
+    }
+}
+
+impl Authorizer {
+    /// For a bound (DPoP) token, the proof header of one request: a fresh
+    /// proof for `method` and `target` ([`proof_target`](crate::proof_target)
+    /// of its URL) with the token's hash and the origin's latest nonce.
+    /// `Ok(None)` for a bearer token. Proofs are never reused.
+    pub fn proof_header(
+        token: &CachedToken,
+        method: &Method,
+        target: &str,
+    ) -> Result<Option<(HeaderName, HeaderValue)>, TokenError> {
+        match token.binding() {
+            None => Ok(None),
+            Some(binding) => {
+                crate::proof::proof_header(&**binding, token, method.as_str(), target).map(Some)
+            }
+        }
+    }
+
+    /// For a bound (DPoP) token, keeps the `DPoP-Nonce` an answer to a
+    /// request for `target` carries; a server may send a new one with any
+    /// answer, not only with its `use_dpop_nonce` challenge.
+    pub fn observe_answer(token: &CachedToken, target: &str, headers: &HeaderMap) {
+        if let Some(binding) = token.binding() {
+            crate::proof::remember_nonce(&**binding, target, headers);
+        }
     }
 }
 

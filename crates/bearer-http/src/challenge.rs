@@ -38,6 +38,11 @@ impl Challenge {
         self.scheme.eq_ignore_ascii_case("bearer")
     }
 
+    /// Whether the scheme is `DPoP` (RFC 9449 §7.1), in any letter case.
+    pub fn is_dpop(&self) -> bool {
+        self.scheme.eq_ignore_ascii_case("dpop")
+    }
+
     /// The `token68` form of the challenge's data, if it used that form.
     pub fn token68(&self) -> Option<&str> {
         self.token68.as_deref()
@@ -71,9 +76,28 @@ impl Challenge {
         }
         self.param("error").map(BearerErrorCode::from_code)
     }
+
+    /// The `error` code of a DPoP challenge (RFC 9449 §7.1: RFC 6750's
+    /// codes plus `invalid_dpop_proof` and `use_dpop_nonce`); `None` for
+    /// other schemes and for a DPoP challenge without `error`.
+    ///
+    /// ```
+    /// use bearer_http::{BearerErrorCode, parse_www_authenticate};
+    ///
+    /// let c = parse_www_authenticate(r#"DPoP error="use_dpop_nonce", algs="ES256""#).unwrap();
+    /// assert_eq!(c[0].dpop_error(), Some(BearerErrorCode::UseDpopNonce));
+    /// assert_eq!(c[0].bearer_error(), None);
+    /// ```
+    pub fn dpop_error(&self) -> Option<BearerErrorCode> {
+        if !self.is_dpop() {
+            return None;
+        }
+        self.param("error").map(BearerErrorCode::from_code)
+    }
 }
 
-/// The error codes of RFC 6750 §3.1, and any other a server invents.
+/// The error codes of RFC 6750 §3.1 and RFC 9449 §7.1 (DPoP), and any
+/// other a server invents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BearerErrorCode {
@@ -83,18 +107,26 @@ pub enum BearerErrorCode {
     InsufficientScope,
     /// `invalid_request`: the request itself is wrong; don't resend it.
     InvalidRequest,
+    /// `invalid_dpop_proof` (DPoP): the proof was refused; a fresh proof
+    /// may work, a new token would not.
+    InvalidDpopProof,
+    /// `use_dpop_nonce` (DPoP): resend with the nonce the server gave in
+    /// its `DPoP-Nonce` header.
+    UseDpopNonce,
     /// Any other code, as sent.
     Other(String),
 }
 
 impl BearerErrorCode {
-    /// Maps a code to its variant; matching is exact, as RFC 6750 codes are
+    /// Maps a code to its variant; matching is exact, as the codes are
     /// lower-case identifiers.
     pub fn from_code(code: &str) -> Self {
         match code {
             "invalid_token" => BearerErrorCode::InvalidToken,
             "insufficient_scope" => BearerErrorCode::InsufficientScope,
             "invalid_request" => BearerErrorCode::InvalidRequest,
+            "invalid_dpop_proof" => BearerErrorCode::InvalidDpopProof,
+            "use_dpop_nonce" => BearerErrorCode::UseDpopNonce,
             other => BearerErrorCode::Other(other.to_owned()),
         }
     }
@@ -105,6 +137,8 @@ impl BearerErrorCode {
             BearerErrorCode::InvalidToken => "invalid_token",
             BearerErrorCode::InsufficientScope => "insufficient_scope",
             BearerErrorCode::InvalidRequest => "invalid_request",
+            BearerErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            BearerErrorCode::UseDpopNonce => "use_dpop_nonce",
             BearerErrorCode::Other(code) => code,
         }
     }
@@ -444,9 +478,14 @@ mod tests {
                 "Bearer error=invalid_request",
                 BearerErrorCode::InvalidRequest,
             ),
+            ("Bearer error=use_dpop_nonce", BearerErrorCode::UseDpopNonce),
             (
-                "Bearer error=use_dpop_nonce",
-                BearerErrorCode::Other("use_dpop_nonce".into()),
+                "Bearer error=\"invalid_dpop_proof\"",
+                BearerErrorCode::InvalidDpopProof,
+            ),
+            (
+                "Bearer error=mac_invalid",
+                BearerErrorCode::Other("mac_invalid".into()),
             ),
         ] {
             let cs = parse(header);
@@ -459,6 +498,24 @@ mod tests {
     fn error_on_non_bearer_scheme_is_not_a_bearer_error() {
         let cs = parse("DPoP error=invalid_token");
         assert_eq!(cs[0].bearer_error(), None);
+        assert_eq!(cs[0].dpop_error(), Some(BearerErrorCode::InvalidToken));
+    }
+
+    #[test]
+    fn dpop_challenges_rfc9449_examples() {
+        let cs = parse(
+            r#"DPoP error="invalid_dpop_proof", error_description="Invalid DPoP key binding", algs="ES256""#,
+        );
+        assert!(cs[0].is_dpop());
+        assert_eq!(cs[0].dpop_error(), Some(BearerErrorCode::InvalidDpopProof));
+        assert_eq!(cs[0].param("algs"), Some("ES256"));
+        let cs = parse(
+            r#"dpop error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#,
+        );
+        assert_eq!(cs[0].dpop_error(), Some(BearerErrorCode::UseDpopNonce));
+        let cs = parse(r#"Bearer realm="api", DPoP algs="ES256 PS256""#);
+        assert!(cs[1].is_dpop() && !cs[0].is_dpop());
+        assert_eq!(cs[1].dpop_error(), None);
     }
 
     #[test]

@@ -6,7 +6,12 @@
 //! - **what a 401 means**: the `WWW-Authenticate` verdict
 //!   ([`Authorizer::verdict`], built on [`parse_www_authenticate`]);
 //! - **when to resend**: the per-request budget and its steps
-//!   ([`Authorizer::resends`], [`Resends`]).
+//!   ([`Authorizer::resends`], [`Resends`]);
+//! - **bound tokens** (DPoP, RFC 9449): a fresh proof per request
+//!   ([`Authorizer::proof_header`]), the nonces answers carry
+//!   ([`Authorizer::observe_answer`]), `DPoP` challenges
+//!   ([`Authorizer::rejection_for`]). A token's binding comes with it from
+//!   the cache, so adapters need no key of their own.
 //!
 //! An adapter holds an [`Authorizer`] and only moves requests; it decides
 //! nothing itself.
@@ -34,6 +39,7 @@ mod error;
 mod extensions;
 mod metrics;
 mod origin;
+mod proof;
 mod rejection;
 mod resend;
 
@@ -45,5 +51,6 @@ pub use challenge::{
 };
 pub use error::BuildError;
 pub use extensions::{NoAuthRetry, SkipAuth};
+pub use proof::{proof_target, proof_target_of_uri};
 pub use rejection::Verdict;
 pub use resend::{Resends, Step};

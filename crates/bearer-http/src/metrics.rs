@@ -12,6 +12,7 @@ pub(crate) fn rejection(verdict: Verdict) {
         let verdict = match verdict {
             Verdict::Refresh => "refresh",
             Verdict::Final(_) => "final",
+            Verdict::Reprove(_) => "reprove",
         };
         ::metrics::counter!("bearer_auth_rejections_total", "verdict" => verdict).increment(1);
     }

@@ -26,6 +26,10 @@ pub enum Verdict {
     Refresh,
     /// A new token would not help; the 401 is the answer.
     Final(&'static str),
+    /// The token is fine but its proof was refused (DPoP `use_dpop_nonce`,
+    /// `invalid_dpop_proof`): resend once with a fresh proof (carrying the
+    /// nonce the answer gave), keeping the token.
+    Reprove(&'static str),
 }
 
 /// Reads the `WWW-Authenticate` fields of a 401.
@@ -35,12 +39,7 @@ pub enum Verdict {
 /// the request: don't. A 401 without any Bearer challenge follows
 /// `refresh_without_challenge`.
 pub(crate) fn verdict(headers: &HeaderMap, refresh_without_challenge: bool) -> Verdict {
-    let values: Vec<std::borrow::Cow<'_, str>> = headers
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
-        .collect();
-    let challenges = parse_www_authenticate_all(values.iter().map(|v| v.as_ref()));
+    let challenges = challenges(headers);
     let mut bearer = challenges.iter().filter(|c| c.is_bearer()).peekable();
     if bearer.peek().is_none() {
         return if refresh_without_challenge {
@@ -63,6 +62,47 @@ pub(crate) fn verdict(headers: &HeaderMap, refresh_without_challenge: bool) -> V
     Verdict::Refresh
 }
 
+fn challenges(headers: &HeaderMap) -> Vec<crate::Challenge> {
+    let values: Vec<std::borrow::Cow<'_, str>> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect();
+    parse_www_authenticate_all(values.iter().map(|v| v.as_ref()))
+}
+
+/// Reads the `WWW-Authenticate` fields of a 401 to a request that carried
+/// a DPoP-bound token (RFC 9449 §7.1): its `DPoP` challenges, and `Bearer`
+/// ones from a server that answers in that scheme. A refused proof
+/// (`use_dpop_nonce`, `invalid_dpop_proof`) is resent with a fresh one
+/// before anything else, as a new token would be refused the same way;
+/// otherwise the codes mean what they mean for a bearer token.
+pub(crate) fn bound_verdict(headers: &HeaderMap, refresh_without_challenge: bool) -> Verdict {
+    let challenges = challenges(headers);
+    let codes: Vec<BearerErrorCode> = challenges
+        .iter()
+        .filter_map(|c| c.dpop_error().or_else(|| c.bearer_error()))
+        .collect();
+    if codes.contains(&BearerErrorCode::UseDpopNonce) {
+        return Verdict::Reprove("use_dpop_nonce: resent with the server's nonce");
+    }
+    if codes.contains(&BearerErrorCode::InvalidDpopProof) {
+        return Verdict::Reprove("invalid_dpop_proof: resent with a fresh proof");
+    }
+    if codes.contains(&BearerErrorCode::InsufficientScope) {
+        return Verdict::Final("insufficient_scope: a new token would not help");
+    }
+    if codes.contains(&BearerErrorCode::InvalidRequest) {
+        return Verdict::Final("invalid_request: the request itself was refused");
+    }
+    let challenged = challenges.iter().any(|c| c.is_dpop() || c.is_bearer());
+    if challenged || refresh_without_challenge {
+        Verdict::Refresh
+    } else {
+        Verdict::Final("401 without a DPoP or Bearer challenge")
+    }
+}
+
 /// gRPC's status for a missing or bad credential (`UNAUTHENTICATED`).
 const GRPC_UNAUTHENTICATED: &[u8] = b"16";
 
@@ -74,9 +114,14 @@ pub(crate) fn rejection(
     status: StatusCode,
     headers: &HeaderMap,
     refresh_without_challenge: bool,
+    bound: bool,
 ) -> Option<Verdict> {
     if status == StatusCode::UNAUTHORIZED {
-        Some(verdict(headers, refresh_without_challenge))
+        Some(if bound {
+            bound_verdict(headers, refresh_without_challenge)
+        } else {
+            verdict(headers, refresh_without_challenge)
+        })
     } else if grpc_unauthenticated(headers) {
         Some(Verdict::Refresh)
     } else {
@@ -109,11 +154,11 @@ mod tests {
         let mut grpc = HeaderMap::new();
         grpc.insert("grpc-status", HeaderValue::from_static("16"));
         assert_eq!(
-            rejection(StatusCode::OK, &grpc, false),
+            rejection(StatusCode::OK, &grpc, false, false),
             Some(Verdict::Refresh)
         );
         grpc.insert("grpc-status", HeaderValue::from_static("7"));
-        assert_eq!(rejection(StatusCode::OK, &grpc, false), None);
+        assert_eq!(rejection(StatusCode::OK, &grpc, false, false), None);
         assert!(!grpc_unauthenticated(&grpc));
         for (content_type, grpc) in [
             ("application/grpc", true),
@@ -128,9 +173,12 @@ mod tests {
             assert_eq!(is_grpc(&h), grpc, "{content_type}");
         }
         assert!(!is_grpc(&HeaderMap::new()));
-        assert_eq!(rejection(StatusCode::FORBIDDEN, &headers(&[]), true), None);
         assert_eq!(
-            rejection(StatusCode::UNAUTHORIZED, &headers(&[]), true),
+            rejection(StatusCode::FORBIDDEN, &headers(&[]), true, false),
+            None
+        );
+        assert_eq!(
+            rejection(StatusCode::UNAUTHORIZED, &headers(&[]), true, false),
             Some(Verdict::Refresh)
         );
     }
@@ -193,5 +241,47 @@ mod tests {
             b"Bearer error=\"invalid_token\", realm=\"caf\xe9\"",
         ]);
         assert_eq!(verdict(&h, false), Verdict::Refresh);
+    }
+
+    #[test]
+    fn dpop_challenges_judge_a_bound_token() {
+        let reprove = |v: &[u8]| bound_verdict(&headers(&[v]), false);
+        assert!(matches!(
+            reprove(b"DPoP error=\"use_dpop_nonce\", algs=\"ES256\""),
+            Verdict::Reprove(_)
+        ));
+        assert!(matches!(
+            reprove(b"DPoP error=\"invalid_dpop_proof\""),
+            Verdict::Reprove(_)
+        ));
+        // A nonce request wins over an invalid_token in another challenge.
+        let h = headers(&[b"Bearer error=invalid_token", b"DPoP error=use_dpop_nonce"]);
+        assert!(matches!(bound_verdict(&h, false), Verdict::Reprove(_)));
+        assert_eq!(reprove(b"DPoP error=\"invalid_token\""), Verdict::Refresh);
+        assert_eq!(reprove(b"DPoP algs=\"ES256\""), Verdict::Refresh);
+        assert_eq!(reprove(b"Bearer error=invalid_token"), Verdict::Refresh);
+        assert!(matches!(
+            reprove(b"DPoP error=insufficient_scope"),
+            Verdict::Final(_)
+        ));
+        assert!(matches!(
+            reprove(b"DPoP error=invalid_request"),
+            Verdict::Final(_)
+        ));
+        assert!(matches!(reprove(b"Basic realm=x"), Verdict::Final(_)));
+        assert_eq!(
+            bound_verdict(&headers(&[b"Basic realm=x"]), true),
+            Verdict::Refresh
+        );
+        // Through `rejection`: only a bound token reads DPoP challenges.
+        let nonce = headers(&[b"DPoP error=use_dpop_nonce"]);
+        assert!(matches!(
+            rejection(StatusCode::UNAUTHORIZED, &nonce, false, true),
+            Some(Verdict::Reprove(_))
+        ));
+        assert!(matches!(
+            rejection(StatusCode::UNAUTHORIZED, &nonce, false, false),
+            Some(Verdict::Final(_))
+        ));
     }
 }

@@ -21,6 +21,9 @@ use crate::rejection::Verdict;
 pub struct Resends {
     left: u32,
     replaced: bool,
+    /// Whether the one resend with a fresh proof (DPoP) is spent or was
+    /// never there (a bearer token, resending off).
+    reproved: bool,
 }
 
 /// What to do with a rejection ([`Resends::after_rejection`]).
@@ -39,6 +42,10 @@ pub enum Step {
     Return,
     /// Replace the token (`TokenCache::replace_rejected`) and resend the copy.
     Resend,
+    /// Keep the token and resend the copy with a fresh proof (DPoP): the
+    /// proof, not the token, was refused. Once per request, beside the
+    /// budget of [`Resend`](Self::Resend)s.
+    Reprove,
 }
 
 impl Resends {
@@ -47,21 +54,40 @@ impl Resends {
         Resends {
             left: max,
             replaced: false,
+            reproved: true,
+        }
+    }
+
+    /// Allows the one resend with a fresh proof a request with a bound
+    /// (DPoP) token may make, if resending is on at all. Adapters call it
+    /// for bound tokens only, so a bearer request keeps no extra copy.
+    pub fn allow_reproof(&mut self) {
+        if self.left > 0 {
+            self.reproved = false;
         }
     }
 
     /// Whether a copy of the request is worth keeping: a resend is still
     /// allowed.
     pub fn keep_copy(&self) -> bool {
-        self.left > 0
+        self.left > 0 || !self.reproved
     }
 
     /// The step after a rejection judged `verdict`, `has_copy` saying
     /// whether the adapter holds a copy to resend.
     pub fn after_rejection(&mut self, verdict: Verdict, has_copy: bool) -> Step {
         crate::metrics::rejection(verdict);
-        if let Verdict::Final(reason) = verdict {
-            return Step::Final(reason);
+        match verdict {
+            Verdict::Final(reason) => return Step::Final(reason),
+            Verdict::Reprove(reason) => {
+                if !has_copy || self.reproved {
+                    return Step::Final(reason);
+                }
+                self.reproved = true;
+                crate::metrics::resend();
+                return Step::Reprove;
+            }
+            Verdict::Refresh => {}
         }
         if has_copy && self.left > 0 {
             self.left -= 1;
@@ -112,5 +138,32 @@ mod tests {
             Step::Final("scope")
         );
         assert_eq!(r, Resends::new(1));
+    }
+
+    #[test]
+    fn a_refused_proof_is_resent_once_beside_the_budget() {
+        let nonce = Verdict::Reprove("use_dpop_nonce");
+        // A bearer request has no such resend.
+        assert_eq!(
+            Resends::new(1).after_rejection(nonce, true),
+            Step::Final("use_dpop_nonce")
+        );
+        let mut r = Resends::new(1);
+        r.allow_reproof();
+        assert_eq!(r.after_rejection(nonce, true), Step::Reprove);
+        assert_eq!(
+            r.after_rejection(nonce, true),
+            Step::Final("use_dpop_nonce")
+        );
+        assert!(r.keep_copy());
+        assert_eq!(r.after_rejection(Verdict::Refresh, true), Step::Resend);
+        assert!(!r.keep_copy());
+        let mut none = Resends::new(0);
+        none.allow_reproof();
+        assert!(!none.keep_copy());
+        assert_eq!(
+            none.after_rejection(nonce, true),
+            Step::Final("use_dpop_nonce")
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bearer_cache::{Secret, Token, TokenError, TokenKey};
+use bearer_dpop::DpopKey;
 use bearer_jose::SigningKey;
 use http::HeaderValue;
 use url::Url;
@@ -116,6 +117,7 @@ pub struct OAuthClient {
     assertion: AssertionOptions,
     defaults: TokenKey,
     pub(crate) options: HttpOptions,
+    dpop: Option<DpopKey>,
 }
 
 impl fmt::Debug for OAuthClient {
@@ -131,6 +133,7 @@ impl fmt::Debug for OAuthClient {
             .field("assertion", &self.assertion)
             .field("defaults", &self.defaults)
             .field("options", &self.options)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -182,6 +185,7 @@ impl OAuthClient {
             assertion: AssertionOptions::default(),
             defaults: TokenKey::new(),
             options: HttpOptions::default(),
+            dpop: None,
         }
     }
 
@@ -245,6 +249,34 @@ impl OAuthClient {
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.defaults = self.defaults.param(name, value);
         self
+    }
+
+    /// Binds the tokens to a DPoP key (RFC 9449; default: none, bearer
+    /// tokens). Every token request then carries a proof (`htm=POST`,
+    /// `htu` the token endpoint), a `use_dpop_nonce` answer is resent once
+    /// with the server's nonce, and a `token_type: DPoP` answer is taken
+    /// with the key attached, so the middleware and the tower layer send
+    /// `Authorization: DPoP …` with a fresh proof per request. Without a
+    /// key, a DPoP token is refused ([`TokenError::UnsupportedTokenType`]).
+    /// A bearer token from a server that ignores DPoP stays a bearer token.
+    ///
+    /// ```
+    /// use bearer_dpop::DpopKey;
+    /// use bearer_oauth2::ClientCredentials;
+    ///
+    /// let source = ClientCredentials::new("https://idp.example/token".parse()?, "svc", "s3cr3t")
+    ///     .dpop(DpopKey::generate()?);
+    /// assert!(format!("{source:?}").contains("DpopKey"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
+    /// The DPoP key tokens are bound to, if any.
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop.as_ref()
     }
 
     crate::transport::http_options!(
@@ -407,17 +439,21 @@ impl OAuthClient {
         form.extend(self.key_params(key, grant.send_scope)?);
         let secrets = self.request_secrets(&grant.secrets);
         let grant_type = grant.params.first().map_or("", |(_, v)| *v);
-        self.options
-            .exchange(
-                grant_type,
-                || self.authenticated_post(&self.token_url, form.clone()),
-                |raw| {
-                    Parser::oauth(&secrets)
-                        .at(self.options.clock.system_now())
-                        .parse(raw.status, &raw.headers, &raw.body)
-                },
-            )
-            .await
+        let Some(dpop) = &self.dpop else {
+            return self
+                .options
+                .exchange(
+                    grant_type,
+                    || self.authenticated_post(&self.token_url, form.clone()),
+                    |raw| {
+                        Parser::oauth(&secrets)
+                            .at(self.options.clock.system_now())
+                            .parse(raw.status, &raw.headers, &raw.body)
+                    },
+                )
+                .await;
+        };
+        crate::dpop::request_token(self, dpop, grant_type, &form, &secrets).await
     }
 
     /// The values scrubbed from a request's answers: the grant's own

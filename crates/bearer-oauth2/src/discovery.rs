@@ -45,6 +45,10 @@ pub struct ProviderMetadata {
     /// (`private_key_jwt`, `client_secret_jwt`), if it says.
     #[serde(default)]
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// The algorithms the provider takes DPoP proofs in (RFC 9449 §5.1),
+    /// if it says.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 
 impl std::fmt::Debug for ProviderMetadata {
@@ -69,6 +73,10 @@ impl std::fmt::Debug for ProviderMetadata {
             .field(
                 "token_endpoint_auth_signing_alg_values_supported",
                 &self.token_endpoint_auth_signing_alg_values_supported,
+            )
+            .field(
+                "dpop_signing_alg_values_supported",
+                &self.dpop_signing_alg_values_supported,
             )
             .finish()
     }
@@ -191,6 +199,14 @@ impl ProviderMetadata {
             return Err(DiscoveryError::AssertionAlgorithmNotSupported { algorithm });
         }
         Ok(OAuthClient::new(self.token_endpoint.clone(), client_id).auth_method(auth))
+    }
+
+    /// A new DPoP key in an algorithm the provider lists in
+    /// `dpop_signing_alg_values_supported` (ES256, generated); when it
+    /// lists others only, [`DpopError::AlgorithmNotAccepted`](crate::DpopError::AlgorithmNotAccepted)
+    /// says which, and you load such a key with [`DpopKey::new`](crate::DpopKey::new).
+    pub fn dpop_key(&self) -> Result<crate::DpopKey, crate::DpopError> {
+        crate::DpopKey::generate_for(&self.dpop_signing_alg_values_supported)
     }
 
     /// A client credentials source.

@@ -88,6 +88,7 @@
 mod assertion;
 mod client;
 mod discovery;
+mod dpop;
 mod error;
 mod grants;
 mod login;
@@ -99,6 +100,8 @@ mod transport;
 pub use assertion::{AssertionAudience, DEFAULT_ASSERTION_LIFETIME};
 /// Re-exported from [`bearer_cache`]: a JWT's `exp`, decoded but not verified.
 pub use bearer_cache::jwt_expiry;
+/// DPoP keys ([`OAuthClient::dpop`]), re-exported from `bearer-dpop`.
+pub use bearer_dpop::{DpopError, DpopKey};
 pub use client::{ClientAuth, OAuthClient};
 pub use discovery::{ProviderMetadata, discover, discover_with};
 pub use error::{DiscoveryError, FlowError, StorageError, flow_error};

@@ -207,6 +207,7 @@ impl TokenSource for LoginEndpoint {
             token_pointers: &pointers,
             default_lifetime: self.default_lifetime,
             now: self.options.clock.system_now(),
+            binding: None,
         };
         self.options
             .exchange(

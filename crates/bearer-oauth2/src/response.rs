@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bearer_cache::{Expiry, OAuthError, Token, TokenError, jwt_expiry};
+use std::sync::Arc;
+
+use bearer_cache::{Expiry, OAuthError, Token, TokenBinding, TokenError, jwt_expiry};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
@@ -65,6 +67,9 @@ pub(crate) struct Parser<'a> {
     pub default_lifetime: Option<Duration>,
     /// Wall-clock now, for an HTTP-date `Retry-After`.
     pub now: SystemTime,
+    /// The DPoP key the request's proof was signed with: a `DPoP` token is
+    /// taken, bound to it, only then.
+    pub binding: Option<Arc<dyn TokenBinding>>,
 }
 
 const OAUTH_POINTERS: &[&str] = &["/access_token"];
@@ -77,6 +82,15 @@ impl<'a> Parser<'a> {
             token_pointers: OAUTH_POINTERS,
             default_lifetime: None,
             now: SystemTime::now(),
+            binding: None,
+        }
+    }
+
+    /// The same reader, for a request that carried a proof of `binding`.
+    pub fn bound(self, binding: Arc<dyn TokenBinding>) -> Self {
+        Parser {
+            binding: Some(binding),
+            ..self
         }
     }
 
@@ -204,6 +218,11 @@ impl<'a> Parser<'a> {
                 "token response has no token_type; assuming Bearer"
             ),
             Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
+            Some(Value::String(t))
+                if self
+                    .binding
+                    .as_ref()
+                    .is_some_and(|b| t.eq_ignore_ascii_case(b.scheme())) => {}
             Some(Value::String(t)) => {
                 let shown: String = scrub(t, self.secrets).chars().take(40).collect();
                 return Err(TokenError::UnsupportedTokenType(shown));
@@ -244,6 +263,13 @@ impl<'a> Parser<'a> {
         };
 
         let mut token = Token::bearer(access_token).with_expiry(expiry);
+        if let (Some(binding), Some(Value::String(t))) = (&self.binding, field("token_type")) {
+            if t.eq_ignore_ascii_case(binding.scheme()) {
+                token = token
+                    .with_token_type(binding.scheme())
+                    .with_binding(binding.clone());
+            }
+        }
         match field("refresh_token") {
             None => {}
             Some(Value::String(r)) if !r.is_empty() => token = token.with_refresh_token(r.as_str()),

@@ -42,7 +42,8 @@ fn bearer_token(headers: &HeaderMap) -> Presented {
         return Presented::Malformed("the Authorization header is not ASCII");
     };
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    // A DPoP request got here past `dpop::api_layer`'s proof check.
+    if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("dpop") {
         // Another scheme is no bearer token at all (RFC 6750 §3.1).
         return Presented::Nothing;
     }

@@ -61,12 +61,24 @@ pub(crate) async fn token(
         }
     }
 
+    let dpop = match crate::dpop::at_token_endpoint(&shared, &headers) {
+        Ok(jkt) => jkt,
+        Err(answer) => {
+            shared.count(|c| c.token_errors += 1);
+            return answer;
+        }
+    };
     match run_grant(&shared, &headers, &params, &mut presented) {
         Ok(mut body) => {
+            if let Some(jkt) = dpop {
+                crate::dpop::bind_issued(&shared, &mut body, &jkt);
+            }
             if let Some(fault) = fault {
                 fault.reshape(&mut body, "expires_in");
             }
-            no_store_json(StatusCode::OK, &Value::Object(body))
+            let mut answer = no_store_json(StatusCode::OK, &Value::Object(body));
+            crate::dpop::with_nonce(&shared, &mut answer);
+            answer
         }
         Err(error) => {
             shared.count(|c| c.token_errors += 1);

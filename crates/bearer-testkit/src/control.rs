@@ -31,6 +31,31 @@ impl Control {
         &self.shared
     }
 
+    // --- DPoP (RFC 9449) --------------------------------------------------
+
+    /// Whether proofs must carry the server's current nonce, at the token
+    /// endpoint and the API (default off). Answers then carry it in
+    /// `DPoP-Nonce`, and a proof without it gets `use_dpop_nonce`.
+    pub fn require_dpop_nonce(&self, require: bool) {
+        lock(&self.shared.dpop).set_require_nonce(require);
+    }
+
+    /// Makes a new nonce current; proofs with the old one get
+    /// `use_dpop_nonce` and the new one.
+    pub fn rotate_dpop_nonce(&self) {
+        lock(&self.shared.dpop).rotate_nonce();
+    }
+
+    /// The next `n` proofs checked (token endpoint or API) meet `fault`.
+    pub fn fail_next_dpop_proofs(&self, n: u64, fault: crate::DpopFault) {
+        lock(&self.shared.dpop).push_faults(n, fault);
+    }
+
+    /// What the DPoP checks saw so far.
+    pub fn dpop_counts(&self) -> crate::DpopCounts {
+        lock(&self.shared.dpop).counts()
+    }
+
     // --- token endpoint -------------------------------------------------
 
     /// Lifetime of tokens issued from now on.

@@ -34,5 +34,6 @@ pub(crate) async fn document(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": scopes,
+        "dpop_signing_alg_values_supported": crate::dpop::ALGORITHMS.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
     }))
 }

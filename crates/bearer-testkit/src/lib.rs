@@ -83,6 +83,7 @@ mod control;
 mod counters;
 mod device;
 mod discovery;
+mod dpop;
 mod faults;
 mod introspection;
 mod jwt;
@@ -100,6 +101,7 @@ pub use control::Control;
 pub use counters::{
     ClientAuthCounts, ClientAuthMethod, Counters, Endpoint, GrantCounts, TokenRequestRecord,
 };
+pub use dpop::{DpopCounts, DpopFault};
 pub use faults::TokenFault;
 pub use server::{IntoSharedClock, TestServer, TestServerBuilder};
 pub use validator::{ApiValidator, basic_authorization};

@@ -37,6 +37,10 @@ pub(crate) fn main(shared: Arc<Shared>) -> Router {
         .route("/api/scoped/{scope}", any(api::scoped))
         .route("/api/status/{code}", any(api::status))
         .route("/api/challenge", any(api_challenge::challenge))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            crate::dpop::api_layer,
+        ))
         // Clients may stream large bodies in; read them all.
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)

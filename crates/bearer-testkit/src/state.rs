@@ -85,6 +85,7 @@ pub(crate) struct Shared {
     pub(crate) last_token_request: Mutex<Option<TokenRequestRecord>>,
     /// Seen client assertion `jti`s and assertion faults.
     pub(crate) assertions: Mutex<crate::client_assertion::AssertionBook>,
+    pub(crate) dpop: Mutex<crate::dpop::DpopState>,
     /// Seedable, for reproducible probabilistic faults.
     pub(crate) rng: Mutex<StdRng>,
     /// For the introspection validator.
@@ -116,6 +117,7 @@ impl Shared {
             last_headers: Mutex::default(),
             last_token_request: Mutex::default(),
             assertions: Mutex::default(),
+            dpop: Mutex::default(),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             http: crate::client_builder().build().unwrap_or_default(),
         }
@@ -187,6 +189,7 @@ impl Shared {
                 exp_unix,
                 iat_unix: now.unix,
                 revoked: false,
+                jkt: None,
             },
         );
         (token, lifetime.as_secs())

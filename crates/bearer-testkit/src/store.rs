@@ -32,6 +32,8 @@ pub(crate) struct AccessRecord {
     pub(crate) exp_unix: u64,
     pub(crate) iat_unix: u64,
     pub(crate) revoked: bool,
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`).
+    pub(crate) jkt: Option<String>,
 }
 
 #[derive(Debug)]

@@ -50,6 +50,8 @@ pub(crate) struct TokenInfo {
     pub(crate) subject: Option<String>,
     pub(crate) scope: Vec<String>,
     pub(crate) audience: Vec<String>,
+    /// The DPoP key thumbprint the token is bound to (`cnf.jkt`).
+    pub(crate) jkt: Option<String>,
 }
 
 impl ApiValidator {
@@ -67,6 +69,7 @@ impl ApiValidator {
                     subject: record.grant.subject.clone(),
                     scope: record.grant.scope.clone(),
                     audience: record.grant.audience.clone(),
+                    jkt: record.jkt.clone(),
                 })
             }
             ApiValidator::Introspection {
@@ -119,6 +122,7 @@ async fn introspect_remote(
         subject: body["sub"].as_str().map(str::to_owned),
         scope: split_scope(body["scope"].as_str().unwrap_or("")),
         audience,
+        jkt: body["cnf"]["jkt"].as_str().map(str::to_owned),
     })
 }
 

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bearer_cache::CachedToken;
+use bearer_cache::{CachedToken, TokenError};
 use bearer_http::{Authorizer, Step};
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
@@ -81,15 +81,28 @@ where
         None => auth.cache().get(&key).await.map_err(AuthError::NoToken)?,
     };
     let mut resends = auth.resends(request.method(), request.extensions());
+    // A bound (DPoP) token's proofs name the request's URL; `None` for a
+    // bearer token, the one thing its path checks.
+    let target = match token.binding() {
+        None => None,
+        Some(_) => {
+            resends.allow_reproof();
+            Some(proof_target(request.uri())?)
+        }
+    };
     let mut spare = resends
         .keep_copy()
         .then(|| try_clone_request(&request))
         .flatten();
     let watch_trailers = auth.trailers_may_reject(request.headers());
-    set_authorization(&mut request, &token)?;
+    set_authorization(&mut request, &token, target.as_deref())?;
     let mut response = inner.call(request).await.map_err(Into::into)?;
     loop {
-        let Some(verdict) = auth.rejection(response.status(), response.headers()) else {
+        if let Some(target) = &target {
+            Authorizer::observe_answer(&token, target, response.headers());
+        }
+        let Some(verdict) = auth.rejection_for(&token, response.status(), response.headers())
+        else {
             if !watch_trailers {
                 return Ok(unwatched(response));
             }
@@ -115,6 +128,31 @@ where
                 Some(resend) => resend,
                 None => return Ok(unwatched(response)),
             },
+            Step::Reprove => {
+                // The proof was refused, not the token: same token, a
+                // fresh proof with the nonce the answer gave.
+                let Some(mut resend) = spare.take() else {
+                    return Ok(unwatched(response));
+                };
+                if resends.keep_copy() {
+                    spare = try_clone_request(&resend);
+                }
+                tracing::debug!(
+                    target: "bearer_tower",
+                    token = %token.fingerprint(),
+                    "DPoP proof refused; resending with a fresh one"
+                );
+                set_authorization(&mut resend, &token, target.as_deref())?;
+                drop(response);
+                response = inner
+                    .ready()
+                    .await
+                    .map_err(Into::into)?
+                    .call(resend)
+                    .await
+                    .map_err(Into::into)?;
+                continue;
+            }
             // `Return`: the token was replaced already, and stays.
             _ => return Ok(unwatched(response)),
         };
@@ -133,7 +171,11 @@ where
             token = %token.fingerprint(),
             "token rejected; resending with a fresh one"
         );
-        set_authorization(&mut resend, &token)?;
+        let target = match token.binding() {
+            None => None,
+            Some(_) => Some(proof_target(resend.uri())?),
+        };
+        set_authorization(&mut resend, &token, target.as_deref())?;
         drop(response);
         response = inner
             .ready()
@@ -151,10 +193,33 @@ fn unwatched<R>(response: Response<R>) -> Response<ResponseBody<R>> {
     response.map(|body| ResponseBody::new(body, None))
 }
 
-fn set_authorization<B>(request: &mut Request<B>, token: &CachedToken) -> Result<(), AuthError> {
+/// Sets `Authorization`, and for a bound token (`target` known) a fresh
+/// proof.
+fn set_authorization<B>(
+    request: &mut Request<B>,
+    token: &CachedToken,
+    target: Option<&str>,
+) -> Result<(), AuthError> {
     let value = Authorizer::header_value(token).map_err(AuthError::NoToken)?;
     request.headers_mut().insert(AUTHORIZATION, value);
+    if let Some(target) = target {
+        if let Some((name, proof)) =
+            Authorizer::proof_header(token, request.method(), target).map_err(AuthError::NoToken)?
+        {
+            request.headers_mut().insert(name, proof);
+        }
+    }
     Ok(())
+}
+
+/// The proof target of an absolute URI (the origin check admits no other).
+fn proof_target(uri: &http::Uri) -> Result<String, AuthError> {
+    bearer_http::proof_target_of_uri(uri).ok_or_else(|| {
+        AuthError::NoToken(TokenError::source(
+            "a DPoP proof needs an absolute request URI",
+            false,
+        ))
+    })
 }
 
 impl<S> fmt::Debug for BearerService<S> {

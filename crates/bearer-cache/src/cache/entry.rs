@@ -26,8 +26,9 @@ impl Entry {
     /// stored tokens alike.
     pub(crate) fn new(token: Token, deadlines: Deadlines) -> Result<Self, TokenError> {
         check_usable(&token)?;
+        let scheme = token.binding().map_or("Bearer", |b| b.scheme());
         let authorization =
-            SecretString::from(format!("Bearer {}", token.access_token().expose_secret()));
+            SecretString::from(format!("{scheme} {}", token.access_token().expose_secret()));
         Ok(Entry {
             fingerprint: token.access_token().fingerprint(),
             token,
@@ -38,9 +39,12 @@ impl Entry {
     }
 }
 
-/// Whether a token can go into an `Authorization: Bearer` header.
+/// Whether a token can go into an `Authorization` header: a bearer token,
+/// or a token of its binding's scheme (a DPoP token without its key is as
+/// unusable as before).
 pub(crate) fn check_usable(token: &Token) -> Result<(), TokenError> {
-    if !token.token_type().eq_ignore_ascii_case("bearer") {
+    let scheme = token.binding().map_or("bearer", |b| b.scheme());
+    if !token.token_type().eq_ignore_ascii_case(scheme) {
         return Err(TokenError::UnsupportedTokenType(
             token.token_type().to_owned(),
         ));
@@ -70,8 +74,8 @@ impl CachedToken {
         self.entry.token.access_token()
     }
 
-    /// `Bearer <token>`, ready for an `Authorization` header (or gRPC
-    /// `authorization` metadata). Checked at fetch time to hold only visible
+    /// `Bearer <token>` (or `DPoP <token>` for a bound token), ready for an
+    /// `Authorization` header (or gRPC `authorization` metadata). Checked at fetch time to hold only visible
     /// ASCII, so it can never inject a header.
     pub fn expose_authorization_value(&self) -> &str {
         self.entry.authorization.expose_secret()
@@ -107,6 +111,13 @@ impl CachedToken {
         // Two first callers may race; either value is the same.
         let _ = self.entry.derived.set(Box::new(value.clone()));
         value
+    }
+
+    /// The key the token is bound to (DPoP); `None` for a bearer token, the
+    /// one branch a transport takes on its hot path.
+    #[inline]
+    pub fn binding(&self) -> Option<&std::sync::Arc<dyn crate::TokenBinding>> {
+        self.entry.token.binding()
     }
 
     /// The loggable fingerprint of the access token.

@@ -215,6 +215,10 @@ impl Inner {
     }
 
     async fn save(&self, link: &StoreLink, key: &str, fetched: &Fetched, lease: Option<&Lease>) {
+        // A bound token is useless without this process's key: not shared.
+        if fetched.token.binding().is_some() {
+            return;
+        }
         let stored = StoredToken::new(&fetched.token, fetched.sent_at_system);
         let ttl = self.policy.lifetime(&fetched.token, fetched.sent_at_system);
         self.store_call(link, link.store.save(key, &stored, ttl, lease))

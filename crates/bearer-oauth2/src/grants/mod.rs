@@ -104,6 +104,13 @@ macro_rules! client_options {
             self
         }
 
+        /// Binds the tokens to a DPoP key (RFC 9449); see
+        /// [`OAuthClient::dpop`](crate::OAuthClient::dpop).
+        pub fn dpop(mut self, key: bearer_dpop::DpopKey) -> Self {
+            self.client = self.client.dpop(key);
+            self
+        }
+
         /// Names the source in shared stores (default
         /// `<grant>:<client id>@<token url>`); never put a secret in it.
         pub fn with_id(mut self, id: impl Into<String>) -> Self {
