@@ -6,6 +6,7 @@ use http::HeaderMap;
 
 use crate::config::ClientConfig;
 use crate::counters::ClientAuthMethod;
+use crate::mtls::PeerCertificate;
 use crate::oauth::{OAuthError, param};
 use crate::state::Shared;
 
@@ -17,6 +18,8 @@ pub(crate) struct Presented {
     secret: Option<String>,
     /// A malformed or contradictory presentation.
     problem: Option<OAuthError>,
+    /// The TLS client certificate of the connection, if any.
+    certificate: Option<PeerCertificate>,
 }
 
 impl Presented {
@@ -33,6 +36,7 @@ impl Presented {
                 client_id: form_id,
                 secret: form_secret,
                 problem: None,
+                certificate: None,
             };
         };
         let mut presented = Presented {
@@ -40,6 +44,7 @@ impl Presented {
             client_id: None,
             secret: None,
             problem: None,
+            certificate: None,
         };
         match basic {
             Err(why) => presented.problem = Some(OAuthError::invalid_client(why, true)),
@@ -60,6 +65,12 @@ impl Presented {
         presented
     }
 
+    /// Adds the connection's client certificate (RFC 8705).
+    pub(crate) fn with_certificate(mut self, certificate: Option<PeerCertificate>) -> Self {
+        self.certificate = certificate;
+        self
+    }
+
     /// Checks the credentials against the registered clients.
     pub(crate) fn authenticate<'a>(
         &mut self,
@@ -75,6 +86,11 @@ impl Presented {
         let client = shared
             .client(id)
             .ok_or_else(|| OAuthError::invalid_client("unknown client", basic))?;
+        if let Some(registration) = &client.mtls {
+            let certificate = self.certificate.as_ref();
+            crate::mtls::authenticate(shared, registration, certificate, self.secret.is_some())?;
+            return Ok(client);
+        }
         match (client.secret(), self.secret.as_deref()) {
             (Some(_), None) => Err(OAuthError::invalid_client(
                 "client authentication required",

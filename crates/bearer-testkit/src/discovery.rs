@@ -19,7 +19,7 @@ pub(crate) async fn document(State(shared): State<Arc<Shared>>) -> Json<Value> {
             scopes.push(scope);
         }
     }
-    Json(json!({
+    let mut document = json!({
         "issuer": shared.issuer(),
         "token_endpoint": url("/token"),
         "authorization_endpoint": url("/authorize"),
@@ -33,5 +33,7 @@ pub(crate) async fn document(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": scopes,
-    }))
+    });
+    crate::mtls::advertise(&shared, &mut document);
+    Json(document)
 }

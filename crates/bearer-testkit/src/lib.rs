@@ -86,6 +86,7 @@ mod faults;
 mod introspection;
 mod jwt;
 mod login;
+mod mtls;
 mod oauth;
 mod routes;
 mod server;
@@ -100,6 +101,7 @@ pub use counters::{
     ClientAuthCounts, ClientAuthMethod, Counters, Endpoint, GrantCounts, TokenRequestRecord,
 };
 pub use faults::TokenFault;
+pub use mtls::{ClientCertificate, TestPki, TlsSubject};
 pub use server::{IntoSharedClock, TestServer, TestServerBuilder};
 pub use validator::{ApiValidator, basic_authorization};
 

@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) rng: Mutex<StdRng>,
     /// For the introspection validator.
     pub(crate) http: reqwest::Client,
+    /// Set when the mutual-TLS listener runs.
+    pub(crate) mtls: Option<crate::mtls::MtlsState>,
 }
 
 impl Shared {
@@ -115,6 +117,7 @@ impl Shared {
             last_token_request: Mutex::default(),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             http: crate::client_builder().build().unwrap_or_default(),
+            mtls: None,
         }
     }
 
