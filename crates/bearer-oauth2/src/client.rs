@@ -8,6 +8,7 @@ use bearer_cache::{Secret, Token, TokenError, TokenKey};
 use http::HeaderValue;
 use url::Url;
 
+use crate::mtls::TlsSetup;
 use crate::response::Parser;
 use crate::scrub::{Secrets, shown_url};
 use crate::transport::HttpOptions;
@@ -22,6 +23,26 @@ pub enum ClientAuth {
     Basic,
     /// `client_secret_post`: `client_id` and `client_secret` in the form.
     Post,
+    /// `tls_client_auth` (RFC 8705 §2.1): `client_id` in the form, no
+    /// secret; the client is known by its certificate, issued by a CA the
+    /// server trusts, given with
+    /// [`OAuthClient::tls_identity`] (or on your own
+    /// [`http_client`](OAuthClient::http_client)).
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): like
+    /// [`TlsClientAuth`](Self::TlsClientAuth), with a self-signed
+    /// certificate registered at the server.
+    SelfSignedTlsClientAuth,
+}
+
+impl ClientAuth {
+    /// Whether the client is known by its TLS certificate (RFC 8705).
+    pub fn by_certificate(self) -> bool {
+        matches!(
+            self,
+            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth
+        )
+    }
 }
 
 /// Parameters that belong to the protocol; a [`TokenKey`] may not set them.
@@ -71,6 +92,7 @@ pub struct OAuthClient {
     auth: ClientAuth,
     defaults: TokenKey,
     pub(crate) options: HttpOptions,
+    tls: TlsSetup,
 }
 
 impl fmt::Debug for OAuthClient {
@@ -85,6 +107,7 @@ impl fmt::Debug for OAuthClient {
             .field("auth", &self.auth)
             .field("defaults", &self.defaults)
             .field("options", &self.options)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -135,6 +158,7 @@ impl OAuthClient {
             auth: ClientAuth::default(),
             defaults: TokenKey::new(),
             options: HttpOptions::default(),
+            tls: TlsSetup::default(),
         }
     }
 
@@ -144,7 +168,10 @@ impl OAuthClient {
         self
     }
 
-    /// `client_secret_basic` (default) or `client_secret_post`.
+    /// How the client authenticates: `client_secret_basic` (default),
+    /// `client_secret_post`, or by certificate (`tls_client_auth`,
+    /// `self_signed_tls_client_auth`, which need
+    /// [`tls_identity`](Self::tls_identity)).
     pub fn auth_method(mut self, auth: ClientAuth) -> Self {
         self.auth = auth;
         self
@@ -182,6 +209,65 @@ impl OAuthClient {
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.defaults = self.defaults.param(name, value);
         self
+    }
+
+    /// The client certificate and key presented at the TLS layer of every
+    /// request (RFC 8705): for [`ClientAuth::TlsClientAuth`] and
+    /// [`ClientAuth::SelfSignedTlsClientAuth`], or to get access tokens
+    /// bound to the certificate with another method. Default: none.
+    ///
+    /// The token requests then go through an HTTP client built with it
+    /// (following no redirects, as the default one). Do not combine it
+    /// with [`http_client`](Self::http_client): requests would fail with
+    /// [`MtlsError::IdentityWithOwnClient`](crate::MtlsError::IdentityWithOwnClient);
+    /// build your client with `reqwest::ClientBuilder::identity` instead.
+    ///
+    /// A certificate-bound token (`cnf.x5t#S256`) is accepted by the API
+    /// only over a connection presenting the same certificate: build the
+    /// client you call the API with from the same identity.
+    ///
+    /// ```
+    /// use bearer_oauth2::{ClientAuth, ClientCredentials, OAuthClient, tls_identity_from_pem};
+    ///
+    /// # fn load() -> (Vec<u8>, Vec<u8>) {
+    /// #     let cert = bearer_testkit::ClientCertificate::self_signed("orders-service");
+    /// #     (cert.certificate_pem().into_bytes(), cert.private_key_pem().into_bytes())
+    /// # }
+    /// let (cert_pem, key_pem) = load(); // e.g. std::fs::read("client.crt"), ("client.key")
+    /// let identity = tls_identity_from_pem(&cert_pem, &key_pem)?;
+    /// let client = OAuthClient::new("https://mtls.idp.example/token".parse().unwrap(), "orders-service")
+    ///     .auth_method(ClientAuth::TlsClientAuth)
+    ///     .tls_identity(identity.clone());
+    /// let source = ClientCredentials::from_client(client).scope("orders:read");
+    /// // The API is called with the same certificate.
+    /// let api = reqwest::Client::builder().identity(identity).build().unwrap();
+    /// # let _ = (source, api);
+    /// # Ok::<(), bearer_oauth2::MtlsError>(())
+    /// ```
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    pub fn tls_identity(mut self, identity: reqwest::Identity) -> Self {
+        self.tls.set_identity(identity);
+        self.rebuild_tls_client();
+        self
+    }
+
+    /// Trusts `root` too when the client built for
+    /// [`tls_identity`](Self::tls_identity) checks the server's
+    /// certificate, for a token endpoint under a private CA (default: the
+    /// TLS backend's usual roots only). Without `tls_identity` it does
+    /// nothing: put it on your own client instead.
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    pub fn tls_root_certificate(mut self, root: reqwest::Certificate) -> Self {
+        self.tls.add_root(root);
+        self.rebuild_tls_client();
+        self
+    }
+
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    fn rebuild_tls_client(&mut self) {
+        if let Some(http) = self.tls.build() {
+            self.options.http = http;
+        }
     }
 
     crate::transport::http_options!(
@@ -263,6 +349,10 @@ impl OAuthClient {
             .post(url.clone())
             .header(http::header::ACCEPT, "application/json");
         match (&self.client_secret, self.auth) {
+            // The certificate authenticates; a secret is never sent.
+            (_, ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth) => {
+                form.push(("client_id".to_owned(), self.client_id.clone()));
+            }
             (Some(secret), ClientAuth::Basic) => {
                 request = request.header(
                     http::header::AUTHORIZATION,
@@ -287,6 +377,7 @@ impl OAuthClient {
         grant: Grant<'_>,
         key: &TokenKey,
     ) -> Result<Token, TokenError> {
+        self.check_tls()?;
         let mut form: Vec<(String, String)> = grant
             .params
             .iter()
@@ -307,6 +398,12 @@ impl OAuthClient {
                 },
             )
             .await
+    }
+
+    /// Whether the TLS setup lets a request be sent (RFC 8705).
+    pub(crate) fn check_tls(&self) -> Result<(), TokenError> {
+        self.tls
+            .check(self.auth.by_certificate(), self.options.own_client)
     }
 
     /// The values scrubbed from a request's answers: the grant's own

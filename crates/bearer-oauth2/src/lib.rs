@@ -64,6 +64,7 @@ mod discovery;
 mod error;
 mod grants;
 mod login;
+mod mtls;
 mod response;
 mod retry;
 mod scrub;
@@ -72,7 +73,7 @@ mod transport;
 /// Re-exported from [`bearer_cache`]: a JWT's `exp`, decoded but not verified.
 pub use bearer_cache::jwt_expiry;
 pub use client::{ClientAuth, OAuthClient};
-pub use discovery::{ProviderMetadata, discover, discover_with};
+pub use discovery::{MtlsEndpointAliases, ProviderMetadata, discover, discover_with};
 pub use error::{DiscoveryError, FlowError, StorageError, flow_error};
 pub use grants::authorization_code::{AuthorizationCode, AuthorizationRequest, PendingSignIn};
 pub use grants::client_credentials::ClientCredentials;
@@ -81,5 +82,8 @@ pub use grants::password::PasswordGrant;
 pub use grants::refresh::RefreshTokenGrant;
 pub use grants::user_sign_in::{MemoryRefreshTokens, RefreshTokenStorage, UserSignIn};
 pub use login::{LoginEncoding, LoginEndpoint};
+pub use mtls::MtlsError;
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+pub use mtls::tls_identity_from_pem;
 pub use response::parse_token_response;
 pub use transport::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT};

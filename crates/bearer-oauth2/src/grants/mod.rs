@@ -11,7 +11,7 @@ pub(crate) mod user_sign_in;
 /// Builder methods every grant forwards to its [`OAuthClient`](crate::OAuthClient).
 macro_rules! client_options {
     () => {
-        /// `client_secret_basic` (default) or `client_secret_post`.
+        /// How the client authenticates; see [`OAuthClient::auth_method`](crate::OAuthClient::auth_method).
         pub fn auth_method(mut self, auth: $crate::ClientAuth) -> Self {
             self.client = self.client.auth_method(auth);
             self
@@ -48,6 +48,22 @@ macro_rules! client_options {
         /// Adds a parameter sent with every token request.
         pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
             self.client = self.client.param(name, value);
+            self
+        }
+
+        /// The client certificate presented at the TLS layer; see
+        /// [`OAuthClient::tls_identity`](crate::OAuthClient::tls_identity).
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        pub fn tls_identity(mut self, identity: reqwest::Identity) -> Self {
+            self.client = self.client.tls_identity(identity);
+            self
+        }
+
+        /// A root certificate the client built for `tls_identity` trusts;
+        /// see [`OAuthClient::tls_root_certificate`](crate::OAuthClient::tls_root_certificate).
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        pub fn tls_root_certificate(mut self, root: reqwest::Certificate) -> Self {
+            self.client = self.client.tls_root_certificate(root);
             self
         }
 
