@@ -146,7 +146,8 @@ fn readiness(by_certificate: bool, has_identity: bool, own_client: bool) -> Resu
 
 /// A reqwest [`Identity`](reqwest::Identity) from a PEM certificate
 /// (chain) and its PEM private key, on either TLS backend: rustls reads
-/// PKCS #8, PKCS #1 (RSA) and SEC1 (EC) keys; native-tls only PKCS #8
+/// PKCS #8, PKCS #1 (RSA) and SEC1 (EC) keys; native-tls (also chosen by
+/// reqwest when both features are on) only PKCS #8
 /// (`-----BEGIN PRIVATE KEY-----`). The pair is tried on a TLS client
 /// at once, so a key that is not one, or does not fit the certificate,
 /// fails here rather than at the first request. The error shows none of
@@ -171,7 +172,9 @@ pub fn tls_identity_from_pem(
     Ok(identity)
 }
 
-#[cfg(feature = "rustls")]
+// With both backends on, reqwest's clients use native-tls, so its kind of
+// identity is the one made.
+#[cfg(all(feature = "rustls", not(feature = "native-tls")))]
 fn identity_from_pem(certificate: &[u8], key: &[u8]) -> reqwest::Result<reqwest::Identity> {
     // rustls reads one buffer holding both; zeroized once read.
     let mut both = zeroize::Zeroizing::new(Vec::with_capacity(certificate.len() + key.len() + 1));
@@ -181,7 +184,7 @@ fn identity_from_pem(certificate: &[u8], key: &[u8]) -> reqwest::Result<reqwest:
     reqwest::Identity::from_pem(&both)
 }
 
-#[cfg(all(feature = "native-tls", not(feature = "rustls")))]
+#[cfg(feature = "native-tls")]
 fn identity_from_pem(certificate: &[u8], key: &[u8]) -> reqwest::Result<reqwest::Identity> {
     reqwest::Identity::from_pkcs8_pem(certificate, key)
 }
