@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use bearer_testkit::TestServer;
 use reqwest_bearer::cache::{Cause, StoreError};
-use reqwest_bearer::oauth2::{ClientCredentials, DiscoveryError, FlowError, discover_with};
+use reqwest_bearer::oauth2::{
+    ClientAuth, ClientCredentials, DiscoveryError, FlowError, MtlsError, OAuthClient,
+    discover_with, tls_identity_from_pem,
+};
 use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, OAuthError, RedirectRefused, StaticSource, TokenCache,
     TokenError, TokenKey, parse_www_authenticate,
@@ -84,6 +87,8 @@ fn token_errors(transport: TokenError) -> Vec<TokenError> {
         TokenError::AlreadyExpired,
         TokenError::ReauthenticationRequired("the refresh token was refused".into()),
         TokenError::source("custom failure", false),
+        MtlsError::MissingIdentity.into(),
+        MtlsError::IdentityWithOwnClient.into(),
         FlowError::StateMismatch.into(),
         FlowError::AuthorizationFailed {
             code: "access_denied".into(),
@@ -105,7 +110,9 @@ fn token_errors(transport: TokenError) -> Vec<TokenError> {
 async fn every_error_chain_reads_once() {
     let transport = transport_error().await;
     let mut checked = 0;
-    for token_error in token_errors(transport.clone()) {
+    let mut errors = token_errors(transport.clone());
+    errors.push(unusable_identity_error().await);
+    for token_error in errors {
         reads_once(&token_error);
         reads_once(&BearerError::NoToken(token_error.clone()));
         reads_once(&BearerError::RefreshFailed(token_error.clone()));
@@ -139,12 +146,41 @@ async fn every_error_chain_reads_once() {
                 .unwrap_err(),
         ),
         Box::new(BuildError::NoAllowedOrigin),
+        Box::new(tls_identity_from_pem(b"no certificate", b"no key").unwrap_err()),
     ];
     for error in &others {
         reads_once(error.as_ref());
         checked += 1;
     }
-    assert_eq!(checked, 16 * 4 + 10);
+    assert_eq!(checked, 19 * 4 + 11);
+}
+
+/// `MtlsError::ClientBuild` as a fetch meets it: a key reqwest reads as
+/// PEM but no TLS backend can use.
+async fn unusable_identity_error() -> TokenError {
+    let cert = bearer_testkit::ClientCertificate::self_signed("svc");
+    let pem =
+        cert.certificate_pem() + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+    let identity = reqwest_bearer::reqwest::Identity::from_pem(pem.as_bytes()).unwrap();
+    let client = OAuthClient::new("https://idp.example/token".parse().unwrap(), "svc")
+        .auth_method(ClientAuth::TlsClientAuth)
+        .tls_identity(identity);
+    let err = TokenCache::builder(ClientCredentials::from_client(client))
+        .build()
+        .get(&TokenKey::new())
+        .await
+        .unwrap_err();
+    let TokenError::Source {
+        cause: Some(cause), ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(matches!(
+        cause.downcast_ref::<MtlsError>(),
+        Some(MtlsError::ClientBuild(_))
+    ));
+    err
 }
 
 fn reqwest_bearer_redis_value_error() -> bearer_redis::ValueError {
