@@ -53,6 +53,17 @@
 //! fingerprint. Excerpts of unexpected answers are cut to 200 characters
 //! with the request's secrets and anything token-like replaced.
 //!
+//! # Mutual TLS (RFC 8705)
+//! [`ClientAuth::TlsClientAuth`] and [`ClientAuth::SelfSignedTlsClientAuth`]
+//! authenticate by the client's certificate, given as a `reqwest::Identity`
+//! to [`OAuthClient::tls_identity`] (features `rustls` or `native-tls`,
+//! turned on by the root crate's TLS features); [`tls_identity_from_pem`]
+//! reads one on either backend. [`ProviderMetadata::for_mutual_tls`] takes
+//! the endpoints from discovery's `mtls_endpoint_aliases`. Certificate-bound
+//! tokens (`cnf.x5t#S256`) need nothing here: they are Bearer tokens, and
+//! the API client presents the same identity. What can go wrong before a
+//! request is sent is an [`MtlsError`].
+//!
 //! # Interactive grants and the cache's deadline
 //! [`AuthorizationCode`] and [`DeviceCode`] wait for a person; they tell the
 //! cache so through [`TokenSource::fetch_deadline`](bearer_cache::TokenSource::fetch_deadline),
