@@ -17,6 +17,7 @@
 mod browser;
 #[path = "../cli_driver/mod.rs"]
 mod cli_driver;
+mod mtls;
 mod provider;
 mod setup;
 #[path = "../../examples/web_app.rs"]

@@ -71,6 +71,27 @@ fn source(
     ClientCredentials::from_client(client)
 }
 
+/// One client credentials fetch at the TLS token endpoint, presenting `cert`.
+async fn fetch_as(
+    s: &Setup,
+    client_id: &str,
+    auth: ClientAuth,
+    cert: &ClientCertificate,
+) -> Result<bearer_cache::Token, TokenError> {
+    let source = source(s, client_id, auth, cert);
+    fetch(&source, &TokenKey::default(), None).await
+}
+
+/// One client credentials fetch through `client`.
+async fn fetch_with(client: OAuthClient) -> Result<bearer_cache::Token, TokenError> {
+    fetch(
+        &ClientCredentials::from_client(client),
+        &TokenKey::default(),
+        None,
+    )
+    .await
+}
+
 /// An API client over TLS presenting `cert` (or none).
 fn api_client(s: &Setup, cert: Option<&ClientCertificate>) -> reqwest::Client {
     let builder = s.pki.client_builder();
@@ -104,13 +125,9 @@ async fn each_certificate_method_gets_a_token_without_a_secret() {
         ("own-client", ClientAuth::SelfSignedTlsClientAuth, &s.own),
     ];
     for (client_id, auth, cert) in cases {
-        let token = fetch(
-            &source(&s, client_id, auth, cert),
-            &TokenKey::default(),
-            None,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{client_id}: {e:?}"));
+        let token = fetch_as(&s, client_id, auth, cert)
+            .await
+            .unwrap_or_else(|e| panic!("{client_id}: {e:?}"));
         assert!(!token.access_token().expose_secret().is_empty());
         let sent = s.server.control().last_token_request().unwrap();
         assert_eq!(sent.param("client_id"), Some(client_id));
@@ -140,13 +157,7 @@ async fn a_wrong_certificate_is_invalid_client() {
         ("own-client", ClientAuth::SelfSignedTlsClientAuth, &s.issued),
     ];
     for (client_id, auth, cert) in cases {
-        let err = fetch(
-            &source(&s, client_id, auth, cert),
-            &TokenKey::default(),
-            None,
-        )
-        .await
-        .unwrap_err();
+        let err = fetch_as(&s, client_id, auth, cert).await.unwrap_err();
         assert_eq!(
             err.oauth().map(|o| o.code.as_str()),
             Some("invalid_client"),
@@ -165,13 +176,7 @@ async fn no_certificate_is_refused_at_the_handshake_or_as_invalid_client() {
         .auth_method(ClientAuth::TlsClientAuth)
         .http_client(api_client(&s, None))
         .retries(0);
-    let err = fetch(
-        &ClientCredentials::from_client(no_cert),
-        &TokenKey::default(),
-        None,
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_with(no_cert).await.unwrap_err();
     assert!(matches!(err, TokenError::Transport(_)), "{err:?}");
     assert_eq!(s.server.control().counters().token_requests, 0);
 
@@ -180,13 +185,7 @@ async fn no_certificate_is_refused_at_the_handshake_or_as_invalid_client() {
     let no_cert = OAuthClient::new(s.server.mtls_url("/token"), "pki-client")
         .auth_method(ClientAuth::TlsClientAuth)
         .http_client(api_client(&s, None));
-    let err = fetch(
-        &ClientCredentials::from_client(no_cert),
-        &TokenKey::default(),
-        None,
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_with(no_cert).await.unwrap_err();
     let oauth = err.oauth().unwrap();
     assert_eq!(oauth.code, "invalid_client");
     assert_eq!(
@@ -217,13 +216,7 @@ async fn a_missing_identity_or_a_second_client_fails_before_any_request() {
         (both, "IdentityWithOwnClient"),
         (unusable, "ClientBuild"),
     ] {
-        let err = fetch(
-            &ClientCredentials::from_client(client),
-            &TokenKey::default(),
-            None,
-        )
-        .await
-        .unwrap_err();
+        let err = fetch_with(client).await.unwrap_err();
         assert!(!err.is_transient());
         let cause = err.source().unwrap();
         let mtls = cause.downcast_ref::<MtlsError>().unwrap();
@@ -298,15 +291,11 @@ async fn no_key_material_in_debug() {
 #[tokio::test]
 async fn a_bound_token_works_only_with_its_certificate() {
     let s = setup(true).await;
-    let token = fetch(
-        &source(
-            &s,
-            "own-client",
-            ClientAuth::SelfSignedTlsClientAuth,
-            &s.own,
-        ),
-        &TokenKey::default(),
-        None,
+    let token = fetch_as(
+        &s,
+        "own-client",
+        ClientAuth::SelfSignedTlsClientAuth,
+        &s.own,
     )
     .await
     .unwrap();
@@ -366,12 +355,7 @@ async fn discovery_aliases_lead_to_the_mutual_tls_endpoints() {
         .auth_method(ClientAuth::TlsClientAuth)
         .tls_identity(s.issued.identity())
         .tls_root_certificate(s.pki.root_certificate());
-    let token = fetch(
-        &ClientCredentials::from_client(client),
-        &TokenKey::default(),
-        None,
-    )
-    .await;
+    let token = fetch_with(client).await;
     assert!(token.is_ok(), "{token:?}");
     // Without aliases, nothing moves.
     let plain_provider = provider.clone();

@@ -132,6 +132,12 @@ impl TestPki {
         )
     }
 
+    /// The certificate (for `127.0.0.1` and `localhost`) and key the kit's
+    /// TLS listener serves, for another TLS server in a test to serve too.
+    pub fn server_certificate(&self) -> ClientCertificate {
+        self.inner.server.clone()
+    }
+
     /// The CA certificate, PEM.
     pub fn ca_pem(&self) -> String {
         pem("CERTIFICATE", &self.inner.ca)
