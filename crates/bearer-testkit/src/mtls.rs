@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use url::Url;
+use zeroize::Zeroizing;
 
 use crate::config::{AccessTokenFormat, ClientConfig, GrantType, split_scope};
 use crate::counters::Endpoint;
@@ -169,7 +170,7 @@ impl TestPki {
             algorithms: provider.signature_verification_algorithms,
         };
         let server = &self.inner.server;
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_der.clone()));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_der.to_vec()));
         let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(io::Error::other)?
@@ -223,7 +224,7 @@ fn issue(
     .expect("bearer-testkit: cannot sign a certificate");
     ClientCertificate {
         der: certificate.der().clone(),
-        key_der: key.serialize_der(),
+        key_der: Zeroizing::new(key.serialize_der()),
         subject: format!("CN={common_name},O={ORGANIZATION}"),
     }
 }
@@ -235,7 +236,8 @@ fn issue(
 #[derive(Clone)]
 pub struct ClientCertificate {
     der: CertificateDer<'static>,
-    key_der: Vec<u8>,
+    /// PKCS #8; wiped on drop like any key, test key or not.
+    key_der: Zeroizing<Vec<u8>>,
     subject: String,
 }
 
@@ -286,7 +288,9 @@ impl ClientCertificate {
         self.certificate_pem() + &self.private_key_pem()
     }
 
-    /// The certificate and key as a reqwest identity.
+    /// The certificate and key as a reqwest identity, of the rustls kind
+    /// (with reqwest's `native-tls` also on, its clients want
+    /// `bearer_oauth2::tls_identity_from_pem` instead).
     ///
     /// # Panics
     /// Never for a certificate the kit made.

@@ -263,7 +263,8 @@ impl TestServerBuilder {
     }
 
     /// Whether the TLS listener of [`mutual_tls`](Self::mutual_tls)
-    /// refuses a handshake without a client certificate (default `true`).
+    /// refuses a handshake without a client certificate (default `true`;
+    /// call it after `mutual_tls`).
     /// With `false` such a client connects and is answered
     /// `invalid_client` by the token endpoint if it is registered for a
     /// certificate.
