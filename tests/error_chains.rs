@@ -8,7 +8,8 @@ use bearer_testkit::TestServer;
 use reqwest_bearer::cache::{Cause, StoreError};
 use reqwest_bearer::jose::{self, Algorithm, JoseError, SigningKey};
 use reqwest_bearer::oauth2::{
-    ClientAuth, ClientCredentials, DiscoveryError, DpopError, FlowError, OAuthClient, discover_with,
+    ClientAuth, ClientCredentials, DiscoveryError, DpopError, FlowError, MtlsError, OAuthClient,
+    discover_with, tls_identity_from_pem,
 };
 use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, OAuthError, RedirectRefused, StaticSource, TokenCache,
@@ -88,6 +89,8 @@ fn token_errors(transport: TokenError) -> Vec<TokenError> {
         TokenError::AlreadyExpired,
         TokenError::ReauthenticationRequired("the refresh token was refused".into()),
         TokenError::source("custom failure", false),
+        MtlsError::MissingIdentity.into(),
+        MtlsError::IdentityWithOwnClient.into(),
         FlowError::StateMismatch.into(),
         FlowError::AuthorizationFailed {
             code: "access_denied".into(),
@@ -109,7 +112,9 @@ fn token_errors(transport: TokenError) -> Vec<TokenError> {
 async fn every_error_chain_reads_once() {
     let transport = transport_error().await;
     let mut checked = 0;
-    for token_error in token_errors(transport.clone()) {
+    let mut errors = token_errors(transport.clone());
+    errors.push(unusable_identity_error().await);
+    for token_error in errors {
         reads_once(&token_error);
         reads_once(&BearerError::NoToken(token_error.clone()));
         reads_once(&BearerError::RefreshFailed(token_error.clone()));
@@ -158,6 +163,7 @@ async fn every_error_chain_reads_once() {
         Box::new(DpopError::Key(bearer_jose::JoseError::Generate(
             bearer_jose::Algorithm::ES256,
         ))),
+        Box::new(tls_identity_from_pem(b"no certificate", b"no key").unwrap_err()),
     ];
     let jose: Vec<JoseError> = vec![
         SigningKey::from_pem(Algorithm::RS256, b"not a key").unwrap_err(),
@@ -178,7 +184,7 @@ async fn every_error_chain_reads_once() {
         reads_once(error.as_ref());
         checked += 1;
     }
-    assert_eq!(checked, 17 * 4 + 16 + 9);
+    assert_eq!(checked, 20 * 4 + 17 + 9);
 }
 
 /// `client_secret_jwt` configured without the secret it signs with.
@@ -193,6 +199,34 @@ async fn client_secret_jwt_without_a_secret() -> TokenError {
         .await
         .unwrap_err();
     assert!(matches!(err, TokenError::Source { .. }), "{err:?}");
+    err
+}
+
+/// `MtlsError::ClientBuild` as a fetch meets it: a key reqwest reads as
+/// PEM but no TLS backend can use.
+async fn unusable_identity_error() -> TokenError {
+    let cert = bearer_testkit::ClientCertificate::self_signed("svc");
+    let pem =
+        cert.certificate_pem() + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+    let identity = reqwest_bearer::reqwest::Identity::from_pem(pem.as_bytes()).unwrap();
+    let client = OAuthClient::new("https://idp.example/token".parse().unwrap(), "svc")
+        .auth_method(ClientAuth::TlsClientAuth)
+        .tls_identity(identity);
+    let err = TokenCache::builder(ClientCredentials::from_client(client))
+        .build()
+        .get(&TokenKey::new())
+        .await
+        .unwrap_err();
+    let TokenError::Source {
+        cause: Some(cause), ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(matches!(
+        cause.downcast_ref::<MtlsError>(),
+        Some(MtlsError::ClientBuild(_))
+    ));
     err
 }
 

@@ -19,6 +19,7 @@ mod browser;
 mod cli_driver;
 mod client_assertion;
 mod dpop;
+mod mtls;
 mod provider;
 mod setup;
 #[path = "../../examples/web_app.rs"]

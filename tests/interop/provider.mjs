@@ -13,6 +13,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -172,14 +174,103 @@ const configuration = {
   findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
 };
 
+// ---- Mutual TLS (RFC 8705), issue 15: only when INTEROP_MTLS_DIR is set.
+// Node serves TLS itself on a second port (no proxy in front), so the
+// certificate is read from the socket: requestCert with
+// rejectUnauthorized off, as a terminating proxy would forward it; whether
+// it chains to the test CA is `socket.authorized`. The directory holds
+// PEMs the Rust test made at run time: server.crt/server.key (the
+// listener), ca.crt (trusted for tls_client_auth), self.crt (the
+// registered self-signed certificate).
+const mtlsDir = process.env.INTEROP_MTLS_DIR;
+const mtlsFile = (name) => readFileSync(`${mtlsDir}/${name}`);
+const peerCertificate = (ctx) => {
+  const raw = ctx.socket?.getPeerCertificate?.()?.raw;
+  return raw ? new X509Certificate(raw) : undefined;
+};
+// Node prints a subject one RDN a line in DER order; RFC 4514 writes it
+// reversed and comma-separated.
+const rfc4514 = (subject) => subject.split('\n').reverse().join(',');
+if (mtlsDir) {
+  const own = new X509Certificate(mtlsFile('self.crt'));
+  clients.push(
+    {
+      client_id: 'mtls-pki',
+      token_endpoint_auth_method: 'tls_client_auth',
+      tls_client_auth_subject_dn: 'CN=mtls-pki,O=bearer-testkit',
+      tls_client_certificate_bound_access_tokens: true,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'api:read',
+    },
+    {
+      client_id: 'mtls-self',
+      token_endpoint_auth_method: 'self_signed_tls_client_auth',
+      jwks: { keys: [{ ...own.publicKey.export({ format: 'jwk' }), x5c: [own.raw.toString('base64')] }] },
+      tls_client_certificate_bound_access_tokens: true,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'api:read',
+    },
+  );
+  configuration.clientAuthMethods = [
+    ...(configuration.clientAuthMethods
+      ?? ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none']),
+    'tls_client_auth',
+    'self_signed_tls_client_auth',
+  ];
+  configuration.features.mTLS = {
+    enabled: true,
+    certificateBoundAccessTokens: true,
+    tlsClientAuth: true,
+    selfSignedTlsClientAuth: true,
+    getCertificate: (ctx) => peerCertificate(ctx)?.toString(),
+    certificateAuthorized: (ctx) => ctx.socket?.authorized === true,
+    certificateSubjectMatches: (ctx, property, expected) => {
+      const cert = peerCertificate(ctx);
+      if (!cert) return false;
+      if (property === 'tls_client_auth_subject_dn') return rfc4514(cert.subject) === expected;
+      if (property === 'tls_client_auth_san_dns') return cert.checkHost(expected) === expected;
+      return false;
+    },
+  };
+}
+// ---- end of mutual TLS
+
 const handler = { callback: null };
 const server = createServer((req, res) => handler.callback(req, res));
-server.listen(Number(args.port), '127.0.0.1', () => {
+const tlsServer = mtlsDir
+  ? createTlsServer({
+    key: mtlsFile('server.key'),
+    cert: mtlsFile('server.crt'),
+    ca: mtlsFile('ca.crt'),
+    requestCert: true,
+    rejectUnauthorized: false,
+  }, (req, res) => handler.callback(req, res))
+  : null;
+const listening = (s) => new Promise((resolve) => { s.listen(0, '127.0.0.1', resolve); });
+server.listen(Number(args.port), '127.0.0.1', async () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
+  let mtls;
+  if (tlsServer) {
+    await listening(tlsServer);
+    mtls = `https://127.0.0.1:${tlsServer.address().port}`;
+    configuration.discovery = {
+      ...configuration.discovery,
+      mtls_endpoint_aliases: {
+        token_endpoint: `${mtls}/token`,
+        introspection_endpoint: `${mtls}/token/introspection`,
+        revocation_endpoint: `${mtls}/token/revocation`,
+        device_authorization_endpoint: `${mtls}/device/auth`,
+      },
+    };
+  }
   const provider = new Provider(issuer, configuration);
   watch(provider);
   handler.callback = provider.callback();
-  emit({ event: 'ready', issuer, version, access_ttl: accessTtl, refresh_ttl: refreshTtl });
+  emit({ event: 'ready', issuer, version, access_ttl: accessTtl, refresh_ttl: refreshTtl, mtls });
 });
 
 function watch(provider) {

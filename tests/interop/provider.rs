@@ -172,9 +172,23 @@ impl Provider {
     /// marked `cfg_attr(not(has_node), ignore = ...)`, so a missing Node is
     /// a failure here.
     pub async fn start(options: Options) -> Provider {
+        Provider::spawn(options, None).await
+    }
+
+    /// [`start`](Self::start) with mutual TLS on a second, TLS port: the
+    /// certificates are the PEM files in `dir` (see provider.mjs).
+    pub async fn start_with_mtls(options: Options, dir: &Path) -> Provider {
+        Provider::spawn(options, Some(dir)).await
+    }
+
+    async fn spawn(options: Options, mtls_dir: Option<&Path>) -> Provider {
         let dir = interop_dir();
         ensure_npm_packages(&dir);
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        if let Some(mtls_dir) = mtls_dir {
+            command.env("INTEROP_MTLS_DIR", mtls_dir);
+        }
+        let mut child = command
             .arg(dir.join("provider.mjs"))
             .args(["--port", "0"])
             .args(["--access-ttl", &options.access_ttl_secs.to_string()])

@@ -11,6 +11,7 @@ use http::HeaderValue;
 use url::Url;
 
 use crate::assertion::{self, AssertionAudience, AssertionOptions};
+use crate::mtls::TlsSetup;
 use crate::response::Parser;
 use crate::scrub::{Secrets, shown_url};
 use crate::transport::HttpOptions;
@@ -52,6 +53,16 @@ pub enum ClientAuth {
     /// `client_secret_jwt`: an HS256 assertion keyed with the client
     /// secret, which itself never leaves the process.
     ClientSecretJwt,
+    /// `tls_client_auth` (RFC 8705 §2.1): `client_id` in the form, no
+    /// secret; the client is known by its certificate, issued by a CA the
+    /// server trusts, given with
+    /// [`OAuthClient::tls_identity`] (or on your own
+    /// [`http_client`](OAuthClient::http_client)).
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): like
+    /// [`TlsClientAuth`](Self::TlsClientAuth), with a self-signed
+    /// certificate registered at the server.
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuth {
@@ -63,7 +74,17 @@ impl ClientAuth {
             ClientAuth::Post => "client_secret_post",
             ClientAuth::PrivateKeyJwt(_) => "private_key_jwt",
             ClientAuth::ClientSecretJwt => "client_secret_jwt",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client is known by its TLS certificate (RFC 8705).
+    pub fn by_certificate(&self) -> bool {
+        matches!(
+            self,
+            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth
+        )
     }
 }
 
@@ -118,6 +139,7 @@ pub struct OAuthClient {
     defaults: TokenKey,
     pub(crate) options: HttpOptions,
     dpop: Option<DpopKey>,
+    tls: TlsSetup,
 }
 
 impl fmt::Debug for OAuthClient {
@@ -134,6 +156,7 @@ impl fmt::Debug for OAuthClient {
             .field("defaults", &self.defaults)
             .field("options", &self.options)
             .field("dpop", &self.dpop)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -186,6 +209,7 @@ impl OAuthClient {
             defaults: TokenKey::new(),
             options: HttpOptions::default(),
             dpop: None,
+            tls: TlsSetup::default(),
         }
     }
 
@@ -196,7 +220,9 @@ impl OAuthClient {
     }
 
     /// How the client authenticates (default `client_secret_basic`); see
-    /// [`ClientAuth`].
+    /// [`ClientAuth`]. The certificate methods (`tls_client_auth`,
+    /// `self_signed_tls_client_auth`) need
+    /// [`tls_identity`](Self::tls_identity).
     pub fn auth_method(mut self, auth: ClientAuth) -> Self {
         self.auth = auth;
         self
@@ -277,6 +303,65 @@ impl OAuthClient {
     /// The DPoP key tokens are bound to, if any.
     pub fn dpop_key(&self) -> Option<&DpopKey> {
         self.dpop.as_ref()
+    }
+
+    /// The client certificate and key presented at the TLS layer of every
+    /// request (RFC 8705): for [`ClientAuth::TlsClientAuth`] and
+    /// [`ClientAuth::SelfSignedTlsClientAuth`], or to get access tokens
+    /// bound to the certificate with another method. Default: none.
+    ///
+    /// The token requests then go through an HTTP client built with it
+    /// (following no redirects, as the default one). Do not combine it
+    /// with [`http_client`](Self::http_client): requests would fail with
+    /// [`MtlsError::IdentityWithOwnClient`](crate::MtlsError::IdentityWithOwnClient);
+    /// build your client with `reqwest::ClientBuilder::identity` instead.
+    ///
+    /// A certificate-bound token (`cnf.x5t#S256`) is accepted by the API
+    /// only over a connection presenting the same certificate: build the
+    /// client you call the API with from the same identity.
+    ///
+    /// ```
+    /// use bearer_oauth2::{ClientAuth, ClientCredentials, OAuthClient, tls_identity_from_pem};
+    ///
+    /// # fn load() -> (Vec<u8>, Vec<u8>) {
+    /// #     let cert = bearer_testkit::ClientCertificate::self_signed("orders-service");
+    /// #     (cert.certificate_pem().into_bytes(), cert.private_key_pem().into_bytes())
+    /// # }
+    /// let (cert_pem, key_pem) = load(); // e.g. std::fs::read("client.crt"), ("client.key")
+    /// let identity = tls_identity_from_pem(&cert_pem, &key_pem)?;
+    /// let client = OAuthClient::new("https://mtls.idp.example/token".parse().unwrap(), "orders-service")
+    ///     .auth_method(ClientAuth::TlsClientAuth)
+    ///     .tls_identity(identity.clone());
+    /// let source = ClientCredentials::from_client(client).scope("orders:read");
+    /// // The API is called with the same certificate.
+    /// let api = reqwest::Client::builder().identity(identity).build().unwrap();
+    /// # let _ = (source, api);
+    /// # Ok::<(), bearer_oauth2::MtlsError>(())
+    /// ```
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    pub fn tls_identity(mut self, identity: reqwest::Identity) -> Self {
+        self.tls.set_identity(identity);
+        self.rebuild_tls_client();
+        self
+    }
+
+    /// Trusts `root` too when the client built for
+    /// [`tls_identity`](Self::tls_identity) checks the server's
+    /// certificate, for a token endpoint under a private CA (default: the
+    /// TLS backend's usual roots only). Without `tls_identity` it does
+    /// nothing: put it on your own client instead.
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    pub fn tls_root_certificate(mut self, root: reqwest::Certificate) -> Self {
+        self.tls.add_root(root);
+        self.rebuild_tls_client();
+        self
+    }
+
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    fn rebuild_tls_client(&mut self) {
+        if let Some(http) = self.tls.build() {
+            self.options.http = http;
+        }
     }
 
     crate::transport::http_options!(
@@ -406,6 +491,10 @@ impl OAuthClient {
             return Ok(request.form(&form));
         }
         match (&self.client_secret, &self.auth) {
+            // The certificate authenticates; a secret is never sent.
+            (_, ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth) => {
+                form.push(("client_id".to_owned(), self.client_id.clone()));
+            }
             (Some(secret), ClientAuth::Basic) => {
                 request = request.header(
                     http::header::AUTHORIZATION,
@@ -430,6 +519,7 @@ impl OAuthClient {
         grant: Grant<'_>,
         key: &TokenKey,
     ) -> Result<Token, TokenError> {
+        self.check_tls()?;
         let mut form: Vec<(String, String)> = grant
             .params
             .iter()
@@ -454,6 +544,12 @@ impl OAuthClient {
                 .await;
         };
         crate::dpop::request_token(self, dpop, grant_type, &form, &secrets).await
+    }
+
+    /// Whether the TLS setup lets a request be sent (RFC 8705).
+    pub(crate) fn check_tls(&self) -> Result<(), TokenError> {
+        self.tls
+            .check(self.auth.by_certificate(), self.options.own_client)
     }
 
     /// The values scrubbed from a request's answers: the grant's own

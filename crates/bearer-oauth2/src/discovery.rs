@@ -49,6 +49,35 @@ pub struct ProviderMetadata {
     /// if it says.
     #[serde(default)]
     pub dpop_signing_alg_values_supported: Vec<String>,
+    /// The endpoints to use with mutual TLS instead of the ones above
+    /// (RFC 8705 §5), if the provider has them; see
+    /// [`for_mutual_tls`](Self::for_mutual_tls).
+    #[serde(default)]
+    pub mtls_endpoint_aliases: MtlsEndpointAliases,
+    /// Whether the provider binds access tokens to the client certificate
+    /// (RFC 8705 §3.3).
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
+}
+
+/// The `mtls_endpoint_aliases` of a discovery document (RFC 8705 §5):
+/// where a client presenting a certificate sends each request. An
+/// endpoint not listed is used as discovered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct MtlsEndpointAliases {
+    /// The token endpoint under mutual TLS.
+    #[serde(default)]
+    pub token_endpoint: Option<Url>,
+    /// The device authorization endpoint under mutual TLS.
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<Url>,
+    /// The revocation endpoint under mutual TLS.
+    #[serde(default)]
+    pub revocation_endpoint: Option<Url>,
+    /// The introspection endpoint under mutual TLS.
+    #[serde(default)]
+    pub introspection_endpoint: Option<Url>,
 }
 
 impl std::fmt::Debug for ProviderMetadata {
@@ -77,6 +106,11 @@ impl std::fmt::Debug for ProviderMetadata {
             .field(
                 "dpop_signing_alg_values_supported",
                 &self.dpop_signing_alg_values_supported,
+            )
+            .field("mtls_endpoint_aliases", &self.mtls_endpoint_aliases.shown())
+            .field(
+                "tls_client_certificate_bound_access_tokens",
+                &self.tls_client_certificate_bound_access_tokens,
             )
             .finish()
     }
@@ -137,7 +171,61 @@ pub async fn discover_with(
     Ok(metadata)
 }
 
+impl MtlsEndpointAliases {
+    /// The aliases as `Debug` shows URLs: without query or userinfo.
+    fn shown(&self) -> [Option<String>; 4] {
+        [
+            &self.token_endpoint,
+            &self.device_authorization_endpoint,
+            &self.revocation_endpoint,
+            &self.introspection_endpoint,
+        ]
+        .map(|u| u.as_ref().map(shown_url))
+    }
+}
+
+/// `alias` when the provider lists one, else `endpoint`.
+fn aliased(endpoint: &mut Option<Url>, alias: &Option<Url>) {
+    if alias.is_some() {
+        endpoint.clone_from(alias);
+    }
+}
+
 impl ProviderMetadata {
+    /// The metadata a client presenting a certificate uses: each endpoint
+    /// replaced by its `mtls_endpoint_aliases` entry where there is one
+    /// (RFC 8705 §5). Build the mutual-TLS client from it; the sources it
+    /// makes send there.
+    ///
+    /// ```
+    /// use bearer_oauth2::{ClientAuth, ProviderMetadata};
+    ///
+    /// let provider: ProviderMetadata = serde_json::from_str(r#"{
+    ///     "issuer": "https://idp.example",
+    ///     "token_endpoint": "https://idp.example/token",
+    ///     "mtls_endpoint_aliases": { "token_endpoint": "https://mtls.idp.example/token" }
+    /// }"#).unwrap();
+    /// let client = provider.for_mutual_tls().client("svc").auth_method(ClientAuth::TlsClientAuth);
+    /// assert_eq!(client.token_url().as_str(), "https://mtls.idp.example/token");
+    /// ```
+    pub fn for_mutual_tls(&self) -> ProviderMetadata {
+        let mut out = self.clone();
+        let aliases = &self.mtls_endpoint_aliases;
+        if let Some(token) = &aliases.token_endpoint {
+            out.token_endpoint = token.clone();
+        }
+        aliased(
+            &mut out.device_authorization_endpoint,
+            &aliases.device_authorization_endpoint,
+        );
+        aliased(&mut out.revocation_endpoint, &aliases.revocation_endpoint);
+        aliased(
+            &mut out.introspection_endpoint,
+            &aliases.introspection_endpoint,
+        );
+        out
+    }
+
     /// A client of the token endpoint, using `client_secret_post` when the
     /// provider lists it but not `client_secret_basic`.
     pub fn client(&self, client_id: impl Into<String>) -> OAuthClient {

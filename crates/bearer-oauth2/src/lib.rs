@@ -79,6 +79,17 @@
 //! `Debug`, errors and logs show at most a fingerprint. Excerpts of unexpected answers are cut to 200 characters
 //! with the request's secrets and anything token-like replaced.
 //!
+//! # Mutual TLS (RFC 8705)
+//! [`ClientAuth::TlsClientAuth`] and [`ClientAuth::SelfSignedTlsClientAuth`]
+//! authenticate by the client's certificate, given as a `reqwest::Identity`
+//! to [`OAuthClient::tls_identity`] (features `rustls` or `native-tls`,
+//! turned on by the root crate's TLS features); [`tls_identity_from_pem`]
+//! reads one on either backend. [`ProviderMetadata::for_mutual_tls`] takes
+//! the endpoints from discovery's `mtls_endpoint_aliases`. Certificate-bound
+//! tokens (`cnf.x5t#S256`) need nothing here: they are Bearer tokens, and
+//! the API client presents the same identity. What can go wrong before a
+//! request is sent is an [`MtlsError`].
+//!
 //! # Interactive grants and the cache's deadline
 //! [`AuthorizationCode`] and [`DeviceCode`] wait for a person; they tell the
 //! cache so through [`TokenSource::fetch_deadline`](bearer_cache::TokenSource::fetch_deadline),
@@ -92,6 +103,7 @@ mod dpop;
 mod error;
 mod grants;
 mod login;
+mod mtls;
 mod response;
 mod retry;
 mod scrub;
@@ -103,7 +115,7 @@ pub use bearer_cache::jwt_expiry;
 /// DPoP keys ([`OAuthClient::dpop`]), re-exported from `bearer-dpop`.
 pub use bearer_dpop::{DpopError, DpopKey};
 pub use client::{ClientAuth, OAuthClient};
-pub use discovery::{ProviderMetadata, discover, discover_with};
+pub use discovery::{MtlsEndpointAliases, ProviderMetadata, discover, discover_with};
 pub use error::{DiscoveryError, FlowError, StorageError, flow_error};
 pub use grants::authorization_code::{AuthorizationCode, AuthorizationRequest, PendingSignIn};
 pub use grants::client_credentials::ClientCredentials;
@@ -112,5 +124,8 @@ pub use grants::password::PasswordGrant;
 pub use grants::refresh::RefreshTokenGrant;
 pub use grants::user_sign_in::{MemoryRefreshTokens, RefreshTokenStorage, UserSignIn};
 pub use login::{LoginEncoding, LoginEndpoint};
+pub use mtls::MtlsError;
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+pub use mtls::tls_identity_from_pem;
 pub use response::parse_token_response;
 pub use transport::{DEFAULT_MAX_BODY, DEFAULT_TIMEOUT};

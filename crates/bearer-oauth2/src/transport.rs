@@ -24,6 +24,8 @@ pub(crate) struct HttpOptions {
     pub retries: u32,
     pub backoff: Backoff,
     pub clock: SharedClock,
+    /// Whether `http` is the user's (set with `http_client`).
+    pub own_client: bool,
 }
 
 impl Default for HttpOptions {
@@ -35,6 +37,7 @@ impl Default for HttpOptions {
             retries: retry::DEFAULT_RETRIES,
             backoff: retry::default_backoff(),
             clock: Arc::new(SystemClock),
+            own_client: false,
         }
     }
 }
@@ -75,12 +78,13 @@ impl fmt::Debug for HttpOptions {
 /// The process-wide client that never follows redirects: a token request
 /// carries credentials, and a redirect must not carry them elsewhere.
 /// Built once (TLS setup, connection pool) and cloned (an `Arc` inside).
-static DEFAULT_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
-});
+static DEFAULT_CLIENT: LazyLock<reqwest::Client> =
+    LazyLock::new(|| client_builder().build().unwrap_or_default());
+
+/// The settings of the clients this crate builds: no redirects.
+pub(crate) fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
+}
 
 /// The HTTP option setters of a source with an `options: HttpOptions`
 /// field. `$redirect_note` ends the `http_client` doc; `$deadline` names
@@ -90,6 +94,7 @@ macro_rules! http_options {
         #[doc = concat!("The HTTP client (default: reqwest's, following no redirects).", $redirect_note)]
         pub fn http_client(mut self, http: reqwest::Client) -> Self {
             self.options.http = http;
+            self.options.own_client = true;
             self
         }
 

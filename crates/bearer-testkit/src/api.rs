@@ -24,13 +24,13 @@ use crate::validator::TokenInfo;
 const ECHO_BODY_LIMIT: usize = 1024 * 1024;
 
 /// What the `Authorization` header carried.
-enum Presented {
+pub(crate) enum Presented {
     Nothing,
     Malformed(&'static str),
     Token(String),
 }
 
-fn bearer_token(headers: &HeaderMap) -> Presented {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Presented {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Presented::Nothing;
@@ -97,7 +97,7 @@ pub(crate) async fn guard(shared: &Shared, headers: &HeaderMap) -> Result<TokenI
 }
 
 /// 401 with an RFC 6750 challenge; no `error` when no token was sent (§3.1).
-fn unauthorized(shared: &Shared, invalid_token: Option<&str>) -> Response {
+pub(crate) fn unauthorized(shared: &Shared, invalid_token: Option<&str>) -> Response {
     shared.count(|c| c.api_unauthorized += 1);
     let (challenge, body) = match invalid_token {
         None => (

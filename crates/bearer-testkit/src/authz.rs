@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use crate::client_auth::Presented;
 use crate::config::{ClientConfig, GrantType, split_scope};
 use crate::counters::{ClientAuthMethod, Endpoint, TokenRequestRecord};
+use crate::mtls::PeerCertificate;
 use crate::oauth::{OAuthError, no_store_json, param, params_named, parse_form};
 use crate::server::ConnectionHandle;
 use crate::state::{Shared, lock};
@@ -21,12 +22,14 @@ use crate::store::Grant;
 pub(crate) async fn token(
     State(shared): State<Arc<Shared>>,
     connection: Option<Extension<ConnectionHandle>>,
+    peer: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     shared.record_headers(Endpoint::Token, &headers);
     let params = parse_form(&body);
-    let mut presented = Presented::from_request(&headers, &params);
+    let peer = peer.map(|Extension(peer)| peer);
+    let mut presented = Presented::from_request(&headers, &params).with_certificate(peer.clone());
     *lock(&shared.last_token_request) = Some(TokenRequestRecord {
         params: params.clone(),
         client_auth: presented.method,
@@ -73,6 +76,7 @@ pub(crate) async fn token(
             if let Some(jkt) = dpop {
                 crate::dpop::bind_issued(&shared, &mut body, &jkt);
             }
+            crate::mtls::bind_issued(&shared, &mut body, peer.as_ref());
             if let Some(fault) = fault {
                 fault.reshape(&mut body, "expires_in");
             }

@@ -8,6 +8,7 @@ use http::HeaderMap;
 use crate::client_assertion;
 use crate::config::ClientConfig;
 use crate::counters::ClientAuthMethod;
+use crate::mtls::PeerCertificate;
 use crate::oauth::{OAuthError, param};
 use crate::state::Shared;
 
@@ -21,6 +22,8 @@ pub(crate) struct Presented {
     assertion: Option<(Option<String>, String)>,
     /// A malformed or contradictory presentation.
     problem: Option<OAuthError>,
+    /// The TLS client certificate of the connection, if any.
+    certificate: Option<PeerCertificate>,
 }
 
 impl Presented {
@@ -41,6 +44,7 @@ impl Presented {
                 secret: form_secret,
                 assertion: None,
                 problem: None,
+                certificate: None,
             };
         };
         let mut presented = Presented {
@@ -49,6 +53,7 @@ impl Presented {
             secret: None,
             assertion: None,
             problem: None,
+            certificate: None,
         };
         match basic {
             Err(why) => presented.problem = Some(OAuthError::invalid_client(why, true)),
@@ -105,7 +110,14 @@ impl Presented {
                 assertion.to_owned(),
             )),
             problem,
+            certificate: None,
         }
+    }
+
+    /// Adds the connection's client certificate (RFC 8705).
+    pub(crate) fn with_certificate(mut self, certificate: Option<PeerCertificate>) -> Self {
+        self.certificate = certificate;
+        self
     }
 
     /// Checks the credentials against the registered clients.
@@ -131,6 +143,11 @@ impl Presented {
         let client = shared
             .client(id)
             .ok_or_else(|| OAuthError::invalid_client("unknown client", basic))?;
+        if let Some(registration) = &client.mtls {
+            let certificate = self.certificate.as_ref();
+            crate::mtls::authenticate(shared, registration, certificate, self.secret.is_some())?;
+            return Ok(client);
+        }
         if client.assertion.is_some() {
             return Err(OAuthError::invalid_client(
                 "this client must authenticate with a client assertion",

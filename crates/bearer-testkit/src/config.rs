@@ -62,6 +62,8 @@ pub struct ClientConfig {
     pub(crate) grants: Vec<GrantType>,
     /// Set for clients that authenticate by JWT assertion.
     pub(crate) assertion: Option<crate::client_assertion::AssertionRegistration>,
+    /// Set for clients that authenticate by certificate (RFC 8705).
+    pub(crate) mtls: Option<crate::mtls::MtlsRegistration>,
 }
 
 impl ClientConfig {
@@ -74,6 +76,7 @@ impl ClientConfig {
             scopes: split_scope("read write admin"),
             grants: GrantType::ALL.to_vec(),
             assertion: None,
+            mtls: None,
         }
     }
 
@@ -117,6 +120,7 @@ impl fmt::Debug for ClientConfig {
             .field("scopes", &self.scopes)
             .field("grants", &self.grants)
             .field("assertion", &self.assertion.as_ref().map(|a| &a.algorithms))
+            .field("mtls", &self.mtls)
             .finish()
     }
 }

@@ -19,7 +19,7 @@ pub(crate) async fn document(State(shared): State<Arc<Shared>>) -> Json<Value> {
             scopes.push(scope);
         }
     }
-    Json(json!({
+    let mut document = json!({
         "issuer": shared.issuer(),
         "token_endpoint": url("/token"),
         "authorization_endpoint": url("/authorize"),
@@ -35,5 +35,7 @@ pub(crate) async fn document(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": scopes,
         "dpop_signing_alg_values_supported": crate::dpop::ALGORITHMS.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
-    }))
+    });
+    crate::mtls::advertise(&shared, &mut document);
+    Json(document)
 }

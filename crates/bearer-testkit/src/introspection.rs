@@ -101,6 +101,9 @@ fn describe(
         let mut body = grant_claims(shared, &record.grant, record.iat_unix);
         body["token_type"] = "Bearer".into();
         body["exp"] = record.exp_unix.into();
+        if let Some(cnf) = crate::mtls::confirmation(shared, token) {
+            body["cnf"] = cnf;
+        }
         return Ok(body);
     }
     if let Some(record) = store.refresh.get(token).filter(|r| r.active) {

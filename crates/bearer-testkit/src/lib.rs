@@ -43,6 +43,7 @@
 //! | `/api/echo`, `/api/slow?ms=`, `/api/stream?chunks=`, `/api/redirect?to=`, `/api/redirect-cross?to=`, `/api/scoped/{scope}`, `/api/status/{code}`, `/api/challenge?status=&www_authenticate=` | the protected API: RFC 6750 challenges on 401/403 |
 //! | other origin: `/redirect?to=`, `/redirect-back?to=` | 302 to a path on the other origin itself, or back on the main origin (an A → B → A bounce); no authentication |
 //! | other origin: any other path | records headers, echoes, no authentication |
+//! | TLS origin ([`TestServerBuilder::mutual_tls`], [`TestServer::mtls_url`]): everything above | asks for a client certificate (required at the handshake by default); clients registered with [`ClientConfig::tls_client_auth`] (subject DN or DNS SAN, chain checked against the [`TestPki`] CA) or [`ClientConfig::self_signed_tls_client_auth`] authenticate with it; tokens issued over it are bound (`cnf.x5t#S256`, also in JWT tokens and introspection) and the API refuses them, 401 `invalid_token`, on a connection presenting another certificate or none; discovery lists `mtls_endpoint_aliases` |
 //!
 //! # Time
 //!
@@ -88,6 +89,7 @@ mod faults;
 mod introspection;
 mod jwt;
 mod login;
+mod mtls;
 mod oauth;
 mod routes;
 mod server;
@@ -103,6 +105,7 @@ pub use counters::{
 };
 pub use dpop::{DpopCounts, DpopFault};
 pub use faults::TokenFault;
+pub use mtls::{ClientCertificate, TestPki, TlsSubject};
 pub use server::{IntoSharedClock, TestServer, TestServerBuilder};
 pub use validator::{ApiValidator, basic_authorization};
 

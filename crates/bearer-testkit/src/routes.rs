@@ -7,7 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 
 use crate::state::Shared;
-use crate::{api, api_challenge, authorize, authz, device, discovery, introspection, login};
+use crate::{api, api_challenge, authorize, authz, device, discovery, introspection, login, mtls};
 
 pub(crate) fn main(shared: Arc<Shared>) -> Router {
     let login_path = shared.settings().login_form.path;
@@ -43,6 +43,10 @@ pub(crate) fn main(shared: Arc<Shared>) -> Router {
         ))
         // Clients may stream large bodies in; read them all.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            mtls::check_binding,
+        ))
         .with_state(shared)
 }
 

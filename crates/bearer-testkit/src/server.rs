@@ -17,6 +17,7 @@ use url::Url;
 
 use crate::config::{AccessTokenFormat, ClientConfig, LoginExpiry, LoginForm, UserConfig};
 use crate::control::Control;
+use crate::mtls::{PeerCertificate, TestPki};
 use crate::state::{Settings, Shared};
 use crate::validator::ApiValidator;
 
@@ -68,6 +69,14 @@ pub struct TestServerBuilder {
     seed: u64,
     port: u16,
     other_origin_port: u16,
+    mtls: Option<MtlsSetup>,
+}
+
+/// The mutual-TLS listener asked for.
+#[derive(Debug)]
+struct MtlsSetup {
+    pki: TestPki,
+    required: bool,
 }
 
 impl Default for TestServerBuilder {
@@ -80,6 +89,7 @@ impl Default for TestServerBuilder {
             seed: 0x7e57_c0de,
             port: 0,
             other_origin_port: 0,
+            mtls: None,
         }
     }
 }
@@ -217,6 +227,54 @@ impl TestServerBuilder {
         self
     }
 
+    /// Also serves everything over TLS on a third loopback port
+    /// ([`TestServer::mtls_url`]), with `pki`'s server certificate, asking
+    /// each client for a certificate (RFC 8705): clients registered with
+    /// [`ClientConfig::tls_client_auth`] or
+    /// [`ClientConfig::self_signed_tls_client_auth`] authenticate there,
+    /// and every access token issued over a connection with a certificate
+    /// is bound to it (`cnf.x5t#S256`): the API then accepts it only over a
+    /// connection presenting that certificate. Discovery lists the TLS
+    /// endpoints as `mtls_endpoint_aliases`. Default: off.
+    ///
+    /// ```
+    /// use bearer_testkit::{ClientConfig, TestPki, TestServer, TlsSubject};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let pki = TestPki::new();
+    /// let cert = pki.client_certificate("svc");
+    /// let server = TestServer::builder()
+    ///     .mutual_tls(&pki)
+    ///     .add_client(ClientConfig::tls_client_auth("svc", TlsSubject::Dn(cert.subject_dn().into())))
+    ///     .start()
+    ///     .await;
+    /// let http = pki.client_builder().identity(cert.identity()).build().unwrap();
+    /// let form = [("grant_type", "client_credentials"), ("client_id", "svc")];
+    /// let answer = http.post(server.mtls_url("/token")).form(&form).send().await.unwrap();
+    /// assert_eq!(answer.status(), 200);
+    /// # }
+    /// ```
+    pub fn mutual_tls(mut self, pki: &TestPki) -> Self {
+        self.mtls = Some(MtlsSetup {
+            pki: pki.clone(),
+            required: self.mtls.as_ref().is_none_or(|m| m.required),
+        });
+        self
+    }
+
+    /// Whether the TLS listener of [`mutual_tls`](Self::mutual_tls)
+    /// refuses a handshake without a client certificate (default `true`;
+    /// call it after `mutual_tls`).
+    /// With `false` such a client connects and is answered
+    /// `invalid_client` by the token endpoint if it is registered for a
+    /// certificate.
+    pub fn client_certificate_required(mut self, required: bool) -> Self {
+        if let Some(mtls) = &mut self.mtls {
+            mtls.required = required;
+        }
+        self
+    }
+
     /// Binds both listeners on 127.0.0.1 and starts serving.
     ///
     /// # Panics
@@ -234,7 +292,7 @@ impl TestServerBuilder {
         let other = TcpListener::bind(("127.0.0.1", self.other_origin_port)).await?;
         let base_url = loopback_url(&listener)?;
         let other_origin_url = loopback_url(&other)?;
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             base_url.clone(),
             other_origin_url.clone(),
@@ -242,15 +300,39 @@ impl TestServerBuilder {
             self.users,
             self.settings,
             self.seed,
-        ));
-        let tasks = vec![
-            tokio::spawn(serve(listener, crate::routes::main(shared.clone()))),
-            tokio::spawn(serve(other, crate::routes::other_origin(shared.clone()))),
+        );
+        let tls = match &self.mtls {
+            Some(setup) => {
+                let (listener, acceptor, state) =
+                    crate::mtls::bind(&setup.pki, setup.required, 0).await?;
+                shared.mtls = Some(state);
+                Some((listener, acceptor))
+            }
+            None => None,
+        };
+        let mtls_base_url = shared.mtls.as_ref().map(|m| m.base_url().clone());
+        let shared = Arc::new(shared);
+        let main = crate::routes::main(shared.clone());
+        let plain = main.clone();
+        let other_router = crate::routes::other_origin(shared.clone());
+        let mut tasks = vec![
+            tokio::spawn(serve(listener, move |stream| {
+                serve_plain(stream, plain.clone())
+            })),
+            tokio::spawn(serve(other, move |stream| {
+                serve_plain(stream, other_router.clone())
+            })),
         ];
+        if let Some((listener, acceptor)) = tls {
+            tasks.push(tokio::spawn(serve(listener, move |stream| {
+                crate::mtls::serve_connection(stream, acceptor.clone(), main.clone())
+            })));
+        }
         Ok(TestServer {
             control: Control::new(shared),
             base_url,
             other_origin_url,
+            mtls_base_url,
             tasks,
         })
     }
@@ -261,15 +343,20 @@ fn loopback_url(listener: &TcpListener) -> io::Result<Url> {
     Url::parse(&format!("http://127.0.0.1:{port}/")).map_err(io::Error::other)
 }
 
-/// Accepts connections until aborted; aborting drops the `JoinSet`, which
-/// aborts every connection (and every hanging handler) with it.
-async fn serve(listener: TcpListener, router: Router) {
+/// Accepts connections until aborted, each served by `connection`;
+/// aborting drops the `JoinSet`, which aborts every connection (and every
+/// hanging handler) with it.
+async fn serve<F, C>(listener: TcpListener, connection: C)
+where
+    C: Fn(TcpStream) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, router.clone()));
+                    connections.spawn(connection(stream));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "bearer-testkit: accept failed");
@@ -281,12 +368,24 @@ async fn serve(listener: TcpListener, router: Router) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, router: Router) {
+async fn serve_plain(stream: TcpStream, router: Router) {
     let _ = stream.set_nodelay(true);
+    serve_connection(stream, router, None).await;
+}
+
+/// Serves HTTP/1 on one connection, plain or TLS; `peer` (the client's
+/// certificate) goes on every request.
+pub(crate) async fn serve_connection<S>(stream: S, router: Router, peer: Option<PeerCertificate>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let kill = Arc::new(Notify::new());
     let handle = ConnectionHandle(kill.clone());
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(handle.clone());
+        if let Some(peer) = &peer {
+            request.extensions_mut().insert(peer.clone());
+        }
         router.clone().oneshot(request)
     });
     let connection =
@@ -305,6 +404,7 @@ pub struct TestServer {
     control: Control,
     base_url: Url,
     other_origin_url: Url,
+    mtls_base_url: Option<Url>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -397,6 +497,19 @@ impl TestServer {
     /// `other_origin_url("/api/echo")`.
     pub fn other_origin_url(&self, path: &str) -> Url {
         join(&self.other_origin_url, path)
+    }
+
+    /// A URL on the mutual-TLS listener, e.g. `mtls_url("/token")`:
+    /// `https://127.0.0.1:PORT/...`, trusted through
+    /// [`TestPki::client_builder`].
+    ///
+    /// # Panics
+    /// If the server was built without [`TestServerBuilder::mutual_tls`].
+    pub fn mtls_url(&self, path: &str) -> Url {
+        let base = self.mtls_base_url.as_ref().unwrap_or_else(|| {
+            panic!("bearer-testkit: mutual TLS is off; call TestServerBuilder::mutual_tls")
+        });
+        join(base, path)
     }
 
     /// The default client's id.

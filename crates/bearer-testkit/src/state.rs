@@ -90,6 +90,8 @@ pub(crate) struct Shared {
     pub(crate) rng: Mutex<StdRng>,
     /// For the introspection validator.
     pub(crate) http: reqwest::Client,
+    /// Set when the mutual-TLS listener runs.
+    pub(crate) mtls: Option<crate::mtls::MtlsState>,
 }
 
 impl Shared {
@@ -120,6 +122,7 @@ impl Shared {
             dpop: Mutex::default(),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             http: crate::client_builder().build().unwrap_or_default(),
+            mtls: None,
         }
     }
 

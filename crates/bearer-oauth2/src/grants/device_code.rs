@@ -128,6 +128,7 @@ impl DeviceCode {
     crate::grants::client_options!(with_secret);
 
     async fn authorize(&self, cx: &FetchContext<'_>) -> Result<Authorization, TokenError> {
+        self.client.check_tls()?;
         let form = self.client.key_params(cx.key, true)?;
         let secrets = self.client.request_secrets(&[]);
         let object = self

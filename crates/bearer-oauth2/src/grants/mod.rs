@@ -65,6 +65,22 @@ macro_rules! client_options {
             self
         }
 
+        /// The client certificate presented at the TLS layer; see
+        /// [`OAuthClient::tls_identity`](crate::OAuthClient::tls_identity).
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        pub fn tls_identity(mut self, identity: reqwest::Identity) -> Self {
+            self.client = self.client.tls_identity(identity);
+            self
+        }
+
+        /// A root certificate the client built for `tls_identity` trusts;
+        /// see [`OAuthClient::tls_root_certificate`](crate::OAuthClient::tls_root_certificate).
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        pub fn tls_root_certificate(mut self, root: reqwest::Certificate) -> Self {
+            self.client = self.client.tls_root_certificate(root);
+            self
+        }
+
         /// The HTTP client (default: reqwest's, following no redirects).
         pub fn http_client(mut self, http: reqwest::Client) -> Self {
             self.client = self.client.http_client(http);
