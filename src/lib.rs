@@ -43,6 +43,27 @@
 //!   `invalid_request` return the 401 as it is. The last 401 is a response,
 //!   never an error. A 401 to a hop that did not carry the token (after a
 //!   redirect through another origin) changes nothing.
+//! - **DPoP.** A source with a [`DpopKey`] gets tokens bound to it
+//!   (RFC 9449); they are sent as `Authorization: DPoP …` with a fresh
+//!   proof per request (`ath`, the request's method and URL without query,
+//!   the server's latest nonce). A refused proof (`use_dpop_nonce`,
+//!   `invalid_dpop_proof`) is resent once with a new proof, the token kept.
+//!
+//!   ```no_run
+//!   use reqwest_bearer::{BearerAuth, DpopKey, TokenCache, oauth2::ClientCredentials};
+//!
+//!   # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//!   let source = ClientCredentials::new(
+//!       "https://login.example.com/oauth2/token".parse()?,
+//!       "my-client",
+//!       "my-secret",
+//!   )
+//!   .dpop(DpopKey::generate()?);
+//!   let auth = BearerAuth::builder(TokenCache::builder(source).build())
+//!       .allow_origin("https://api.example.com".parse()?)
+//!       .build()?;
+//!   # Ok(()) }
+//!   ```
 //! - **Retries.** Put `reqwest-retry` outside this middleware with
 //!   [`BearerRetryStrategy`], which retries a token endpoint that is down and
 //!   never one that refused the client.

@@ -38,6 +38,11 @@
 //! - **A shared second level** ([`TokenStore`]) lets a fleet share a token;
 //!   the store is an optimisation, never a point of failure.
 //!
+//! - **Bound tokens** (DPoP): a token may carry the key it is bound to
+//!   ([`TokenBinding`], set by the source); the cache treats it like any
+//!   other token, never looks inside, and does not share it through a
+//!   [`TokenStore`] (the key stays in the process).
+//!
 //! Expiry is counted from when the token request was *sent*. Time comes from
 //! an injectable [`Clock`], so every rule is testable without sleeping.
 //!

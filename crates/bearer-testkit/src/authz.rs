@@ -68,7 +68,7 @@ pub(crate) async fn token(
         Ok(jkt) => jkt,
         Err(answer) => {
             shared.count(|c| c.token_errors += 1);
-            return answer;
+            return *answer;
         }
     };
     match run_grant(&shared, &headers, &params, &mut presented) {

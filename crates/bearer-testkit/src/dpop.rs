@@ -260,7 +260,7 @@ fn check_claims(
 pub(crate) fn at_token_endpoint(
     shared: &Shared,
     headers: &HeaderMap,
-) -> Result<Option<String>, Response> {
+) -> Result<Option<String>, Box<Response>> {
     if !headers.contains_key("dpop") {
         return Ok(None);
     }
@@ -275,7 +275,7 @@ pub(crate) fn at_token_endpoint(
             let body = json!({ "error": error, "error_description": why });
             let mut response = no_store_json(StatusCode::BAD_REQUEST, &body);
             with_nonce(shared, &mut response);
-            Err(response)
+            Err(Box::new(response))
         }
     }
 }

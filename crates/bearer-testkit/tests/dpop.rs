@@ -28,6 +28,9 @@ fn proof(key: &SigningKey, claims: Value) -> String {
     key.sign(&header, &claims).unwrap()
 }
 
+/// A change to a proof's claims.
+type Edit = Box<dyn Fn(&mut Value)>;
+
 struct Kit {
     server: TestServer,
     clock: ManualClock,
@@ -124,7 +127,7 @@ async fn a_good_proof_passes_and_each_broken_rule_is_refused() {
     query["htu"] = format!("{}?x=1", kit.api_url()).into();
     assert_eq!(kit.api(&token, Some(&proof(&kit.key, query))).await.0, 200);
 
-    let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let broken: Vec<(&str, Edit)> = vec![
         ("htm", Box::new(|c| c["htm"] = "POST".into())),
         (
             "htu",

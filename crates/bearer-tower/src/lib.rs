@@ -21,6 +21,12 @@
 //! be had the request is not sent ([`AuthError::NoToken`]); a 401 that
 //! blames the token replaces exactly that token and resends once if the
 //! body can be copied ([`ReplayBody`]); the last 401 is a response.
+//!
+//! A DPoP-bound token (from a source with a `DpopKey`) goes as
+//! `Authorization: DPoP …` with a fresh proof for the request's method and
+//! URL; the layer needs no key of its own. A proof the server refuses
+//! (`use_dpop_nonce`, `invalid_dpop_proof`) is resent once with a new one
+//! (and the server's nonce), the token kept.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
