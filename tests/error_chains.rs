@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use bearer_testkit::TestServer;
 use reqwest_bearer::cache::{Cause, StoreError};
+use reqwest_bearer::jose::{self, Algorithm, JoseError, SigningKey};
 use reqwest_bearer::oauth2::{
-    ClientCredentials, DiscoveryError, DpopError, FlowError, discover_with,
+    ClientAuth, ClientCredentials, DiscoveryError, DpopError, FlowError, OAuthClient,
+    discover_with,
 };
 use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, OAuthError, RedirectRefused, StaticSource, TokenCache,
@@ -78,7 +80,7 @@ fn token_errors(transport: TokenError) -> Vec<TokenError> {
         },
         TokenError::UnsupportedTokenType("mac".into()),
         TokenError::InvalidTokenValue,
-        TokenError::ProofFailed(Cause::new(bearer_jose::JoseError::NoBackend)),
+        TokenError::ProofFailed(Cause::new(JoseError::NoBackend)),
         TokenError::BodyTooLarge { limit: 65536 },
         TokenError::Timeout(Duration::from_secs(10)),
         transport,
@@ -144,18 +146,55 @@ async fn every_error_chain_reads_once() {
         Box::new(BuildError::NoAllowedOrigin),
         Box::new(DpopError::NotAsymmetric),
         Box::new(DpopError::AlgorithmNotAccepted {
-            alg: bearer_jose::Algorithm::ES256,
+            alg: Algorithm::ES256,
             offered: "RS256 PS256".into(),
         }),
-        Box::new(DpopError::Key(bearer_jose::JoseError::Generate(
-            bearer_jose::Algorithm::ES256,
+        Box::new(DpopError::Key(JoseError::Generate(
+            Algorithm::ES256,
         ))),
+        Box::new(DiscoveryError::AuthMethodNotSupported {
+            method: "private_key_jwt",
+        }),
+        Box::new(DiscoveryError::AssertionAlgorithmNotSupported {
+            algorithm: "EdDSA".into(),
+        }),
+        Box::new(client_secret_jwt_without_a_secret().await),
     ];
+    let jose: Vec<JoseError> = vec![
+        SigningKey::from_pem(Algorithm::RS256, b"not a key").unwrap_err(),
+        SigningKey::from_jwk(r#"{"kty":"EC","crv":"P-256"}"#).unwrap_err(),
+        SigningKey::from_pem(Algorithm::HS256, b"x").unwrap_err(),
+        SigningKey::generate(Algorithm::RS256).unwrap_err(),
+        JoseError::NoBackend,
+        JoseError::Generate(Algorithm::ES256),
+        jose::verify("a.b", &jose::VerifyingKey::hmac(b"k"), &[Algorithm::HS256]).unwrap_err(),
+        JoseError::AlgorithmNotAllowed("none".into()),
+        JoseError::BadSignature,
+    ];
+    let others: Vec<Box<dyn Error + 'static>> = others
+        .into_iter()
+        .chain(jose.into_iter().map(|e| Box::new(e) as Box<dyn Error>))
+        .collect();
     for error in &others {
         reads_once(error.as_ref());
         checked += 1;
     }
-    assert_eq!(checked, 17 * 4 + 13);
+    assert_eq!(checked, 17 * 4 + 16 + 9);
+}
+
+/// `client_secret_jwt` configured without the secret it signs with.
+async fn client_secret_jwt_without_a_secret() -> TokenError {
+    let source = ClientCredentials::from_client(
+        OAuthClient::new("http://127.0.0.1:9/token".parse().unwrap(), "c")
+            .auth_method(ClientAuth::ClientSecretJwt),
+    );
+    let err = TokenCache::builder(source)
+        .build()
+        .get(&TokenKey::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TokenError::Source { .. }), "{err:?}");
+    err
 }
 
 fn reqwest_bearer_redis_value_error() -> bearer_redis::ValueError {

@@ -1,11 +1,13 @@
 //! Tokens never go where they were not allowed, and no secret (access or
-//! refresh token, client secret, password, PKCE verifier, authorization or
-//! device code) reaches `Debug`, `Display`, an error, or any tracing or
+//! refresh token, client secret, private key, client assertion, password,
+//! PKCE verifier, authorization or device code) reaches `Debug`, `Display`, an error, or any tracing or
 //! `log` output at any level, from any crate (reqwest, hyper included).
 //! Every grant and every failure path runs under one capturing subscriber.
 
 #[path = "capture_support/mod.rs"]
 mod capture_support;
+#[path = "../crates/bearer-jose/tests/fixtures/mod.rs"]
+mod key_fixtures;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -13,9 +15,10 @@ use std::time::Duration;
 use bearer_testkit::{Endpoint, TestServer, TokenFault};
 use capture_support::Captured;
 use http::header::AUTHORIZATION;
+use reqwest_bearer::jose::{Algorithm, SigningKey};
 use reqwest_bearer::oauth2::{
-    AuthorizationCode, ClientAuth, ClientCredentials, DeviceCode, LoginEndpoint, PasswordGrant,
-    RefreshTokenGrant,
+    AuthorizationCode, ClientAuth, ClientCredentials, DeviceCode, LoginEndpoint, OAuthClient,
+    PasswordGrant, RefreshTokenGrant,
 };
 use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, ManualClock, StaticSource, TokenCache, TokenError,
@@ -410,13 +413,92 @@ async fn token_file_with_an_inner_line_break_is_refused() {
 
 // --- secrets: every grant, every failure ------------------------------------------
 
+/// `private_key_jwt` and `client_secret_jwt`: neither the private key (as
+/// PEM or JWK), the secret, nor any assertion sent shows anywhere, through
+/// successes, an injected refusal and token endpoint faults.
+#[tokio::test]
+async fn client_assertions_and_their_failures_leak_nothing() {
+    let mut audit = Audit::new();
+    let jwk: serde_json::Value = serde_json::from_str(key_fixtures::RSA_JWK).unwrap();
+    for member in ["d", "p", "q", "dp", "dq", "qi"] {
+        audit.secret(jwk[member].as_str().unwrap());
+    }
+    for line in key_fixtures::RSA_PKCS8
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+    {
+        audit.secret(line);
+    }
+    let key = SigningKey::from_pem(Algorithm::PS256, key_fixtures::RSA_PKCS8.as_bytes())
+        .unwrap()
+        .with_kid("leak-test-key");
+    audit.show(&key);
+    let secret_jwt_id = "leak-test-jwt-secret-client";
+    let server = server_builder()
+        .add_client(bearer_testkit::ClientConfig::private_key_jwt(
+            "leak-test-pk-client",
+            key.public_jwk().unwrap(),
+        ))
+        .add_client(bearer_testkit::ClientConfig::client_secret_jwt(
+            secret_jwt_id,
+            CLIENT_SECRET,
+        ))
+        .start()
+        .await;
+    let clients = [
+        OAuthClient::new(server.token_url(), "leak-test-pk-client")
+            .auth_method(ClientAuth::PrivateKeyJwt(key.clone())),
+        OAuthClient::new(server.token_url(), secret_jwt_id)
+            .client_secret(CLIENT_SECRET)
+            .auth_method(ClientAuth::ClientSecretJwt),
+    ];
+    let mut assertions = Vec::new();
+    for oauth in clients {
+        audit.show(&oauth);
+        let source = ClientCredentials::from_client(oauth.clone().retries(0));
+        audit.show(&source);
+        let cache = TokenCache::builder(source).build();
+        let client = client(&server, cache);
+        audit.secret(echoed_token(&client, &server).await);
+        let sent = server.control().last_token_request().unwrap();
+        assertions.push(sent.param("client_assertion").unwrap().to_owned());
+        audit.show(&sent);
+
+        server.control().reject_next_client_assertions(1);
+        for fault in [
+            None,
+            Some(TokenFault::InternalError),
+            Some(TokenFault::Html { status: 502 }),
+        ] {
+            if let Some(fault) = fault {
+                server.control().fail_next_token_requests(1, fault);
+            }
+            let source = ClientCredentials::from_client(oauth.clone().retries(0));
+            let cache = TokenCache::builder(source).max_wait(Duration::ZERO).build();
+            let error = self::client(&server, cache)
+                .get(server.api_url("/api/echo"))
+                .send()
+                .await
+                .unwrap_err();
+            audit.show_error(&error);
+        }
+    }
+    for assertion in assertions {
+        // The whole assertion and its signature, which alone would let
+        // nobody in but is still what proves the key.
+        audit.secret(assertion.rsplit('.').next().unwrap().to_owned());
+        audit.secret(assertion);
+    }
+    audit.check();
+}
+
 #[tokio::test]
 async fn client_credentials_and_its_failures_leak_nothing() {
     let mut audit = Audit::new();
     let server = server_builder().start().await;
     for auth_method in [ClientAuth::Basic, ClientAuth::Post] {
         let source = ClientCredentials::new(server.token_url(), CLIENT_ID, CLIENT_SECRET)
-            .auth_method(auth_method)
+            .auth_method(auth_method.clone())
             .scope("read")
             .retries(0)
             .timeout(Duration::from_millis(300));
@@ -467,7 +549,7 @@ async fn client_credentials_and_its_failures_leak_nothing() {
         ] {
             server.control().fail_next_token_requests(1, fault);
             let source = ClientCredentials::new(server.token_url(), CLIENT_ID, CLIENT_SECRET)
-                .auth_method(auth_method)
+                .auth_method(auth_method.clone())
                 .retries(0)
                 .timeout(Duration::from_millis(300));
             let cache = TokenCache::builder(source).max_wait(Duration::ZERO).build();

@@ -17,6 +17,7 @@
 mod browser;
 #[path = "../cli_driver/mod.rs"]
 mod cli_driver;
+mod client_assertion;
 mod dpop;
 mod provider;
 mod setup;

@@ -91,6 +91,36 @@ const clients = [
     response_types: [],
     redirect_uris: [],
   },
+  // --- client authentication by assertion (issue 15: private_key_jwt, client_secret_jwt) ---
+  {
+    // A service and a native app in one, authenticating with signed JWTs
+    // (RFC 7523): the public halves of the ES256 and PS256 test keys in
+    // crates/bearer-jose/tests/fixtures, whose private halves the tests use.
+    client_id: 'pkjwt',
+    application_type: 'native',
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: {
+      keys: [
+        { kty: 'EC', crv: 'P-256', kid: 'pkjwt-es256', alg: 'ES256', use: 'sig', x: 'PJsuatQzVFBZL0dcS4BbB8HaD910mhHjdgGqKkbatLQ', y: 'mMuaQw_L_GdHo2UfWWwMgp8IWdjtupzvyka_KoDY8tE' },
+        { kty: 'RSA', kid: 'pkjwt-ps256', alg: 'PS256', use: 'sig', e: 'AQAB', n: '6m94bFIhUIFN03VNu1Iy4Qtf3bneX-bH0PsbqvkiuLQ8rP2FTC3lRMaluOMh9H3pzc47ShLPe-OyngIFlAld-xN-4kqcC2zJibAfwJYky3YMBlKRDZD3QIDJYVAq-udwBWUTxgRL-qty0lXY5VZh6mUqYrDoQSlDqteu7PwMui33LVuwMHXYIoRrIoj2kTTM-mZ2faed7OBX1kF-geq5IuNW9F38jiKtLO1T9JLVEE5EF8005yPoT64_KULKRWzI9Z7pIIf812NeCORDqgn5CAjdXvq1vO8eIlTwO1LAXQiDgdVjfQf9gdy2PFgcn5cQVYe3xk71-_PQUioWPJzOOw' },
+      ],
+    },
+    grant_types: ['client_credentials', 'authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    scope: 'openid api:read',
+  },
+  {
+    // A service authenticating with an HS256 JWT keyed by its secret.
+    client_id: 'secretjwt',
+    client_secret: 'secretjwt-secret-0123456789-0123456789-0123456789',
+    token_endpoint_auth_method: 'client_secret_jwt',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    scope: 'api:read',
+  },
+  // --- end of client authentication by assertion ---
   // --- DPoP (issue 15): a service whose tokens must be DPoP-bound. ---
   {
     client_id: 'dpop-service',

@@ -23,6 +23,11 @@ pub const TV_ID: &str = "tv";
 /// A client whose tokens must be DPoP-bound (`dpop_bound_access_tokens`).
 pub const DPOP_ID: &str = "dpop-service";
 pub const DPOP_SECRET: &str = "dpop-service-secret-0123456789";
+// Client authentication by assertion (issue 15); the keys are bearer-jose's
+// test fixtures, their public halves registered in provider.mjs.
+pub const PKJWT_ID: &str = "pkjwt";
+pub const SECRETJWT_ID: &str = "secretjwt";
+pub const SECRETJWT_SECRET: &str = "secretjwt-secret-0123456789-0123456789-0123456789";
 
 /// Long enough for Node to start on a loaded CI machine; only ever hit on failure.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);

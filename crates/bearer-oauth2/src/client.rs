@@ -6,15 +6,37 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bearer_cache::{Secret, Token, TokenError, TokenKey};
 use bearer_dpop::DpopKey;
+use bearer_jose::SigningKey;
 use http::HeaderValue;
 use url::Url;
 
+use crate::assertion::{self, AssertionAudience, AssertionOptions};
 use crate::response::Parser;
 use crate::scrub::{Secrets, shown_url};
 use crate::transport::HttpOptions;
 
-/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1,
+/// RFC 7523 §2.2, OpenID Connect Core §9).
+///
+/// The JWT kinds send a fresh `client_assertion` on every token request of
+/// every grant (and on each retry): `iss` = `sub` = the client id, `aud`
+/// per [`AssertionAudience`] (default: the token endpoint), `exp` a short
+/// [lifetime](OAuthClient::assertion_lifetime) away, a unique `jti`, and
+/// the key's `kid` in the header.
+///
+/// ```
+/// use bearer_jose::{Algorithm, SigningKey};
+/// use bearer_oauth2::{ClientAuth, ClientCredentials, OAuthClient};
+///
+/// fn orders_source(pem: &[u8]) -> Result<ClientCredentials, bearer_jose::JoseError> {
+///     let key = SigningKey::from_pem(Algorithm::RS256, pem)?.with_kid("svc-2026");
+///     let client = OAuthClient::new("https://idp.example/oauth2/token".parse().unwrap(), "svc")
+///         .auth_method(ClientAuth::PrivateKeyJwt(key));
+///     Ok(ClientCredentials::from_client(client).scope("orders:read"))
+/// }
+/// assert!(orders_source(b"not a key").is_err());
+/// ```
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub enum ClientAuth {
     /// `client_secret_basic`: an `Authorization: Basic` header, id and
@@ -23,6 +45,26 @@ pub enum ClientAuth {
     Basic,
     /// `client_secret_post`: `client_id` and `client_secret` in the form.
     Post,
+    /// `private_key_jwt`: an assertion signed with this key (RS256, PS256,
+    /// ES256, EdDSA, …); register its
+    /// [public JWK](bearer_jose::SigningKey::public_jwk) with the provider.
+    PrivateKeyJwt(SigningKey),
+    /// `client_secret_jwt`: an HS256 assertion keyed with the client
+    /// secret, which itself never leaves the process.
+    ClientSecretJwt,
+}
+
+impl ClientAuth {
+    /// The method's registered name (`token_endpoint_auth_method`), e.g.
+    /// `private_key_jwt`.
+    pub fn method_name(&self) -> &'static str {
+        match self {
+            ClientAuth::Basic => "client_secret_basic",
+            ClientAuth::Post => "client_secret_post",
+            ClientAuth::PrivateKeyJwt(_) => "private_key_jwt",
+            ClientAuth::ClientSecretJwt => "client_secret_jwt",
+        }
+    }
 }
 
 /// Parameters that belong to the protocol; a [`TokenKey`] may not set them.
@@ -40,6 +82,8 @@ const RESERVED: &[&str] = &[
     "code_verifier",
     "redirect_uri",
     "device_code",
+    "client_assertion",
+    "client_assertion_type",
 ];
 
 /// A token endpoint and the client credentials used there, with the HTTP
@@ -70,6 +114,7 @@ pub struct OAuthClient {
     client_id: String,
     client_secret: Option<Secret>,
     auth: ClientAuth,
+    assertion: AssertionOptions,
     defaults: TokenKey,
     pub(crate) options: HttpOptions,
     dpop: Option<DpopKey>,
@@ -85,6 +130,7 @@ impl fmt::Debug for OAuthClient {
                 &self.client_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("auth", &self.auth)
+            .field("assertion", &self.assertion)
             .field("defaults", &self.defaults)
             .field("options", &self.options)
             .field("dpop", &self.dpop)
@@ -136,6 +182,7 @@ impl OAuthClient {
             client_id: client_id.into(),
             client_secret: None,
             auth: ClientAuth::default(),
+            assertion: AssertionOptions::default(),
             defaults: TokenKey::new(),
             options: HttpOptions::default(),
             dpop: None,
@@ -148,9 +195,25 @@ impl OAuthClient {
         self
     }
 
-    /// `client_secret_basic` (default) or `client_secret_post`.
+    /// How the client authenticates (default `client_secret_basic`); see
+    /// [`ClientAuth`].
     pub fn auth_method(mut self, auth: ClientAuth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// What a client assertion's `aud` names (default: the token
+    /// endpoint's URL). Only the JWT kinds of [`ClientAuth`] use it.
+    pub fn assertion_audience(mut self, audience: AssertionAudience) -> Self {
+        self.assertion.audience = audience;
+        self
+    }
+
+    /// How long a client assertion is valid (default 60 s,
+    /// [`DEFAULT_ASSERTION_LIFETIME`](crate::DEFAULT_ASSERTION_LIFETIME)).
+    /// Each token request signs a new one.
+    pub fn assertion_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+        self.assertion.lifetime = Some(lifetime);
         self
     }
 
@@ -283,18 +346,66 @@ impl OAuthClient {
         Ok(out)
     }
 
-    /// Authenticates a form POST to `url` as this client.
+    /// How the client authenticates.
+    pub fn auth(&self) -> &ClientAuth {
+        &self.auth
+    }
+
+    /// A fresh client assertion signed with `key`.
+    fn client_assertion(&self, key: &SigningKey) -> Result<String, TokenError> {
+        let audience = match &self.assertion.audience {
+            AssertionAudience::TokenEndpoint => self.token_url.as_str(),
+            AssertionAudience::Issuer(issuer) => issuer.as_str(),
+        };
+        let lifetime = self
+            .assertion
+            .lifetime
+            .unwrap_or(assertion::DEFAULT_ASSERTION_LIFETIME);
+        assertion::client_assertion(
+            key,
+            &self.client_id,
+            audience,
+            self.options.clock.system_now(),
+            lifetime,
+        )
+        .map_err(|e| crate::error::source_error("cannot sign the client assertion", e, false))
+    }
+
+    /// Authenticates a form POST to `url` as this client. A JWT assertion
+    /// is signed here, so each attempt of a request carries a new one.
     pub(crate) fn authenticated_post(
         &self,
         url: &Url,
         mut form: Vec<(String, String)>,
-    ) -> reqwest::RequestBuilder {
+    ) -> Result<reqwest::RequestBuilder, TokenError> {
         let mut request = self
             .options
             .http
             .post(url.clone())
             .header(http::header::ACCEPT, "application/json");
-        match (&self.client_secret, self.auth) {
+        let assertion_key = match (&self.client_secret, &self.auth) {
+            (_, ClientAuth::PrivateKeyJwt(key)) => Some(key.clone()),
+            (Some(secret), ClientAuth::ClientSecretJwt) => {
+                Some(SigningKey::hmac(secret.expose_secret().as_bytes()))
+            }
+            (None, ClientAuth::ClientSecretJwt) => {
+                return Err(TokenError::source(
+                    "client_secret_jwt needs a client secret",
+                    false,
+                ));
+            }
+            _ => None,
+        };
+        if let Some(key) = assertion_key {
+            form.push(("client_id".to_owned(), self.client_id.clone()));
+            form.push((
+                "client_assertion_type".to_owned(),
+                assertion::JWT_BEARER_TYPE.to_owned(),
+            ));
+            form.push(("client_assertion".to_owned(), self.client_assertion(&key)?));
+            return Ok(request.form(&form));
+        }
+        match (&self.client_secret, &self.auth) {
             (Some(secret), ClientAuth::Basic) => {
                 request = request.header(
                     http::header::AUTHORIZATION,
@@ -308,9 +419,9 @@ impl OAuthClient {
                     secret.expose_secret().to_owned(),
                 ));
             }
-            (None, _) => form.push(("client_id".to_owned(), self.client_id.clone())),
+            _ => form.push(("client_id".to_owned(), self.client_id.clone())),
         }
-        request.form(&form)
+        Ok(request.form(&form))
     }
 
     /// Sends one token request (with retries) and parses the answer.
@@ -349,7 +460,7 @@ impl OAuthClient {
     /// secrets and the client secret, as sent (the `Basic` credentials too).
     pub(crate) fn request_secrets(&self, grant_secrets: &[(&str, &str)]) -> Secrets {
         let client_secret = self.client_secret.as_ref().map(Secret::expose_secret);
-        let basic = match (&self.client_secret, self.auth) {
+        let basic = match (&self.client_secret, &self.auth) {
             (Some(secret), ClientAuth::Basic) => Some(basic_credentials(&self.client_id, secret)),
             _ => None,
         };

@@ -45,6 +45,10 @@ pub struct ProviderMetadata {
     /// if it says.
     #[serde(default)]
     pub dpop_signing_alg_values_supported: Vec<String>,
+    /// The algorithms the token endpoint accepts for client assertions
+    /// (`private_key_jwt`, `client_secret_jwt`), if it says.
+    #[serde(default)]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
 }
 
 impl std::fmt::Debug for ProviderMetadata {
@@ -69,6 +73,8 @@ impl std::fmt::Debug for ProviderMetadata {
             .field(
                 "dpop_signing_alg_values_supported",
                 &self.dpop_signing_alg_values_supported,
+                "token_endpoint_auth_signing_alg_values_supported",
+                &self.token_endpoint_auth_signing_alg_values_supported,
             )
             .finish()
     }
@@ -103,8 +109,9 @@ pub async fn discover_with(
         .exchange(
             "discovery",
             || {
-                http.get(url.clone())
-                    .header(http::header::ACCEPT, "application/json")
+                Ok(http
+                    .get(url.clone())
+                    .header(http::header::ACCEPT, "application/json"))
             },
             |raw| {
                 // Reuse the token endpoint's error reading: status, excerpt, Retry-After.
@@ -149,6 +156,55 @@ impl ProviderMetadata {
     /// says which, and you load such a key with [`DpopKey::new`](crate::DpopKey::new).
     pub fn dpop_key(&self) -> Result<crate::DpopKey, crate::DpopError> {
         crate::DpopKey::generate_for(&self.dpop_signing_alg_values_supported)
+    }
+
+    /// A client of the token endpoint authenticating with `auth`, checked
+    /// against the document: the method must be among
+    /// `token_endpoint_auth_methods_supported` and, for the JWT methods,
+    /// the key's algorithm among
+    /// `token_endpoint_auth_signing_alg_values_supported`. A list the
+    /// provider leaves out is not checked.
+    ///
+    /// ```
+    /// use bearer_jose::{Algorithm, SigningKey};
+    /// use bearer_oauth2::{ClientAuth, ClientCredentials, DiscoveryError, ProviderMetadata};
+    ///
+    /// let provider: ProviderMetadata = serde_json::from_value(serde_json::json!({
+    ///     "issuer": "https://idp.example",
+    ///     "token_endpoint": "https://idp.example/token",
+    ///     "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+    ///     "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
+    /// }))
+    /// .unwrap();
+    /// let key = SigningKey::generate(Algorithm::ES256)?;
+    /// let client = provider.client_with_auth("svc", ClientAuth::PrivateKeyJwt(key)).unwrap();
+    /// let source = ClientCredentials::from_client(client);
+    /// assert!(matches!(
+    ///     provider.client_with_auth("svc", ClientAuth::ClientSecretJwt),
+    ///     Err(DiscoveryError::AuthMethodNotSupported { .. })
+    /// ));
+    /// # Ok::<(), bearer_jose::JoseError>(())
+    /// ```
+    pub fn client_with_auth(
+        &self,
+        client_id: impl Into<String>,
+        auth: ClientAuth,
+    ) -> Result<OAuthClient, DiscoveryError> {
+        let method = auth.method_name();
+        let methods = &self.token_endpoint_auth_methods_supported;
+        if !methods.is_empty() && !methods.iter().any(|m| m == method) {
+            return Err(DiscoveryError::AuthMethodNotSupported { method });
+        }
+        let algorithm = match &auth {
+            ClientAuth::PrivateKeyJwt(key) => Some(format!("{:?}", key.algorithm())),
+            ClientAuth::ClientSecretJwt => Some("HS256".to_owned()),
+            _ => None,
+        };
+        let algs = &self.token_endpoint_auth_signing_alg_values_supported;
+        if let Some(algorithm) = algorithm.filter(|a| !algs.is_empty() && !algs.contains(a)) {
+            return Err(DiscoveryError::AssertionAlgorithmNotSupported { algorithm });
+        }
+        Ok(OAuthClient::new(self.token_endpoint.clone(), client_id).auth_method(auth))
     }
 
     /// A client credentials source.

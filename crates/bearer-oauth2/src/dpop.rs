@@ -1,6 +1,6 @@
 //! Token requests with a DPoP proof (RFC 9449 §5, §8).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use bearer_cache::{Token, TokenBinding, TokenError};
 use bearer_dpop::DpopKey;
@@ -41,9 +41,6 @@ pub(crate) async fn request_token(
 ) -> Result<Token, TokenError> {
     let target = proof_target(client.token_url());
     let binding: Arc<dyn TokenBinding> = Arc::new(dpop.clone());
-    // Signing cannot fail with a key that loaded; should it, the request
-    // goes without a proof and the error is what the caller gets.
-    let unsigned: Mutex<Option<TokenError>> = Mutex::new(None);
     let mut resent = false;
     loop {
         let result = client
@@ -51,17 +48,14 @@ pub(crate) async fn request_token(
             .exchange(
                 grant_type,
                 || {
-                    let request = client.authenticated_post(client.token_url(), form.to_vec());
-                    match dpop.proof("POST", &target, None) {
-                        Ok(proof) => request.header(DPOP, proof),
-                        Err(e) => {
-                            *unsigned.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
-                            request
-                        }
-                    }
+                    let proof = dpop.proof("POST", &target, None)?;
+                    Ok(client
+                        .authenticated_post(client.token_url(), form.to_vec())?
+                        .header(DPOP, proof))
                 },
                 |raw| {
-                    if let Some(nonce) = raw.headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) {
+                    if let Some(nonce) = raw.headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok())
+                    {
                         dpop.remember_nonce(&target, nonce);
                     }
                     Parser::oauth(secrets)
@@ -71,13 +65,6 @@ pub(crate) async fn request_token(
                 },
             )
             .await;
-        if let Some(e) = unsigned
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            return Err(e);
-        }
         match result {
             Err(e) if asks_for_nonce(&e) && !resent && dpop.nonce_for(&target).is_some() => {
                 tracing::debug!(target: "bearer_oauth2", "token endpoint asked for a DPoP nonce; resending once with it");

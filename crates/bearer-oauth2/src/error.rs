@@ -59,7 +59,7 @@ impl From<FlowError> for TokenError {
 
 /// A [`TokenError::Source`] saying `what` failed, caused by `error`
 /// (reachable again by downcast), whose message it does not repeat.
-fn source_error(
+pub(crate) fn source_error(
     what: &str,
     error: impl std::error::Error + Send + Sync + 'static,
     transient: bool,
@@ -154,4 +154,18 @@ pub enum DiscoveryError {
     /// The provider does not offer an endpoint this grant needs.
     #[error("the provider has no {0}")]
     MissingEndpoint(&'static str),
+    /// The provider's `token_endpoint_auth_methods_supported` leaves out
+    /// the client authentication method asked for.
+    #[error("the provider does not accept client authentication method {method}")]
+    AuthMethodNotSupported {
+        /// The method's registered name, e.g. `private_key_jwt`.
+        method: &'static str,
+    },
+    /// The provider's `token_endpoint_auth_signing_alg_values_supported`
+    /// leaves out the client assertion's algorithm.
+    #[error("the provider does not accept client assertions signed with {algorithm}")]
+    AssertionAlgorithmNotSupported {
+        /// The key's algorithm, e.g. `EdDSA`.
+        algorithm: String,
+    },
 }

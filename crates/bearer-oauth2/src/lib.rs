@@ -47,10 +47,36 @@
 //! The form POST a grant needs is small, so this crate writes it on
 //! `reqwest` 0.13 with all of the above.
 //!
+//! # Client authentication
+//! A confidential client proves itself with its secret
+//! ([`ClientAuth::Basic`], the default, or [`ClientAuth::Post`]) or with a
+//! signed JWT assertion (RFC 7523 §2.2): [`ClientAuth::PrivateKeyJwt`] with
+//! a [`bearer_jose::SigningKey`] (RS256, PS256, ES256, EdDSA from PEM or
+//! JWK), or [`ClientAuth::ClientSecretJwt`] (HS256 over the client secret).
+//! Every token request of every grant signs a new one; see
+//! [`AssertionAudience`] for its `aud`.
+//!
+//! ```
+//! use bearer_jose::{Algorithm, SigningKey};
+//! use bearer_oauth2::{ClientAuth, ClientCredentials, OAuthClient};
+//!
+//! // In production: SigningKey::from_pem(Algorithm::RS256, &std::fs::read("key.pem")?)
+//! let key = SigningKey::generate(Algorithm::ES256)?.with_kid("orders-2026");
+//! println!("register with the provider: {}", key.public_jwk().unwrap());
+//! let source = ClientCredentials::from_client(
+//!     OAuthClient::new("https://idp.example/oauth2/token".parse().unwrap(), "orders-service")
+//!         .auth_method(ClientAuth::PrivateKeyJwt(key)),
+//! )
+//! .scope("orders:read");
+//! # let _ = source;
+//! # Ok::<(), bearer_jose::JoseError>(())
+//! ```
+//!
 //! # Secrets
 //! Client secrets, passwords, refresh tokens and PKCE verifiers are held as
-//! [`bearer_cache::Secret`]s; `Debug`, errors and logs show at most a
-//! fingerprint. Excerpts of unexpected answers are cut to 200 characters
+//! [`bearer_cache::Secret`]s, private keys as [`bearer_jose::SigningKey`]s
+//! (redacted, zeroized on drop); client assertions are never logged.
+//! `Debug`, errors and logs show at most a fingerprint. Excerpts of unexpected answers are cut to 200 characters
 //! with the request's secrets and anything token-like replaced.
 //!
 //! # Interactive grants and the cache's deadline
@@ -59,6 +85,7 @@
 //! which lifts the cache's usual 30 s
 //! [`fetch_timeout`](bearer_cache::TokenCacheBuilder::fetch_timeout) for them.
 
+mod assertion;
 mod client;
 mod discovery;
 mod dpop;
@@ -70,6 +97,7 @@ mod retry;
 mod scrub;
 mod transport;
 
+pub use assertion::{AssertionAudience, DEFAULT_ASSERTION_LIFETIME};
 /// Re-exported from [`bearer_cache`]: a JWT's `exp`, decoded but not verified.
 pub use bearer_cache::jwt_expiry;
 /// DPoP keys ([`OAuthClient::dpop`]), re-exported from `bearer-dpop`.

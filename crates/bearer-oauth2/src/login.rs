@@ -212,7 +212,7 @@ impl TokenSource for LoginEndpoint {
         self.options
             .exchange(
                 "login",
-                || self.request(),
+                || Ok(self.request()),
                 |raw| parser.parse(raw.status, &raw.headers, &raw.body),
             )
             .await

@@ -41,11 +41,12 @@ impl Default for HttpOptions {
 
 impl HttpOptions {
     /// Sends `request()` and reads the answer with `read`, retrying
-    /// transient failures within the deadline.
+    /// transient failures within the deadline. `request` is called per
+    /// attempt (a client assertion is signed anew) and may fail.
     pub(crate) async fn exchange<T>(
         &self,
         what: &str,
-        request: impl Fn() -> reqwest::RequestBuilder,
+        request: impl Fn() -> Result<reqwest::RequestBuilder, TokenError>,
         read: impl Fn(RawResponse) -> Result<T, TokenError>,
     ) -> Result<T, TokenError> {
         retry::run(
@@ -54,7 +55,7 @@ impl HttpOptions {
             self.clock.as_ref(),
             self.timeout,
             what,
-            || async { read(send(request(), self.max_body).await?) },
+            || async { read(send(request()?, self.max_body).await?) },
         )
         .await
     }

@@ -38,6 +38,8 @@ pub(crate) async fn token(
             ClientAuthMethod::ClientSecretBasic => c.client_auth.basic += 1,
             ClientAuthMethod::ClientSecretPost => c.client_auth.post += 1,
             ClientAuthMethod::None => c.client_auth.none += 1,
+            ClientAuthMethod::PrivateKeyJwt => c.client_auth.private_key_jwt += 1,
+            ClientAuthMethod::ClientSecretJwt => c.client_auth.client_secret_jwt += 1,
         }
     });
 

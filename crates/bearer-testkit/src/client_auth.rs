@@ -1,9 +1,11 @@
-//! Client authentication: `client_secret_basic`, `client_secret_post`, none.
+//! Client authentication: `client_secret_basic`, `client_secret_post`, none,
+//! and JWT assertions (checked in [`crate::client_assertion`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use http::HeaderMap;
 
+use crate::client_assertion;
 use crate::config::ClientConfig;
 use crate::counters::ClientAuthMethod;
 use crate::oauth::{OAuthError, param};
@@ -15,6 +17,8 @@ pub(crate) struct Presented {
     pub(crate) method: ClientAuthMethod,
     pub(crate) client_id: Option<String>,
     secret: Option<String>,
+    /// `client_assertion_type` and `client_assertion`, when sent.
+    assertion: Option<(Option<String>, String)>,
     /// A malformed or contradictory presentation.
     problem: Option<OAuthError>,
 }
@@ -23,6 +27,9 @@ impl Presented {
     pub(crate) fn from_request(headers: &HeaderMap, params: &[(String, String)]) -> Presented {
         let form_id = param(params, "client_id").map(str::to_owned);
         let form_secret = param(params, "client_secret").map(str::to_owned);
+        if let Some(assertion) = param(params, "client_assertion") {
+            return Self::from_assertion(headers, params, form_id, form_secret, assertion);
+        }
         let Some(basic) = basic_credentials(headers) else {
             return Presented {
                 method: if form_secret.is_some() {
@@ -32,6 +39,7 @@ impl Presented {
                 },
                 client_id: form_id,
                 secret: form_secret,
+                assertion: None,
                 problem: None,
             };
         };
@@ -39,6 +47,7 @@ impl Presented {
             method: ClientAuthMethod::ClientSecretBasic,
             client_id: None,
             secret: None,
+            assertion: None,
             problem: None,
         };
         match basic {
@@ -60,6 +69,45 @@ impl Presented {
         presented
     }
 
+    /// A `client_assertion` presentation: the client is the assertion's
+    /// `sub`; a form `client_id` must agree; no other method may be mixed in.
+    fn from_assertion(
+        headers: &HeaderMap,
+        params: &[(String, String)],
+        form_id: Option<String>,
+        form_secret: Option<String>,
+        assertion: &str,
+    ) -> Presented {
+        let subject = client_assertion::subject_of(assertion);
+        let problem = if basic_credentials(headers).is_some() || form_secret.is_some() {
+            Some(OAuthError::invalid_request(
+                "more than one client authentication method was used",
+            ))
+        } else if subject.is_none() {
+            Some(OAuthError::invalid_client(
+                "the client assertion is not a JWT with a sub",
+                false,
+            ))
+        } else if form_id.is_some() && form_id != subject {
+            Some(OAuthError::invalid_request(
+                "client_id in the form differs from the assertion's sub",
+            ))
+        } else {
+            None
+        };
+        Presented {
+            method: client_assertion::method_of(assertion)
+                .unwrap_or(ClientAuthMethod::PrivateKeyJwt),
+            client_id: subject,
+            secret: None,
+            assertion: Some((
+                param(params, "client_assertion_type").map(str::to_owned),
+                assertion.to_owned(),
+            )),
+            problem,
+        }
+    }
+
     /// Checks the credentials against the registered clients.
     pub(crate) fn authenticate<'a>(
         &mut self,
@@ -68,6 +116,14 @@ impl Presented {
         if let Some(problem) = self.problem.take() {
             return Err(problem);
         }
+        if let Some((assertion_type, assertion)) = &self.assertion {
+            let id = self.client_id.as_deref().unwrap_or_default();
+            let client = shared
+                .client(id)
+                .ok_or_else(|| OAuthError::invalid_client("unknown client", false))?;
+            client_assertion::verify(shared, client, assertion_type.as_deref(), assertion)?;
+            return Ok(client);
+        }
         let basic = self.method == ClientAuthMethod::ClientSecretBasic;
         let id = self.client_id.as_deref().ok_or_else(|| {
             OAuthError::invalid_client("no client authentication included", basic)
@@ -75,6 +131,12 @@ impl Presented {
         let client = shared
             .client(id)
             .ok_or_else(|| OAuthError::invalid_client("unknown client", basic))?;
+        if client.assertion.is_some() {
+            return Err(OAuthError::invalid_client(
+                "this client must authenticate with a client assertion",
+                basic,
+            ));
+        }
         match (client.secret(), self.secret.as_deref()) {
             (Some(_), None) => Err(OAuthError::invalid_client(
                 "client authentication required",

@@ -60,6 +60,8 @@ pub struct ClientConfig {
     pub(crate) secret: Option<String>,
     pub(crate) scopes: Vec<String>,
     pub(crate) grants: Vec<GrantType>,
+    /// Set for clients that authenticate by JWT assertion.
+    pub(crate) assertion: Option<crate::client_assertion::AssertionRegistration>,
 }
 
 impl ClientConfig {
@@ -71,6 +73,7 @@ impl ClientConfig {
             secret: Some(secret.into()),
             scopes: split_scope("read write admin"),
             grants: GrantType::ALL.to_vec(),
+            assertion: None,
         }
     }
 
@@ -113,6 +116,7 @@ impl fmt::Debug for ClientConfig {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("scopes", &self.scopes)
             .field("grants", &self.grants)
+            .field("assertion", &self.assertion.as_ref().map(|a| &a.algorithms))
             .finish()
     }
 }

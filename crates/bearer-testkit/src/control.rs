@@ -236,6 +236,14 @@ impl Control {
         lock(&self.shared.settings).forced_slow_downs = n;
     }
 
+    /// The next `n` client assertions are refused with `invalid_client`
+    /// although valid (a key the server no longer trusts, a registration
+    /// changed under the client). Counted in
+    /// [`Counters::assertions_rejected`].
+    pub fn reject_next_client_assertions(&self, n: u64) {
+        lock(&self.shared.assertions).reject_next(n);
+    }
+
     // --- observations -----------------------------------------------------
 
     /// A snapshot of the counters.

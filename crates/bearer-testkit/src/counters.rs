@@ -19,6 +19,10 @@ pub struct Counters {
     pub issued: GrantCounts,
     /// The client authentication method of each token request.
     pub client_auth: ClientAuthCounts,
+    /// Client assertions refused (any reason, injected faults included).
+    pub assertions_rejected: u64,
+    /// Client assertions refused because their `jti` was used before.
+    pub assertion_replays: u64,
     /// Requests to `/authorize`.
     pub authorize_requests: u64,
     /// Requests to the device authorization endpoint.
@@ -78,6 +82,10 @@ pub struct ClientAuthCounts {
     pub post: u64,
     /// Only `client_id` in the form (public clients), or nothing at all.
     pub none: u64,
+    /// `private_key_jwt` (an asymmetric `client_assertion`).
+    pub private_key_jwt: u64,
+    /// `client_secret_jwt` (an HMAC `client_assertion`).
+    pub client_secret_jwt: u64,
 }
 
 /// How a client authenticated at the token endpoint.
@@ -89,6 +97,10 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
     /// No secret presented.
     None,
+    /// `private_key_jwt`: a `client_assertion` with an asymmetric `alg`.
+    PrivateKeyJwt,
+    /// `client_secret_jwt`: a `client_assertion` with an HMAC `alg`.
+    ClientSecretJwt,
 }
 
 /// The endpoints whose last request headers are kept.

@@ -34,7 +34,7 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `POST /token` | grants `client_credentials`, `password`, `refresh_token` (optional rotation), `authorization_code` (PKCE S256), `urn:ietf:params:oauth:grant-type:device_code`; client auth `client_secret_basic` (RFC 6749 §2.3.1 form-urlencoding honoured), `client_secret_post`, none for public clients; RFC 6749 §5.2 errors |
+//! | `POST /token` | grants `client_credentials`, `password`, `refresh_token` (optional rotation), `authorization_code` (PKCE S256), `urn:ietf:params:oauth:grant-type:device_code`; client auth `client_secret_basic` (RFC 6749 §2.3.1 form-urlencoding honoured), `client_secret_post`, none for public clients, and JWT assertions for clients registered with [`ClientConfig::private_key_jwt`] / [`ClientConfig::client_secret_jwt`] (signature with the registered JWK or secret, allowed `alg`, `iss` = `sub` = client, `aud` the token endpoint or issuer, `exp` ≤ 300 s after `iat`, `jti` replay; [`Control::reject_next_client_assertions`] injects refusals); RFC 6749 §5.2 errors |
 //! | `GET /authorize` | approves automatically as the default user (or `login_hint`), redirects with `code`, `state`, `iss` |
 //! | `POST /device_authorization`, `GET /device?user_code=` | RFC 8628; approve/deny through [`Control`] or by visiting the verification URI |
 //! | `POST /revoke`, `POST /introspect` | RFC 7009, RFC 7662 |
@@ -76,6 +76,7 @@ mod api;
 mod api_challenge;
 mod authorize;
 mod authz;
+mod client_assertion;
 mod client_auth;
 mod config;
 mod control;

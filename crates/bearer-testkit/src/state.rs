@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) last_headers: Mutex<HashMap<Endpoint, HeaderMap>>,
     pub(crate) last_token_request: Mutex<Option<TokenRequestRecord>>,
     pub(crate) dpop: Mutex<crate::dpop::DpopState>,
+    /// Seen client assertion `jti`s and assertion faults.
+    pub(crate) assertions: Mutex<crate::client_assertion::AssertionBook>,
     /// Seedable, for reproducible probabilistic faults.
     pub(crate) rng: Mutex<StdRng>,
     /// For the introspection validator.
@@ -115,6 +117,7 @@ impl Shared {
             last_headers: Mutex::default(),
             last_token_request: Mutex::default(),
             dpop: Mutex::default(),
+            assertions: Mutex::default(),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             http: crate::client_builder().build().unwrap_or_default(),
         }

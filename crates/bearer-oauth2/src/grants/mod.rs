@@ -11,9 +11,23 @@ pub(crate) mod user_sign_in;
 /// Builder methods every grant forwards to its [`OAuthClient`](crate::OAuthClient).
 macro_rules! client_options {
     () => {
-        /// `client_secret_basic` (default) or `client_secret_post`.
+        /// How the client authenticates (default `client_secret_basic`);
+        /// see [`ClientAuth`]($crate::ClientAuth).
         pub fn auth_method(mut self, auth: $crate::ClientAuth) -> Self {
             self.client = self.client.auth_method(auth);
+            self
+        }
+
+        /// What a client assertion's `aud` names (default: the token
+        /// endpoint); see [`OAuthClient::assertion_audience`]($crate::OAuthClient::assertion_audience).
+        pub fn assertion_audience(mut self, audience: $crate::AssertionAudience) -> Self {
+            self.client = self.client.assertion_audience(audience);
+            self
+        }
+
+        /// How long a client assertion is valid (default 60 s).
+        pub fn assertion_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+            self.client = self.client.assertion_lifetime(lifetime);
             self
         }
 
