@@ -73,6 +73,8 @@ impl std::fmt::Debug for ProviderMetadata {
             .field(
                 "dpop_signing_alg_values_supported",
                 &self.dpop_signing_alg_values_supported,
+            )
+            .field(
                 "token_endpoint_auth_signing_alg_values_supported",
                 &self.token_endpoint_auth_signing_alg_values_supported,
             )
