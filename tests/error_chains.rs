@@ -8,8 +8,7 @@ use bearer_testkit::TestServer;
 use reqwest_bearer::cache::{Cause, StoreError};
 use reqwest_bearer::jose::{self, Algorithm, JoseError, SigningKey};
 use reqwest_bearer::oauth2::{
-    ClientAuth, ClientCredentials, DiscoveryError, DpopError, FlowError, OAuthClient,
-    discover_with,
+    ClientAuth, ClientCredentials, DiscoveryError, DpopError, FlowError, OAuthClient, discover_with,
 };
 use reqwest_bearer::{
     BearerAuth, BearerError, BuildError, OAuthError, RedirectRefused, StaticSource, TokenCache,
@@ -149,9 +148,7 @@ async fn every_error_chain_reads_once() {
             alg: Algorithm::ES256,
             offered: "RS256 PS256".into(),
         }),
-        Box::new(DpopError::Key(JoseError::Generate(
-            Algorithm::ES256,
-        ))),
+        Box::new(DpopError::Key(JoseError::Generate(Algorithm::ES256))),
         Box::new(DiscoveryError::AuthMethodNotSupported {
             method: "private_key_jwt",
         }),

@@ -54,8 +54,7 @@ pub(crate) async fn request_token(
                         .header(DPOP, proof))
                 },
                 |raw| {
-                    if let Some(nonce) = raw.headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok())
-                    {
+                    if let Some(nonce) = raw.headers.get(DPOP_NONCE).and_then(|v| v.to_str().ok()) {
                         dpop.remember_nonce(&target, nonce);
                     }
                     Parser::oauth(secrets)
