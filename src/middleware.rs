@@ -145,10 +145,12 @@ impl BearerAuth {
     }
 }
 
-// The per-request future is boxed by `async_trait` on every request, so it
-// is kept small (under the allocator's fast size classes): the token comes
-// from the cache's synchronous hit path, the default key is borrowed, the
-// resend copy and the 401 path are boxed.
+// The per-request future is boxed by `async_trait` on every request, and
+// is otherwise the only allocation besides the resend copy's URL: the token
+// comes from the cache's synchronous hit path (this thread's handle, no
+// shared write), the default key is borrowed, the header value is the one
+// derived once per token and thread, span fields are formatted only for a
+// subscriber that wants them, and the 401 path is boxed.
 #[async_trait::async_trait]
 impl Middleware for BearerAuth {
     async fn handle(
@@ -190,14 +192,18 @@ impl Middleware for BearerAuth {
                 .await
                 .map_err(|e| fail(BearerError::NoToken(e)))?,
         };
-        span.record("token", display(token.fingerprint()));
-        span.record("cache_hit", token.was_hit());
+        if !span.is_disabled() {
+            span.record("token", display(token.fingerprint()));
+            span.record("cache_hit", token.was_hit());
+        }
 
         let resends = auth.resends(req.method(), extensions);
         // The only way to resend is a copy taken before sending; a streaming
-        // body has none, and then its 401 is simply returned.
+        // body has none, and then its 401 is simply returned. Kept in the
+        // request's future (already one allocation) rather than a box of
+        // its own: what is left to allocate is the copy's URL.
         let spare = if resends.keep_copy() {
-            req.try_clone().map(Box::new)
+            req.try_clone()
         } else {
             None
         };
@@ -275,7 +281,7 @@ impl BearerAuth {
                 return Ok(response);
             };
             if state.resends.keep_copy() {
-                state.spare = resend.try_clone().map(Box::new);
+                state.spare = resend.try_clone();
             }
             let rejected = state.token.fingerprint();
             state.token = auth
@@ -295,7 +301,7 @@ impl BearerAuth {
             drop(response);
             (response, state.carried) = state
                 .sent
-                .track(next.clone().run(*resend, extensions))
+                .track(next.clone().run(resend, extensions))
                 .await?;
         }
     }
@@ -306,7 +312,7 @@ struct Rejected {
     key: TokenKey,
     token: CachedToken,
     /// A copy of the request for resending, if it could be copied.
-    spare: Option<Box<Request>>,
+    spare: Option<Request>,
     resends: Resends,
     sent: Sent,
     /// Whether the hop that answered carried the token.

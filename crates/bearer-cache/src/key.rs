@@ -1,7 +1,10 @@
 //! What makes one token different from another.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use sha2::{Digest, Sha256};
 
@@ -19,13 +22,83 @@ use sha2::{Digest, Sha256};
 /// assert_eq!(a, b); // scope order does not matter
 /// assert_ne!(a, TokenKey::new());
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// A key hashes its strings once and keeps the result, so a key built once
+/// (or the default key) and looked up many times costs one word to hash.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TokenKey {
     scopes: BTreeSet<String>,
     audience: Option<String>,
     resources: BTreeSet<String>,
     extra: BTreeMap<String, String>,
     user: Option<String>,
+    digest: MemoHash,
+}
+
+/// The key's strings hashed once (0: not yet). Not part of the key's value:
+/// it compares equal to every other and is reset by every builder method.
+#[derive(Default)]
+struct MemoHash(AtomicU64);
+
+impl Clone for MemoHash {
+    fn clone(&self) -> Self {
+        MemoHash(AtomicU64::new(self.0.load(Relaxed)))
+    }
+}
+
+impl PartialEq for MemoHash {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for MemoHash {}
+
+impl PartialOrd for MemoHash {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MemoHash {
+    fn cmp(&self, _: &Self) -> Ordering {
+        Ordering::Equal
+    }
+}
+
+/// A fixed seed: the memo must not depend on the process it was made in
+/// only by chance, and keys are ours, not an attacker's.
+const SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6265_6172_6572);
+
+impl TokenKey {
+    /// The hash of the key's strings, computed on first use and kept.
+    pub(crate) fn memo_hash(&self) -> u64 {
+        let known = self.digest.0.load(Relaxed);
+        if known != 0 {
+            return known;
+        }
+        let mut h = SEED.build_hasher();
+        self.scopes.hash(&mut h);
+        self.audience.hash(&mut h);
+        self.resources.hash(&mut h);
+        self.extra.hash(&mut h);
+        self.user.hash(&mut h);
+        // 0 means "not yet".
+        let value = h.finish().max(1);
+        self.digest.0.store(value, Relaxed);
+        value
+    }
+
+    fn changed(mut self) -> Self {
+        self.digest = MemoHash::default();
+        self
+    }
+}
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.memo_hash());
+    }
 }
 
 impl TokenKey {
@@ -37,7 +110,7 @@ impl TokenKey {
     /// Adds a scope.
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scopes.insert(scope.into());
-        self
+        self.changed()
     }
 
     /// Adds scopes.
@@ -47,25 +120,25 @@ impl TokenKey {
         S: Into<String>,
     {
         self.scopes.extend(scopes.into_iter().map(Into::into));
-        self
+        self.changed()
     }
 
     /// Sets the `audience` parameter.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
-        self
+        self.changed()
     }
 
     /// Adds a `resource` indicator (RFC 8707).
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
         self.resources.insert(resource.into());
-        self
+        self.changed()
     }
 
     /// Adds any other parameter sent with the token request.
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.insert(name.into(), value.into());
-        self
+        self.changed()
     }
 
     /// Names the user the token is for, with sources that keep a token per
@@ -82,7 +155,7 @@ impl TokenKey {
     /// ```
     pub fn user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
-        self
+        self.changed()
     }
 
     /// The user the token is for, if the key names one.

@@ -5,8 +5,11 @@
 //! down). A report reaches the state exactly once; the state ignores a
 //! report for an attempt it no longer has on record.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt;
@@ -76,6 +79,17 @@ impl Pending {
         tokio::spawn(self.run());
     }
 
+    /// Runs the attempt in the task of the caller that started it (no hop
+    /// to another task and back: the first fetch of a key costs little
+    /// beyond the source's own time). Dropping the returned future before
+    /// it ends moves the rest of the attempt to a task of its own, so no
+    /// caller can cancel it this way either.
+    pub(crate) fn run_here(self) -> Here {
+        Here {
+            work: Some(Box::pin(self.run())),
+        }
+    }
+
     async fn run(self) {
         let Pending {
             mut reporter,
@@ -105,6 +119,35 @@ impl Pending {
         let result = inner.report(&slot, start.id, outcome);
         // Nobody may be waiting (a background refresh): that is fine.
         let _ = done.send(result);
+    }
+}
+
+/// An attempt run by the caller that started it; see [`Pending::run_here`].
+pub(crate) struct Here {
+    work: Option<BoxFuture<'static, ()>>,
+}
+
+impl Future for Here {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(work) = self.work.as_mut() {
+            ready!(work.as_mut().poll(cx));
+            self.work = None;
+        }
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Here {
+    fn drop(&mut self) {
+        if let Some(work) = self.work.take() {
+            // Without a runtime the work is dropped here, and its reporter
+            // records the attempt as interrupted.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(work);
+            }
+        }
     }
 }
 

@@ -208,11 +208,15 @@ impl TokenCacheBuilder {
                     let _ = evict_from
                         .pin()
                         .remove_if(&*key, |_, current| Arc::ptr_eq(current, &slot));
+                    // Out of the index either way now: threads' memos of
+                    // it must not serve it.
+                    slot.retire();
                 }
             })
             .build();
         TokenCache {
             inner: Arc::new(Inner {
+                id: super::local::cache_id(),
                 source: self.source,
                 index,
                 policy_map,

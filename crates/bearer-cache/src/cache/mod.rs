@@ -10,6 +10,7 @@
 //! | `attempt.rs` | one attempt: spawned, bounded, panic-proof, always reported |
 //! | `fleet.rs` | the shared-store protocol: read, lease, fetch, save |
 //! | `entry.rs` | a token as held, and the [`CachedToken`] handed out |
+//! | `local.rs` | each thread's memo of its last keys: hits that write nothing shared |
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ mod attempt;
 mod builder;
 mod entry;
 mod fleet;
+mod local;
 mod slot;
 mod state;
 
@@ -28,8 +30,9 @@ pub use entry::CachedToken;
 use crate::policy::Policy;
 use crate::stats::{CacheStats, Counters};
 use crate::{SharedClock, Token, TokenError, TokenKey, TokenSource};
+use entry::{Entry, Held};
 use fleet::StoreLink;
-use slot::Slot;
+use slot::{RETIRED, Slot};
 
 /// Called with the key and the new token whenever a key's token changes,
 /// e.g. to persist a rotated refresh token.
@@ -57,6 +60,8 @@ pub struct TokenCache {
 }
 
 pub(crate) struct Inner {
+    /// This cache's number, for threads' memos.
+    id: u64,
     source: Arc<dyn TokenSource>,
     /// The lock-free index every lookup reads.
     index: Arc<Index>,
@@ -151,7 +156,7 @@ impl TokenCache {
         let Some(slot) = self.inner.index.pin().get(key).cloned() else {
             return false;
         };
-        let invalidated = slot.rejected(&self.inner, &rejected.entry);
+        let invalidated = slot.rejected(&self.inner, rejected.entry());
         if invalidated {
             self.inner.counters.invalidation();
             crate::metrics::invalidation();
@@ -192,7 +197,10 @@ impl TokenCache {
     /// Forgets every key.
     pub fn clear(&self) {
         self.inner.policy_map.invalidate_all();
-        self.inner.index.pin().clear();
+        self.inner.index.pin().retain(|_, slot| {
+            slot.retire();
+            false
+        });
     }
 
     /// The counters so far.
@@ -215,14 +223,41 @@ impl TokenCache {
 }
 
 impl Inner {
-    /// The hot path: one lock-free index read, one atomic pointer load and,
-    /// past the refresh point, one atomic read of the slot's gate. Returns a
-    /// valid token, if any, and whether the eviction policy is due to hear
-    /// that the key is in use.
+    /// The hot path. First this thread's memo of the key: one atomic load
+    /// (the slot's generation) says it still holds the current entry, and
+    /// the handle handed out is the thread's own. Else one lock-free index
+    /// read and one atomic pointer load. Either way, past the refresh
+    /// point, one atomic read of the slot's gate. Returns a valid token, if
+    /// any, and whether the eviction policy is due to hear that the key is
+    /// in use.
     fn lookup(self: &Arc<Self>, key: &TokenKey, now: Instant) -> Option<(CachedToken, bool)> {
+        let memoized = local::with_memo(self.id, key, |slot, local| {
+            let touch = self.serve(slot, &local.entry, now)?;
+            let held = Held::Local(Arc::clone(local));
+            Some((CachedToken { held, hit: true }, touch))
+        });
+        if let Some(served) = memoized {
+            return served;
+        }
         let index = self.index.pin();
         let slot = index.get(key)?;
+        let generation = slot.generation();
         let entry = slot.current()?;
+        let touch = self.serve(slot, &entry, now)?;
+        let local = if generation & RETIRED == 0 {
+            local::offer(self.id, slot, generation, &entry)
+        } else {
+            None
+        };
+        let held = local.map_or(Held::Shared(entry), Held::Local);
+        Some((CachedToken { held, hit: true }, touch))
+    }
+
+    /// The rules of a hit on `entry`, the slot's current one: refused at
+    /// hard expiry; counted; past the refresh point, a background refresh
+    /// if the gate is open. Returns whether the eviction policy is due to
+    /// hear of the key.
+    fn serve(self: &Arc<Self>, slot: &Arc<Slot>, entry: &Entry, now: Instant) -> Option<bool> {
         if now >= entry.deadlines.expires_at {
             return None;
         }
@@ -233,7 +268,7 @@ impl Inner {
         {
             slot.refresh_due(self, now);
         }
-        Some((CachedToken { entry, hit: true }, self.touch_due(slot, now)))
+        Some(self.touch_due(slot, now))
     }
 
     /// Whether `policy_map` should hear of this key again (once a minute).

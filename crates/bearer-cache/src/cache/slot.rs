@@ -14,6 +14,10 @@ use super::state::{Decision, Demand, Gate, SlotState};
 use crate::policy::after;
 use crate::{TokenError, TokenKey};
 
+/// The bit of [`Slot::generation`] that says the slot left the index (the
+/// count below it would take centuries of publishing to reach it).
+pub(crate) const RETIRED: u64 = 1 << 63;
+
 /// One key's state. Readers only touch `current` and the gate; the mutex
 /// guards the state machine and is never held across an await.
 pub(crate) struct Slot {
@@ -30,6 +34,9 @@ pub(crate) struct Slot {
     refresh_gate_ms: AtomicU64,
     /// A copy of the state's current token, for lock-free hits.
     current: ArcSwapOption<Entry>,
+    /// Moves whenever `current` does; [`RETIRED`] set once the slot has
+    /// left the index. Threads' memos (`local.rs`) check it with one load.
+    generation: AtomicU64,
     state: Mutex<SlotState<Fetch>>,
 }
 
@@ -42,6 +49,7 @@ impl Slot {
             last_touch: AtomicU64::new(touch),
             refresh_gate_ms: AtomicU64::new(0),
             current: ArcSwapOption::empty(),
+            generation: AtomicU64::new(0),
             state: Mutex::new(SlotState::default()),
         }
     }
@@ -49,6 +57,17 @@ impl Slot {
     /// The current token, without the lock.
     pub(crate) fn current(&self) -> Option<Arc<Entry>> {
         self.current.load_full()
+    }
+
+    /// Read before [`current`](Self::current): a memo made from the two is
+    /// valid while this stays the same.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The slot has left the index: no memo of it is valid any more.
+    pub(crate) fn retire(&self) {
+        self.generation.fetch_or(RETIRED, Ordering::Release);
     }
 
     pub(crate) fn refresh_gate_open(&self, now_ms: u64) -> bool {
@@ -88,6 +107,7 @@ impl Slot {
         };
         if !same {
             self.current.store(current.cloned());
+            self.generation.fetch_add(1, Ordering::Release);
         }
         let gate_ms = match state.gate() {
             Gate::Open => 0,
@@ -153,17 +173,27 @@ impl Inner {
                     fetch
                 })
             });
+            // The caller that started an attempt runs it; any other
+            // attempt decided here runs on its own task.
+            let mut here = None;
             if let Some(work) = pending {
-                work.spawn();
+                if matches!(decision, Decision::Started(..)) {
+                    here = Some(work.run_here());
+                } else {
+                    work.spawn();
+                }
+            }
+            if let Some(here) = here {
+                here.await;
             }
             match decision {
                 // Another caller's attempt landed while we took the lock.
-                Decision::Serve(entry) => return Ok(CachedToken { entry, hit: true }),
+                Decision::Serve(entry) => return Ok(CachedToken::shared(entry, true)),
                 Decision::Join(id, fetch) | Decision::Started(id, fetch) => {
                     self.counters.wait();
                     crate::metrics::wait();
                     match attempt::join(self, slot, id, fetch).await {
-                        Ok(entry) => return Ok(CachedToken { entry, hit: false }),
+                        Ok(entry) => return Ok(CachedToken::shared(entry, false)),
                         Err(error) if !error.is_transient() => return Err(error),
                         // Transient: the next decision says wait or refuse.
                         Err(_) => {}
