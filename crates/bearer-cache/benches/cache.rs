@@ -121,8 +121,41 @@ fn memory_child(n: usize) {
         }
     });
     let after = rss_kb();
-    println!("{}", (after.saturating_sub(before) * 1024) as f64 / n as f64);
+    println!(
+        "{}",
+        (after.saturating_sub(before) * 1024) as f64 / n as f64
+    );
     black_box(&cache);
+}
+
+/// For instruction counts (`valgrind --tool=callgrind`): `n` warm lookups
+/// of `which` (`ours` or `mutex`) on one thread and nothing else; the
+/// difference between two `n` is the cost of the lookups alone.
+fn lookups_only(which: &str, n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let source = Arc::new(SlowSource::default());
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .clock(StdClock)
+        .build();
+    let baseline = MutexCache {
+        source,
+        slot: tokio::sync::Mutex::new(None),
+    };
+    let key = TokenKey::default();
+    rt.block_on(async {
+        cache.get(&key).await.unwrap();
+        baseline.get().await;
+        for _ in 0..n {
+            if which == "ours" {
+                black_box(cache.get(&key).await.unwrap());
+            } else {
+                black_box(baseline.get().await);
+            }
+        }
+    });
 }
 
 fn memory_per_key(n: usize) -> f64 {
@@ -213,6 +246,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--memory-child") {
         memory_child(args[i + 1].parse().unwrap());
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--lookups-only") {
+        lookups_only(&args[i + 1], args[i + 2].parse().unwrap());
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
@@ -399,7 +436,11 @@ fn main() {
         let alone = start.elapsed();
         (through_cache.saturating_sub(alone)).as_secs_f64() * 1e6 / n as f64
     };
-    let first_fetch = median((0..5).map(|_| first(if quick { 2_000 } else { 20_000 })).collect());
+    let first_fetch = median(
+        (0..5)
+            .map(|_| first(if quick { 2_000 } else { 20_000 }))
+            .collect(),
+    );
     println!("RESULT first_fetch impl=reqwest-bearer overhead_us_per_key={first_fetch:.2}");
 
     if !args.iter().any(|a| a == "--no-memory") {

@@ -1,7 +1,7 @@
 //! What makes one token different from another.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,11 +25,11 @@ use sha2::{Digest, Sha256};
 ///
 /// A key hashes its strings once and keeps the result, so a key built once
 /// (or the default key) and looked up many times costs one word to hash.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Default, Eq, PartialOrd, Ord)]
 pub struct TokenKey {
-    scopes: BTreeSet<String>,
+    scopes: Sorted,
     audience: Option<String>,
-    resources: BTreeSet<String>,
+    resources: Sorted,
     extra: BTreeMap<String, String>,
     user: Option<String>,
     digest: MemoHash,
@@ -95,6 +95,67 @@ impl TokenKey {
     }
 }
 
+/// A small sorted set of strings: a vector sized to fit, where a
+/// `BTreeSet` would take a 288-byte node for one scope (a million keys each
+/// hold one). Compares and orders as the set it stands for.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Sorted(Vec<String>);
+
+impl Sorted {
+    fn insert(&mut self, value: String) {
+        if let Err(at) = self.0.binary_search(&value) {
+            self.0.insert(at, value);
+            self.0.shrink_to_fit();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Sorted {
+    type Item = &'a String;
+    type IntoIter = std::slice::Iter<'a, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+// By hand for speed: the hit path compares its memo's key with the
+// caller's, and the empty map's `==` alone costs more than all the rest.
+impl PartialEq for TokenKey {
+    fn eq(&self, other: &Self) -> bool {
+        // Shapes first (all but free), then the strings.
+        let shape = |k: &TokenKey| {
+            (
+                k.scopes.0.len(),
+                k.resources.0.len(),
+                k.extra.len(),
+                k.audience.is_some(),
+                k.user.is_some(),
+            )
+        };
+        let (this, that) = (shape(self), shape(other));
+        if this != that {
+            return false;
+        }
+        if this == (0, 0, 0, false, false) {
+            return true;
+        }
+        self.scopes == other.scopes
+            && self.resources == other.resources
+            && self.audience == other.audience
+            && self.user == other.user
+            && (self.extra.is_empty() || self.extra == other.extra)
+    }
+}
+
 impl Hash for TokenKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.memo_hash());
@@ -119,7 +180,9 @@ impl TokenKey {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes.extend(scopes.into_iter().map(Into::into));
+        for scope in scopes {
+            self.scopes.insert(scope.into());
+        }
         self.changed()
     }
 

@@ -140,7 +140,11 @@ impl CachedToken {
     where
         T: Clone + Send + Sync + 'static,
     {
-        derive(&self.entry().derived, self.expose_authorization_value(), make)
+        derive(
+            &self.entry().derived,
+            self.expose_authorization_value(),
+            make,
+        )
     }
 
     /// Like [`derived`](Self::derived), but kept per thread: a token the

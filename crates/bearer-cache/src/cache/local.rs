@@ -13,9 +13,10 @@
 //! second lookup in a row there, so that a scan over many keys neither
 //! churns it nor allocates.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use super::entry::{Entry, Local};
 use super::slot::Slot;
@@ -35,6 +36,9 @@ struct Memo {
     slot: Arc<Slot>,
     generation: u64,
     local: Arc<Local>,
+    /// Before this instant the eviction policy can't be due to hear of
+    /// the key (see `Inner::touch_due`): the hit skips asking the slot.
+    touch_at: Cell<Instant>,
 }
 
 thread_local! {
@@ -61,7 +65,7 @@ fn way(cache: u64, hash: u64) -> usize {
 pub(crate) fn with_memo<R>(
     cache: u64,
     key: &TokenKey,
-    serve: impl FnOnce(&Arc<Slot>, &Arc<Local>) -> Option<R>,
+    serve: impl FnOnce(&Arc<Slot>, &Arc<Local>, &Cell<Instant>) -> Option<R>,
 ) -> Option<Option<R>> {
     let hash = key.memo_hash();
     MEMO.try_with(|ways| {
@@ -71,11 +75,11 @@ pub(crate) fn with_memo<R>(
         if way.cache != cache
             || way.hash != hash
             || memo.slot.generation() != memo.generation
-            || memo.slot.key != *key
+            || *memo.slot.key != *key
         {
             return None;
         }
-        Some(serve(&memo.slot, &memo.local))
+        Some(serve(&memo.slot, &memo.local, &memo.touch_at))
     })
     .ok()
     .flatten()
@@ -89,6 +93,7 @@ pub(crate) fn offer(
     slot: &Arc<Slot>,
     generation: u64,
     entry: &Arc<Entry>,
+    now: Instant,
 ) -> Option<Arc<Local>> {
     let hash = slot.key.memo_hash();
     MEMO.try_with(|ways| {
@@ -108,6 +113,7 @@ pub(crate) fn offer(
                 slot: Arc::clone(slot),
                 generation,
                 local: Arc::clone(&local),
+                touch_at: Cell::new(now),
             }),
         };
         Some(local)

@@ -21,13 +21,14 @@ pub(crate) const RETIRED: u64 = 1 << 63;
 /// One key's state. Readers only touch `current` and the gate; the mutex
 /// guards the state machine and is never held across an await.
 pub(crate) struct Slot {
-    pub(crate) key: TokenKey,
+    pub(crate) key: Arc<TokenKey>,
     pub(crate) store_key: OnceLock<String>,
     /// Whether the fleet path has logged that the store's value for this
     /// key can't be used (logged once per key).
     pub(crate) unusable_logged: AtomicBool,
-    /// Seconds since the cache's epoch when `policy_map` last saw this key.
-    last_touch: AtomicU64,
+    /// Seconds since the cache's epoch when this key was last seen in use
+    /// (refreshed at most once per `Eviction::touch_every`).
+    pub(super) last_touch: AtomicU64,
     /// Milliseconds since the cache's epoch before which no background
     /// refresh starts (`u64::MAX`: not now). A copy of the state's
     /// [`Gate`], so hits past the refresh point check it without the lock.
@@ -41,7 +42,7 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    pub(crate) fn new(key: TokenKey, touch: u64) -> Self {
+    pub(crate) fn new(key: Arc<TokenKey>, touch: u64) -> Self {
         Slot {
             key,
             store_key: OnceLock::new(),
@@ -74,10 +75,19 @@ impl Slot {
         now_ms >= self.refresh_gate_ms.load(Ordering::Relaxed)
     }
 
-    /// Whether `policy_map` should hear of this key again (once a minute).
-    pub(crate) fn touch_due(&self, secs: u64) -> bool {
+    /// The second (since the cache's epoch) from which
+    /// [`touch_due`](Self::touch_due) can next say yes.
+    pub(crate) fn next_touch(&self, every: u64) -> u64 {
+        self.last_touch
+            .load(Ordering::Relaxed)
+            .saturating_add(every)
+    }
+
+    /// Whether the key's touch is `every` seconds old at `secs`, and if so
+    /// refreshes it (one caller wins).
+    pub(crate) fn touch_due(&self, secs: u64, every: u64) -> bool {
         let last = self.last_touch.load(Ordering::Relaxed);
-        secs >= last.saturating_add(60)
+        secs >= last.saturating_add(every)
             && self
                 .last_touch
                 .compare_exchange(last, secs, Ordering::Relaxed, Ordering::Relaxed)
