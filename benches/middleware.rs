@@ -162,9 +162,20 @@ async fn run(settings: Settings) {
 
     // Allocations per request, sequential, after the rounds above warmed
     // everything (pools, the token's header value).
+    // The same layer with resends off shows what the resend copy costs.
+    let no_resend = ClientBuilder::new(reqwest::Client::new())
+        .with(
+            BearerAuth::builder(auth.cache().clone())
+                .allow_origin(server.base_url())
+                .max_auth_retries(0)
+                .build()
+                .expect("valid origin"),
+        )
+        .build();
+    throughput(&no_resend, &url, None, 1, settings.round / 4).await;
     let requests = 2_000u64;
-    let mut per_request = [0.0; 2];
-    for (i, (client, header)) in [(&with, None), (&noop, Some(&fixed))]
+    let mut per_request = [0.0; 3];
+    for (i, (client, header)) in [(&with, None), (&noop, Some(&fixed)), (&no_resend, None)]
         .into_iter()
         .enumerate()
     {
@@ -187,6 +198,11 @@ async fn run(settings: Settings) {
     println!(
         "RESULT allocations_per_request impl=noop-middleware value={:.2}",
         per_request[1]
+    );
+    println!(
+        "RESULT allocations_per_request impl=reqwest-bearer-no-resend value={:.2} minus_noop={:.2}",
+        per_request[2],
+        per_request[2] - per_request[1]
     );
 
     let control = server.control();

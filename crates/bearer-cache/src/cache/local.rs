@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::entry::{Entry, Local};
-use super::slot::Slot;
+use super::slot::{RETIRED, Slot};
 use crate::TokenKey;
 
 const WAYS: usize = 16;
@@ -69,14 +69,20 @@ pub(crate) fn with_memo<R>(
 ) -> Option<Option<R>> {
     let hash = key.memo_hash();
     MEMO.try_with(|ways| {
-        let ways = ways.try_borrow().ok()?;
-        let way = &ways[way(cache, hash)];
+        let mut ways = ways.try_borrow_mut().ok()?;
+        let way = &mut ways[way(cache, hash)];
         let memo = way.memo.as_ref()?;
-        if way.cache != cache
-            || way.hash != hash
-            || memo.slot.generation() != memo.generation
-            || *memo.slot.key != *key
-        {
+        if way.cache != cache || way.hash != hash {
+            return None;
+        }
+        let generation = memo.slot.generation();
+        if generation & RETIRED != 0 {
+            // The key left the cache: let its token go now, not when this
+            // way is next reused.
+            way.memo = None;
+            return None;
+        }
+        if generation != memo.generation || *memo.slot.key != *key {
             return None;
         }
         Some(serve(&memo.slot, &memo.local, &memo.touch_at))
