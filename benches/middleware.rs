@@ -10,8 +10,15 @@
 //! - Storm: the server revokes every token, then 1000 concurrent requests;
 //!   prints how many token fetches that caused and how many requests failed.
 //!
+//! - Allocations: per request through the middleware and through the
+//!   nothing-middleware, counted by a global allocator over the same number
+//!   of sequential requests (the in-process server's allocations are in
+//!   both and cancel out in the difference).
+//!
 //! Prints the figures; asserts nothing about them.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bearer_testkit::TestServer;
@@ -20,6 +27,47 @@ use http::header::AUTHORIZATION;
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, TokenCache, TokenKey};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+
+/// The system allocator, counting allocations process-wide.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed on unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The cache's clock in production: bench builds enable tokio's
+/// `test-util` (a dev-dependency feature), whose clock takes a lock on
+/// every read, which no release build has.
+#[derive(Debug)]
+struct StdClock;
+
+impl reqwest_bearer::Clock for StdClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn system_now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+}
 
 struct Settings {
     rounds: usize,
@@ -54,8 +102,11 @@ async fn run(settings: Settings) {
         server.client_secret(),
     )
     .scope("read");
-    let auth = BearerAuth::new(TokenCache::builder(source).build(), server.base_url())
-        .expect("valid origin");
+    let auth = BearerAuth::new(
+        TokenCache::builder(source).clock(StdClock).build(),
+        server.base_url(),
+    )
+    .expect("valid origin");
     let token = auth.cache().get(&TokenKey::new()).await.expect("a token");
     let mut fixed = HeaderValue::from_str(token.expose_authorization_value()).expect("header-safe");
     fixed.set_sensitive(true);
@@ -108,6 +159,51 @@ async fn run(settings: Settings) {
         println!("RESULT overhead concurrency={concurrency} ratio={median:.3}");
         println!("RESULT overhead concurrency={concurrency} ratio={floor:.3} impl=noop-middleware");
     }
+
+    // Allocations per request, sequential, after the rounds above warmed
+    // everything (pools, the token's header value).
+    // The same layer with resends off shows what the resend copy costs.
+    let no_resend = ClientBuilder::new(reqwest::Client::new())
+        .with(
+            BearerAuth::builder(auth.cache().clone())
+                .allow_origin(server.base_url())
+                .max_auth_retries(0)
+                .build()
+                .expect("valid origin"),
+        )
+        .build();
+    throughput(&no_resend, &url, None, 1, settings.round / 4).await;
+    let requests = 2_000u64;
+    let mut per_request = [0.0; 3];
+    for (i, (client, header)) in [(&with, None), (&noop, Some(&fixed)), (&no_resend, None)]
+        .into_iter()
+        .enumerate()
+    {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for _ in 0..requests {
+            let mut request = client.get(url.clone());
+            if let Some(h) = header {
+                request = request.header(AUTHORIZATION, h.clone());
+            }
+            let response = request.send().await.expect("request sent");
+            response.bytes().await.expect("body read");
+        }
+        per_request[i] = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / requests as f64;
+    }
+    println!(
+        "RESULT allocations_per_request impl=reqwest-bearer value={:.2} minus_noop={:.2}",
+        per_request[0],
+        per_request[0] - per_request[1]
+    );
+    println!(
+        "RESULT allocations_per_request impl=noop-middleware value={:.2}",
+        per_request[1]
+    );
+    println!(
+        "RESULT allocations_per_request impl=reqwest-bearer-no-resend value={:.2} minus_noop={:.2}",
+        per_request[2],
+        per_request[2] - per_request[1]
+    );
 
     let control = server.control();
     let issued_before = control.counters().issued.total();

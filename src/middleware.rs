@@ -145,10 +145,12 @@ impl BearerAuth {
     }
 }
 
-// The per-request future is boxed by `async_trait` on every request, so it
-// is kept small (under the allocator's fast size classes): the token comes
-// from the cache's synchronous hit path, the default key is borrowed, the
-// resend copy and the 401 path are boxed.
+// The per-request future is boxed by `async_trait` on every request, and
+// is otherwise the only allocation besides the resend copy's URL: the token
+// comes from the cache's synchronous hit path (this thread's handle, no
+// shared write), the default key is borrowed, the header value is the one
+// derived once per token and thread, span fields are formatted only for a
+// subscriber that wants them, and the 401 path is boxed.
 #[async_trait::async_trait]
 impl Middleware for BearerAuth {
     async fn handle(
@@ -190,8 +192,10 @@ impl Middleware for BearerAuth {
                 .await
                 .map_err(|e| fail(BearerError::NoToken(e)))?,
         };
-        span.record("token", display(token.fingerprint()));
-        span.record("cache_hit", token.was_hit());
+        if !span.is_disabled() {
+            span.record("token", display(token.fingerprint()));
+            span.record("cache_hit", token.was_hit());
+        }
         // The one branch bound (DPoP) tokens add here: their own path.
         if token.binding().is_some() {
             return Box::pin(self.bound(req, token, key, extensions, next))
@@ -201,9 +205,11 @@ impl Middleware for BearerAuth {
 
         let resends = auth.resends(req.method(), extensions);
         // The only way to resend is a copy taken before sending; a streaming
-        // body has none, and then its 401 is simply returned.
+        // body has none, and then its 401 is simply returned. Kept in the
+        // request's future (already one allocation) rather than a box of
+        // its own: what is left to allocate is the copy's URL.
         let spare = if resends.keep_copy() {
-            req.try_clone().map(Box::new)
+            req.try_clone()
         } else {
             None
         };
@@ -250,7 +256,7 @@ impl BearerAuth {
         let mut resends = auth.resends(req.method(), extensions);
         resends.allow_reproof();
         let spare = if resends.keep_copy() {
-            req.try_clone().map(Box::new)
+            req.try_clone()
         } else {
             None
         };
@@ -315,7 +321,7 @@ impl BearerAuth {
                         return Ok(response);
                     };
                     if state.resends.keep_copy() {
-                        state.spare = resend.try_clone().map(Box::new);
+                        state.spare = resend.try_clone();
                     }
                     span.record("auth_retry", true);
                     tracing::debug!(
@@ -328,7 +334,7 @@ impl BearerAuth {
                     drop(response);
                     (response, state.carried) = state
                         .sent
-                        .track(next.clone().run(*resend, extensions))
+                        .track(next.clone().run(resend, extensions))
                         .await?;
                     Authorizer::observe_answer(&state.token, &target, response.headers());
                     continue;
@@ -350,7 +356,7 @@ impl BearerAuth {
                 return Ok(response);
             };
             if state.resends.keep_copy() {
-                state.spare = resend.try_clone().map(Box::new);
+                state.spare = resend.try_clone();
             }
             let rejected = state.token.fingerprint();
             state.token = auth
@@ -376,7 +382,7 @@ impl BearerAuth {
             drop(response);
             (response, state.carried) = state
                 .sent
-                .track(next.clone().run(*resend, extensions))
+                .track(next.clone().run(resend, extensions))
                 .await?;
             if let Some(target) = target {
                 Authorizer::observe_answer(&state.token, &target, response.headers());
@@ -390,7 +396,7 @@ struct Rejected {
     key: TokenKey,
     token: CachedToken,
     /// A copy of the request for resending, if it could be copied.
-    spare: Option<Box<Request>>,
+    spare: Option<Request>,
     resends: Resends,
     sent: Sent,
     /// Whether the hop that answered carried the token.

@@ -3,7 +3,13 @@
 //!
 //! Prints `RESULT` lines first (median of batches, measured here), then runs
 //! criterion for the full statistics. `--quick` skips criterion.
+//!
+//! Allocations are counted by a global allocator that counts per thread;
+//! memory per key is measured in a child process (this binary again) so that
+//! each figure starts from a fresh heap.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +18,40 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bearer_cache::{Expiry, FetchContext, Token, TokenCache, TokenError, TokenKey, TokenSource};
 use criterion::Criterion;
+
+/// The system allocator, counting the calling thread's allocations.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is passed on unchanged to the system allocator; the
+// count is a const-initialized thread-local with no destructor, so touching
+// it never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
 
 #[derive(Debug, Default)]
 struct SlowSource {
@@ -31,6 +71,103 @@ impl TokenSource for SlowSource {
         }
         Ok(Token::bearer(format!("token-{n}")).with_expiry(Expiry::In(Duration::from_secs(3600))))
     }
+}
+
+/// Answers at once with a 40-byte token, for memory and first-fetch figures.
+#[derive(Debug, Default)]
+struct FortyByteSource {
+    fetches: AtomicU64,
+}
+
+#[async_trait]
+impl TokenSource for FortyByteSource {
+    fn id(&self) -> &str {
+        "forty"
+    }
+    async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, TokenError> {
+        let n = self.fetches.fetch_add(1, Ordering::Relaxed);
+        Ok(Token::bearer(format!("{n:040}")).with_expiry(Expiry::In(Duration::from_secs(3600))))
+    }
+}
+
+/// VmRSS in kB, from /proc/self/status (0 where unavailable).
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// In a child process: fills a cache with `n` keys (a short scope each,
+/// a 40-byte token) and prints the RSS delta per key.
+fn memory_child(n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache = TokenCache::builder(FortyByteSource::default())
+        .max_keys(n as u64 * 2)
+        .clock(StdClock)
+        .build();
+    let before = rss_kb();
+    rt.block_on(async {
+        for i in 0..n {
+            // Built and dropped here: only what the cache keeps counts.
+            let key = TokenKey::new().scope(format!("s{i}"));
+            cache.get(&key).await.unwrap();
+        }
+    });
+    let after = rss_kb();
+    println!(
+        "{}",
+        (after.saturating_sub(before) * 1024) as f64 / n as f64
+    );
+    black_box(&cache);
+}
+
+/// For instruction counts (`valgrind --tool=callgrind`): `n` warm lookups
+/// of `which` (`ours` or `mutex`) on one thread and nothing else; the
+/// difference between two `n` is the cost of the lookups alone.
+fn lookups_only(which: &str, n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let source = Arc::new(SlowSource::default());
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .clock(StdClock)
+        .build();
+    let baseline = MutexCache {
+        source,
+        slot: tokio::sync::Mutex::new(None),
+    };
+    let key = TokenKey::default();
+    rt.block_on(async {
+        cache.get(&key).await.unwrap();
+        baseline.get().await;
+        for _ in 0..n {
+            if which == "ours" {
+                black_box(cache.get(&key).await.unwrap());
+            } else {
+                black_box(baseline.get().await);
+            }
+        }
+    });
+}
+
+fn memory_per_key(n: usize) -> f64 {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--memory-child")
+        .arg(n.to_string())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN)
 }
 
 #[derive(Debug)]
@@ -106,7 +243,25 @@ where
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory-child") {
+        memory_child(args[i + 1].parse().unwrap());
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--lookups-only") {
+        lookups_only(&args[i + 1], args[i + 2].parse().unwrap());
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    println!(
+        "RESULT machine load_average={}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -147,6 +302,29 @@ fn main() {
         theirs / ours
     );
 
+    // Allocations on the hit path, counted on this thread (block_on polls
+    // here), after the warm-up above.
+    let lookups = 100_000u64;
+    let (ours_allocs, theirs_allocs) = rt.block_on(async {
+        let start = allocations();
+        for _ in 0..lookups {
+            black_box(cache.get(&key).await.unwrap());
+        }
+        let mid = allocations();
+        for _ in 0..lookups {
+            black_box(baseline.get().await);
+        }
+        (mid - start, allocations() - mid)
+    });
+    println!(
+        "RESULT allocations_per_lookup impl=reqwest-bearer value={:.3}",
+        ours_allocs as f64 / lookups as f64
+    );
+    println!(
+        "RESULT allocations_per_lookup impl=mutex-baseline value={:.3}",
+        theirs_allocs as f64 / lookups as f64
+    );
+
     // Warm lookups from both worker threads at once: where a mutex serializes.
     let shared_baseline = Arc::new(MutexCache {
         source: Arc::clone(&source),
@@ -184,7 +362,10 @@ fn main() {
     };
     let ours_2 = both_threads(true);
     let theirs_2 = both_threads(false);
-    println!("RESULT warm_lookup_2_threads impl=reqwest-bearer ns_per_lookup={ours_2:.1}");
+    println!(
+        "RESULT warm_lookup_2_threads impl=reqwest-bearer ns_per_lookup={ours_2:.1} ratio_to_one_thread={:.2}",
+        ours_2 / ours
+    );
     println!(
         "RESULT warm_lookup_2_threads impl=mutex-baseline ns_per_lookup={theirs_2:.1} ratio_to_ours={:.2}",
         theirs_2 / ours_2
@@ -226,6 +407,50 @@ fn main() {
         spread / ours,
         stats.misses
     );
+
+    // First fetch of a new key: a source that answers at once, its own
+    // time measured alone and subtracted.
+    let first = |n: usize| {
+        let fresh = Arc::new(FortyByteSource::default());
+        let cache = TokenCache::builder(Arc::clone(&fresh))
+            .clock(StdClock)
+            .max_keys(n as u64 * 2)
+            .build();
+        let keys: Vec<TokenKey> = (0..n)
+            .map(|i| TokenKey::new().scope(format!("f{i}")))
+            .collect();
+        let start = Instant::now();
+        rt.block_on(async {
+            for k in &keys {
+                black_box(cache.get(k).await.unwrap());
+            }
+        });
+        let through_cache = start.elapsed();
+        let start = Instant::now();
+        rt.block_on(async {
+            for k in &keys {
+                let cx = FetchContext::new(k, None, bearer_cache::FetchReason::Initial);
+                black_box(fresh.fetch(cx).await.unwrap());
+            }
+        });
+        let alone = start.elapsed();
+        (through_cache.saturating_sub(alone)).as_secs_f64() * 1e6 / n as f64
+    };
+    let first_fetch = median(
+        (0..5)
+            .map(|_| first(if quick { 2_000 } else { 20_000 }))
+            .collect(),
+    );
+    println!("RESULT first_fetch impl=reqwest-bearer overhead_us_per_key={first_fetch:.2}");
+
+    if !args.iter().any(|a| a == "--no-memory") {
+        for n in [100_000, 1_000_000] {
+            println!(
+                "RESULT memory_per_key keys={n} impl=reqwest-bearer bytes={:.0}",
+                memory_per_key(n)
+            );
+        }
+    }
 
     // Stampede: 10,000 concurrent callers on a cold key, 50 ms source.
     for (name, run) in [("reqwest-bearer", true), ("mutex-baseline", false)] {

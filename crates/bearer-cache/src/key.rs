@@ -1,7 +1,10 @@
 //! What makes one token different from another.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use sha2::{Digest, Sha256};
 
@@ -19,13 +22,144 @@ use sha2::{Digest, Sha256};
 /// assert_eq!(a, b); // scope order does not matter
 /// assert_ne!(a, TokenKey::new());
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// A key hashes its strings once and keeps the result, so a key built once
+/// (or the default key) and looked up many times costs one word to hash.
+#[derive(Clone, Default, Eq, PartialOrd, Ord)]
 pub struct TokenKey {
-    scopes: BTreeSet<String>,
+    scopes: Sorted,
     audience: Option<String>,
-    resources: BTreeSet<String>,
+    resources: Sorted,
     extra: BTreeMap<String, String>,
     user: Option<String>,
+    digest: MemoHash,
+}
+
+/// The key's strings hashed once (0: not yet). Not part of the key's value:
+/// it compares equal to every other and is reset by every builder method.
+#[derive(Default)]
+struct MemoHash(AtomicU64);
+
+impl Clone for MemoHash {
+    fn clone(&self) -> Self {
+        MemoHash(AtomicU64::new(self.0.load(Relaxed)))
+    }
+}
+
+impl PartialEq for MemoHash {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for MemoHash {}
+
+impl PartialOrd for MemoHash {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MemoHash {
+    fn cmp(&self, _: &Self) -> Ordering {
+        Ordering::Equal
+    }
+}
+
+/// A fixed seed: the memo must not depend on the process it was made in
+/// only by chance, and keys are ours, not an attacker's.
+const SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6265_6172_6572);
+
+impl TokenKey {
+    /// The hash of the key's strings, computed on first use and kept.
+    pub(crate) fn memo_hash(&self) -> u64 {
+        let known = self.digest.0.load(Relaxed);
+        if known != 0 {
+            return known;
+        }
+        let mut h = SEED.build_hasher();
+        self.scopes.hash(&mut h);
+        self.audience.hash(&mut h);
+        self.resources.hash(&mut h);
+        self.extra.hash(&mut h);
+        self.user.hash(&mut h);
+        // 0 means "not yet".
+        let value = h.finish().max(1);
+        self.digest.0.store(value, Relaxed);
+        value
+    }
+
+    fn changed(mut self) -> Self {
+        self.digest = MemoHash::default();
+        self
+    }
+}
+
+/// A small sorted set of strings: a vector sized to fit, where a
+/// `BTreeSet` would take a 288-byte node for one scope (a million keys each
+/// hold one). Compares and orders as the set it stands for.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Sorted(Vec<String>);
+
+impl Sorted {
+    fn insert(&mut self, value: String) {
+        if let Err(at) = self.0.binary_search(&value) {
+            self.0.insert(at, value);
+            self.0.shrink_to_fit();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Sorted {
+    type Item = &'a String;
+    type IntoIter = std::slice::Iter<'a, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+// By hand for speed: the hit path compares its memo's key with the
+// caller's, and the empty map's `==` alone costs more than all the rest.
+impl PartialEq for TokenKey {
+    fn eq(&self, other: &Self) -> bool {
+        // Shapes first (all but free), then the strings.
+        let shape = |k: &TokenKey| {
+            (
+                k.scopes.0.len(),
+                k.resources.0.len(),
+                k.extra.len(),
+                k.audience.is_some(),
+                k.user.is_some(),
+            )
+        };
+        let (this, that) = (shape(self), shape(other));
+        if this != that {
+            return false;
+        }
+        if this == (0, 0, 0, false, false) {
+            return true;
+        }
+        self.scopes == other.scopes
+            && self.resources == other.resources
+            && self.audience == other.audience
+            && self.user == other.user
+            && (self.extra.is_empty() || self.extra == other.extra)
+    }
+}
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.memo_hash());
+    }
 }
 
 impl TokenKey {
@@ -37,7 +171,7 @@ impl TokenKey {
     /// Adds a scope.
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scopes.insert(scope.into());
-        self
+        self.changed()
     }
 
     /// Adds scopes.
@@ -46,26 +180,28 @@ impl TokenKey {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes.extend(scopes.into_iter().map(Into::into));
-        self
+        for scope in scopes {
+            self.scopes.insert(scope.into());
+        }
+        self.changed()
     }
 
     /// Sets the `audience` parameter.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
-        self
+        self.changed()
     }
 
     /// Adds a `resource` indicator (RFC 8707).
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
         self.resources.insert(resource.into());
-        self
+        self.changed()
     }
 
     /// Adds any other parameter sent with the token request.
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.insert(name.into(), value.into());
-        self
+        self.changed()
     }
 
     /// Names the user the token is for, with sources that keep a token per
@@ -82,7 +218,7 @@ impl TokenKey {
     /// ```
     pub fn user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
-        self
+        self.changed()
     }
 
     /// The user the token is for, if the key names one.

@@ -71,7 +71,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Built on [`moka`](https://docs.rs/moka/0.12) for the key map (bounded, idle keys evicted); the
+//! Built on [`papaya`](https://docs.rs/papaya) for the lock-free key index;
+//! eviction (bounded, idle keys dropped) is a sweep of ours over it, so a
+//! key costs no policy bookkeeping of a general cache crate. The
 //! per-key state machine is ours, because no cache crate offers
 //! refresh-ahead with stale-if-error and compare-and-invalidate. Its
 //! decisions are plain functions over plain state (`cache/state.rs`),

@@ -70,13 +70,15 @@ pub(crate) fn fetched(reason: FetchReason, outcome: Result<(), &TokenError>, too
     }
 }
 
-/// The time left before the hard expiry of the token just served or
-/// installed.
+/// The time left before the hard expiry (`expires_at`) of the token just
+/// served or installed at `now`. Takes both instants, not their difference,
+/// so that without the feature the hit path does not compute it.
 #[inline(always)]
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn time_to_expiry(left: Duration) {
+pub(crate) fn time_to_expiry(expires_at: std::time::Instant, now: std::time::Instant) {
     #[cfg(feature = "metrics")]
-    ::metrics::gauge!("bearer_token_time_to_expiry_seconds").set(left.as_secs_f64());
+    ::metrics::gauge!("bearer_token_time_to_expiry_seconds")
+        .set(expires_at.saturating_duration_since(now).as_secs_f64());
 }
 
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]

@@ -1,6 +1,9 @@
-//! Counters, kept with relaxed atomics and read as a snapshot.
+//! Counters, kept with relaxed atomics and read as a snapshot. Hits, the
+//! one counter every request bumps, are striped per thread so that no two
+//! threads write the same cache line on the hit path.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// What the cache has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,7 +36,7 @@ pub struct CacheStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    hits: AtomicU64,
+    hits: Striped,
     misses: AtomicU64,
     fetches: AtomicU64,
     background_refreshes: AtomicU64,
@@ -52,14 +55,19 @@ macro_rules! bump {
             $(pub(crate) fn $method(&self) { self.$field.fetch_add(1, Relaxed); })*
 
             pub(crate) fn snapshot(&self) -> CacheStats {
-                CacheStats { $($field: self.$field.load(Relaxed),)* }
+                CacheStats { hits: self.hits.sum(), $($field: self.$field.load(Relaxed),)* }
             }
         }
     };
 }
 
+impl Counters {
+    pub(crate) fn hit(&self) {
+        self.hits.add_one();
+    }
+}
+
 bump! {
-    hit => hits,
     miss => misses,
     fetch => fetches,
     background_refresh => background_refreshes,
@@ -70,4 +78,74 @@ bump! {
     retry_wait => retry_waits,
     store_hit => store_hits,
     store_error => store_errors,
+}
+
+/// A counter split over cache-line-sized stripes, one per thread (threads
+/// beyond the stripe count share, round-robin). Summed when read.
+#[derive(Debug)]
+struct Striped {
+    stripes: Box<[Padded]>,
+}
+
+/// One stripe on a line of its own (128 bytes: adjacent-line prefetchers
+/// pair 64-byte lines).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+impl Default for Striped {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(4, usize::from);
+        let n = cores.clamp(2, 256).next_power_of_two();
+        Striped {
+            stripes: (0..n).map(|_| Padded::default()).collect(),
+        }
+    }
+}
+
+impl Striped {
+    fn add_one(&self) {
+        let i = thread_number() & (self.stripes.len() - 1);
+        self.stripes[i].0.fetch_add(1, Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .fold(0u64, |sum, s| sum.wrapping_add(s.0.load(Relaxed)))
+    }
+}
+
+/// A small number for the calling thread, handed out in order of first use.
+fn thread_number() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static NUMBER: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    NUMBER
+        .try_with(|n| {
+            if n.get() == usize::MAX {
+                n.set(NEXT.fetch_add(1, Relaxed));
+            }
+            n.get()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn striped_hits_sum_over_threads() {
+        let counters = Counters::default();
+        std::thread::scope(|s| {
+            for _ in 0..5 {
+                s.spawn(|| (0..1000).for_each(|_| counters.hit()));
+            }
+        });
+        counters.miss();
+        let stats = counters.snapshot();
+        assert_eq!((stats.hits, stats.misses), (5000, 1));
+    }
 }

@@ -238,10 +238,11 @@ impl Authorizer {
     }
 
     /// The `Authorization` value for `token`, marked sensitive; built once
-    /// per token and shared by every request that sends it.
+    /// per token and thread and shared by the requests that send it, so
+    /// cloning it writes no count another thread writes.
     pub fn header_value(token: &CachedToken) -> Result<HeaderValue, TokenError> {
         token
-            .derived(|authorization| {
+            .derived_per_thread(|authorization| {
                 HeaderValue::from_str(authorization).ok().map(|mut value| {
                     value.set_sensitive(true);
                     value

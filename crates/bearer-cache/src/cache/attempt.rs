@@ -227,9 +227,7 @@ impl Inner {
         });
         match finish {
             Finish::Installed { entry, changed } => {
-                crate::metrics::time_to_expiry(
-                    entry.deadlines.expires_at.saturating_duration_since(now),
-                );
+                crate::metrics::time_to_expiry(entry.deadlines.expires_at, now);
                 tracing::debug!(
                     target: "bearer_cache",
                     key = %slot.key,

@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::fleet::StoreLink;
-use super::slot::Slot;
 use super::{ChangeHook, Index, Inner, TokenCache};
 use crate::policy::{LONGEST_SPAN, Policy, unit};
 use crate::stats::Counters;
@@ -183,13 +182,15 @@ impl TokenCacheBuilder {
         self
     }
 
-    /// The most keys kept (default 10,000); least used go first.
+    /// The most keys kept (default 10,000); past it, the least recently
+    /// used go first (in a sweep off the request path, down to 15/16 of it).
     pub fn max_keys(mut self, max: u64) -> Self {
         self.max_keys = max;
         self
     }
 
-    /// A key unused this long is dropped (default 1 h).
+    /// A key unused this long is dropped (default 1 h; measured on the
+    /// cache's clock, to the second).
     pub fn idle_key_ttl(mut self, ttl: Duration) -> Self {
         self.idle_key_ttl = ttl.min(LONGEST_SPAN);
         self
@@ -198,24 +199,13 @@ impl TokenCacheBuilder {
     /// Builds the cache.
     pub fn build(self) -> TokenCache {
         let index: Arc<Index> = Arc::new(papaya::HashMap::with_hasher(Default::default()));
-        let evict_from = Arc::clone(&index);
-        let policy_map = moka::future::Cache::builder()
-            .max_capacity(self.max_keys)
-            .time_to_idle(self.idle_key_ttl)
-            .eviction_listener(move |key: Arc<TokenKey>, slot: Arc<Slot>, cause| {
-                if cause != moka::notification::RemovalCause::Replaced {
-                    // Only if the index still maps the key to this very slot.
-                    let _ = evict_from
-                        .pin()
-                        .remove_if(&*key, |_, current| Arc::ptr_eq(current, &slot));
-                }
-            })
-            .build();
+
         TokenCache {
             inner: Arc::new(Inner {
+                id: super::local::cache_id(),
                 source: self.source,
                 index,
-                policy_map,
+                eviction: super::evict::Eviction::new(self.max_keys, self.idle_key_ttl),
                 epoch: self.clock.now(),
                 policy: self.policy,
                 clock: self.clock,

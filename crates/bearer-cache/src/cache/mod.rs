@@ -10,7 +10,10 @@
 //! | `attempt.rs` | one attempt: spawned, bounded, panic-proof, always reported |
 //! | `fleet.rs` | the shared-store protocol: read, lease, fetch, save |
 //! | `entry.rs` | a token as held, and the [`CachedToken`] handed out |
+//! | `evict.rs` | which keys are forgotten: idle ones, and the least recently used past `max_keys` |
+//! | `local.rs` | each thread's memo of its last keys: hits that write nothing shared |
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,25 +21,30 @@ use std::time::{Duration, Instant};
 mod attempt;
 mod builder;
 mod entry;
+mod evict;
 mod fleet;
+mod local;
 mod slot;
 mod state;
 
 pub use builder::TokenCacheBuilder;
 pub use entry::CachedToken;
 
-use crate::policy::Policy;
+use crate::policy::{Policy, after};
 use crate::stats::{CacheStats, Counters};
 use crate::{SharedClock, Token, TokenError, TokenKey, TokenSource};
+use entry::{Entry, Held};
 use fleet::StoreLink;
-use slot::Slot;
+use slot::{RETIRED, Slot};
 
 /// Called with the key and the new token whenever a key's token changes,
 /// e.g. to persist a rotated refresh token.
 pub type ChangeHook = Arc<dyn Fn(&TokenKey, &Token) + Send + Sync>;
 
 /// Keys are ours, not an attacker's, so a fast non-DoS-resistant hash is fine.
-type Index = papaya::HashMap<TokenKey, Arc<Slot>, foldhash::fast::RandomState>;
+/// One copy of each key, shared by the index, the eviction policy and the
+/// slot.
+type Index = papaya::HashMap<Arc<TokenKey>, Arc<Slot>, foldhash::fast::RandomState>;
 
 /// An expiry-aware, single-flight cache of access tokens from one
 /// [`TokenSource`]. Cheap to clone; clones share everything.
@@ -57,14 +65,15 @@ pub struct TokenCache {
 }
 
 pub(crate) struct Inner {
+    /// This cache's number, for threads' memos.
+    id: u64,
     source: Arc<dyn TokenSource>,
     /// The lock-free index every lookup reads.
     index: Arc<Index>,
-    /// The eviction policy: bounds the number of keys and drops idle ones;
-    /// its eviction listener removes them from `index`. Touched only when a
-    /// slot is created and about once a minute per key in use, so its
-    /// bookkeeping stays off the per-request path.
-    policy_map: moka::future::Cache<TokenKey, Arc<Slot>>,
+    /// Bounds the number of keys and drops idle ones, in sweeps started
+    /// when a slot is created or a key's touch is refreshed (at most once
+    /// a minute per key in use): nothing of it on the per-request path.
+    eviction: evict::Eviction,
     epoch: Instant,
     policy: Policy,
     clock: SharedClock,
@@ -132,13 +141,11 @@ impl TokenCache {
     /// no future across the lookup. Like everything in this crate it runs
     /// inside a tokio runtime: it may spawn the background refresh.
     pub fn get_cached(&self, key: &TokenKey) -> Option<CachedToken> {
-        let (hit, touch_due) = self.inner.lookup(key, self.inner.clock.now())?;
-        if touch_due {
-            // Rare (once a minute per key): keep a busy key from looking idle
-            // to the eviction policy, off the caller's path.
-            let inner = Arc::clone(&self.inner);
-            let key = key.clone();
-            tokio::spawn(async move { inner.policy_map.get(&key).await });
+        let now = self.inner.clock.now();
+        let (hit, touched) = self.inner.lookup(key, now)?;
+        if touched {
+            // Rare (once a minute per key in use): a chance to sweep.
+            self.inner.maybe_sweep(self.inner.seconds_since_epoch(now));
         }
         Some(hit)
     }
@@ -151,7 +158,7 @@ impl TokenCache {
         let Some(slot) = self.inner.index.pin().get(key).cloned() else {
             return false;
         };
-        let invalidated = slot.rejected(&self.inner, &rejected.entry);
+        let invalidated = slot.rejected(&self.inner, rejected.entry());
         if invalidated {
             self.inner.counters.invalidation();
             crate::metrics::invalidation();
@@ -191,8 +198,10 @@ impl TokenCache {
 
     /// Forgets every key.
     pub fn clear(&self) {
-        self.inner.policy_map.invalidate_all();
-        self.inner.index.pin().clear();
+        self.inner.index.pin().retain(|_, slot| {
+            slot.retire();
+            false
+        });
     }
 
     /// The counters so far.
@@ -205,41 +214,109 @@ impl TokenCache {
             return Arc::clone(slot);
         }
         let touch = self.inner.seconds_since_epoch(self.inner.clock.now());
-        let created = self
-            .inner
-            .policy_map
-            .get_with_by_ref(key, async { Arc::new(Slot::new(key.clone(), touch)) })
-            .await;
-        Arc::clone(self.inner.index.pin().get_or_insert(key.clone(), created))
+        // One copy of the key, for the index and the slot.
+        let shared = Arc::new(key.clone());
+        let slot = Arc::clone(
+            self.inner
+                .index
+                .pin()
+                .get_or_insert_with(Arc::clone(&shared), move || {
+                    Arc::new(Slot::new(shared, touch))
+                }),
+        );
+        self.inner.maybe_sweep(touch);
+        slot
     }
 }
 
 impl Inner {
-    /// The hot path: one lock-free index read, one atomic pointer load and,
-    /// past the refresh point, one atomic read of the slot's gate. Returns a
-    /// valid token, if any, and whether the eviction policy is due to hear
-    /// that the key is in use.
+    /// The hot path. First this thread's memo of the key: one atomic load
+    /// (the slot's generation) says it still holds the current entry, and
+    /// the handle handed out is the thread's own. Else one lock-free index
+    /// read and one atomic pointer load. Either way, past the refresh
+    /// point, one atomic read of the slot's gate. Returns a valid token, if
+    /// any, and whether the eviction policy is due to hear that the key is
+    /// in use.
     fn lookup(self: &Arc<Self>, key: &TokenKey, now: Instant) -> Option<(CachedToken, bool)> {
+        let memoized = local::with_memo(self.id, key, |slot, local, touch_at| {
+            let touch = self.serve(slot, &local.entry, now, Some(touch_at))?;
+            let held = Held::Local(Arc::clone(local));
+            Some((CachedToken { held, hit: true }, touch))
+        });
+        if let Some(served) = memoized {
+            return served;
+        }
         let index = self.index.pin();
         let slot = index.get(key)?;
+        let generation = slot.generation();
         let entry = slot.current()?;
+        let touch = self.serve(slot, &entry, now, None)?;
+        let local = if generation & RETIRED == 0 {
+            local::offer(self.id, slot, generation, &entry, now)
+        } else {
+            None
+        };
+        let held = local.map_or(Held::Shared(entry), Held::Local);
+        Some((CachedToken { held, hit: true }, touch))
+    }
+
+    /// The rules of a hit on `entry`, the slot's current one: refused at
+    /// hard expiry; counted; past the refresh point, a background refresh
+    /// if the gate is open. Returns whether the eviction policy is due to
+    /// hear of the key.
+    fn serve(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        entry: &Entry,
+        now: Instant,
+        touch_at: Option<&Cell<Instant>>,
+    ) -> Option<bool> {
         if now >= entry.deadlines.expires_at {
             return None;
         }
         self.counters.hit();
         crate::metrics::hit();
-        crate::metrics::time_to_expiry(entry.deadlines.expires_at - now);
+        crate::metrics::time_to_expiry(entry.deadlines.expires_at, now);
         if now >= entry.deadlines.refresh_at && slot.refresh_gate_open(self.millis_since_epoch(now))
         {
             slot.refresh_due(self, now);
         }
-        Some((CachedToken { entry, hit: true }, self.touch_due(slot, now)))
+        Some(self.touch_due(slot, now, touch_at))
     }
 
-    /// Whether `policy_map` should hear of this key again (once a minute).
-    fn touch_due(&self, slot: &Slot, now: Instant) -> bool {
-        let secs = self.seconds_since_epoch(now);
-        slot.touch_due(secs)
+    /// Refreshes the key's touch for the eviction policy when it is due (at
+    /// most once a minute) and says whether it did. With `touch_at` (a
+    /// thread's memo of the key), the slot is asked only from the instant
+    /// its answer could be yes, which is then moved to the next such
+    /// instant: the same answers, without turning `now` into seconds on
+    /// every hit.
+    fn touch_due(&self, slot: &Slot, now: Instant, touch_at: Option<&Cell<Instant>>) -> bool {
+        if touch_at.is_some_and(|at| now < at.get()) {
+            return false;
+        }
+        let every = self.eviction.touch_every();
+        let due = slot.touch_due(self.seconds_since_epoch(now), every);
+        if let Some(at) = touch_at {
+            at.set(after(
+                self.epoch,
+                Duration::from_secs(slot.next_touch(every)),
+            ));
+        }
+        due
+    }
+
+    /// Starts a sweep for the eviction policy if one is due, on the
+    /// runtime's blocking pool (inline without a runtime).
+    fn maybe_sweep(self: &Arc<Self>, secs: u64) {
+        if !self.eviction.due(self.index.len(), secs) {
+            return;
+        }
+        let inner = Arc::clone(self);
+        let sweep = move || inner.eviction.sweep(&inner.index, secs);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(sweep)),
+            Err(_) => sweep(),
+        }
     }
 
     fn seconds_since_epoch(&self, now: Instant) -> u64 {

@@ -14,27 +14,35 @@ use super::state::{Decision, Demand, Gate, SlotState};
 use crate::policy::after;
 use crate::{TokenError, TokenKey};
 
+/// The bit of [`Slot::generation`] that says the slot left the index (the
+/// count below it would take centuries of publishing to reach it).
+pub(crate) const RETIRED: u64 = 1 << 63;
+
 /// One key's state. Readers only touch `current` and the gate; the mutex
 /// guards the state machine and is never held across an await.
 pub(crate) struct Slot {
-    pub(crate) key: TokenKey,
+    pub(crate) key: Arc<TokenKey>,
     pub(crate) store_key: OnceLock<String>,
     /// Whether the fleet path has logged that the store's value for this
     /// key can't be used (logged once per key).
     pub(crate) unusable_logged: AtomicBool,
-    /// Seconds since the cache's epoch when `policy_map` last saw this key.
-    last_touch: AtomicU64,
+    /// Seconds since the cache's epoch when this key was last seen in use
+    /// (refreshed at most once per `Eviction::touch_every`).
+    pub(super) last_touch: AtomicU64,
     /// Milliseconds since the cache's epoch before which no background
     /// refresh starts (`u64::MAX`: not now). A copy of the state's
     /// [`Gate`], so hits past the refresh point check it without the lock.
     refresh_gate_ms: AtomicU64,
     /// A copy of the state's current token, for lock-free hits.
     current: ArcSwapOption<Entry>,
+    /// Moves whenever `current` does; [`RETIRED`] set once the slot has
+    /// left the index. Threads' memos (`local.rs`) check it with one load.
+    generation: AtomicU64,
     state: Mutex<SlotState<Fetch>>,
 }
 
 impl Slot {
-    pub(crate) fn new(key: TokenKey, touch: u64) -> Self {
+    pub(crate) fn new(key: Arc<TokenKey>, touch: u64) -> Self {
         Slot {
             key,
             store_key: OnceLock::new(),
@@ -42,6 +50,7 @@ impl Slot {
             last_touch: AtomicU64::new(touch),
             refresh_gate_ms: AtomicU64::new(0),
             current: ArcSwapOption::empty(),
+            generation: AtomicU64::new(0),
             state: Mutex::new(SlotState::default()),
         }
     }
@@ -51,14 +60,34 @@ impl Slot {
         self.current.load_full()
     }
 
+    /// Read before [`current`](Self::current): a memo made from the two is
+    /// valid while this stays the same.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The slot has left the index: no memo of it is valid any more.
+    pub(crate) fn retire(&self) {
+        self.generation.fetch_or(RETIRED, Ordering::Release);
+    }
+
     pub(crate) fn refresh_gate_open(&self, now_ms: u64) -> bool {
         now_ms >= self.refresh_gate_ms.load(Ordering::Relaxed)
     }
 
-    /// Whether `policy_map` should hear of this key again (once a minute).
-    pub(crate) fn touch_due(&self, secs: u64) -> bool {
+    /// The second (since the cache's epoch) from which
+    /// [`touch_due`](Self::touch_due) can next say yes.
+    pub(crate) fn next_touch(&self, every: u64) -> u64 {
+        self.last_touch
+            .load(Ordering::Relaxed)
+            .saturating_add(every)
+    }
+
+    /// Whether the key's touch is `every` seconds old at `secs`, and if so
+    /// refreshes it (one caller wins).
+    pub(crate) fn touch_due(&self, secs: u64, every: u64) -> bool {
         let last = self.last_touch.load(Ordering::Relaxed);
-        secs >= last.saturating_add(60)
+        secs >= last.saturating_add(every)
             && self
                 .last_touch
                 .compare_exchange(last, secs, Ordering::Relaxed, Ordering::Relaxed)
@@ -88,6 +117,7 @@ impl Slot {
         };
         if !same {
             self.current.store(current.cloned());
+            self.generation.fetch_add(1, Ordering::Release);
         }
         let gate_ms = match state.gate() {
             Gate::Open => 0,
@@ -153,17 +183,20 @@ impl Inner {
                     fetch
                 })
             });
+            // The attempt runs on a task of its own, started only now that
+            // the lock is released: a caller that stalls or is dropped
+            // cannot hold up the others.
             if let Some(work) = pending {
                 work.spawn();
             }
             match decision {
                 // Another caller's attempt landed while we took the lock.
-                Decision::Serve(entry) => return Ok(CachedToken { entry, hit: true }),
+                Decision::Serve(entry) => return Ok(CachedToken::shared(entry, true)),
                 Decision::Join(id, fetch) | Decision::Started(id, fetch) => {
                     self.counters.wait();
                     crate::metrics::wait();
                     match attempt::join(self, slot, id, fetch).await {
-                        Ok(entry) => return Ok(CachedToken { entry, hit: false }),
+                        Ok(entry) => return Ok(CachedToken::shared(entry, false)),
                         Err(error) if !error.is_transient() => return Err(error),
                         // Transient: the next decision says wait or refuse.
                         Err(_) => {}

@@ -100,7 +100,8 @@ pub(crate) struct SlotState<F> {
     attempt: Option<(AttemptId, F)>,
     /// Consecutive failed attempts.
     failures: u32,
-    refusal: Option<Refusal>,
+    /// Boxed: rare, and a `TokenError` is large; every key holds a state.
+    refusal: Option<Box<Refusal>>,
     /// No background refresh before this: set when a token arrives already
     /// due for refresh, so it does not make every request refresh.
     refresh_not_before: Option<Instant>,
@@ -233,10 +234,10 @@ impl<F: Clone> SlotState<F> {
             Err(error) => {
                 self.failures = self.failures.saturating_add(1);
                 let delay = backoff.delay_with(self.failures, error.retry_after(), sample);
-                self.refusal = Some(Refusal {
+                self.refusal = Some(Box::new(Refusal {
                     until: after(now, delay),
                     error: error.clone(),
-                });
+                }));
                 Finish::Failed {
                     error,
                     failures: self.failures,

@@ -1,0 +1,129 @@
+//! Each thread's memo of the keys it looked up last, so that a repeated
+//! hit writes nothing another thread writes.
+//!
+//! A memo names a cache, a key, the key's slot, the slot's generation when
+//! the memo was made, and this thread's own handle on the entry that was
+//! current then ([`Local`]). A hit checks the memo with one atomic load: the
+//! slot's generation, which moves whenever the slot publishes another
+//! entry and is retired for good when the slot leaves the index. The handle
+//! it hands out is this thread's, so its reference count (and the header
+//! value derived from it) lives on a line no other thread writes.
+//!
+//! The memo is small and direct-mapped; a key takes a way only on its
+//! second lookup in a row there, so that a scan over many keys neither
+//! churns it nor allocates.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::entry::{Entry, Local};
+use super::slot::{RETIRED, Slot};
+use crate::TokenKey;
+
+const WAYS: usize = 16;
+
+struct Way {
+    cache: u64,
+    hash: u64,
+    /// The key last seen here without a memo: it gets one on its next look.
+    candidate: u64,
+    memo: Option<Memo>,
+}
+
+struct Memo {
+    slot: Arc<Slot>,
+    generation: u64,
+    local: Arc<Local>,
+    /// Before this instant the eviction policy can't be due to hear of
+    /// the key (see `Inner::touch_due`): the hit skips asking the slot.
+    touch_at: Cell<Instant>,
+}
+
+thread_local! {
+    static MEMO: RefCell<[Way; WAYS]> = const {
+        RefCell::new([const { Way { cache: 0, hash: 0, candidate: 0, memo: None } }; WAYS])
+    };
+}
+
+/// A number for each cache, never reused, so a memo can't outlive its
+/// cache into another one at the same address.
+pub(crate) fn cache_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn way(cache: u64, hash: u64) -> usize {
+    let mixed = (hash ^ cache.wrapping_mul(0x9E37_79B9_7F4A_7C15)).rotate_right(29);
+    (mixed as usize) & (WAYS - 1)
+}
+
+/// Runs `serve` on this thread's memo of `key` in `cache` if the memo still
+/// holds the slot's current entry; `None` when there is none (or the memo
+/// is unreachable: re-entered, or the thread is ending).
+pub(crate) fn with_memo<R>(
+    cache: u64,
+    key: &TokenKey,
+    serve: impl FnOnce(&Arc<Slot>, &Arc<Local>, &Cell<Instant>) -> Option<R>,
+) -> Option<Option<R>> {
+    let hash = key.memo_hash();
+    MEMO.try_with(|ways| {
+        let mut ways = ways.try_borrow_mut().ok()?;
+        let way = &mut ways[way(cache, hash)];
+        let memo = way.memo.as_ref()?;
+        if way.cache != cache || way.hash != hash {
+            return None;
+        }
+        let generation = memo.slot.generation();
+        if generation & RETIRED != 0 {
+            // The key left the cache: let its token go now, not when this
+            // way is next reused.
+            way.memo = None;
+            return None;
+        }
+        if generation != memo.generation || *memo.slot.key != *key {
+            return None;
+        }
+        Some(serve(&memo.slot, &memo.local, &memo.touch_at))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Offers this thread's memo `entry`, current in `slot` at `generation`.
+/// Returns the thread's handle if the key earned a memo (its second look
+/// in a row at this way, or a newer entry for the key already memoized).
+pub(crate) fn offer(
+    cache: u64,
+    slot: &Arc<Slot>,
+    generation: u64,
+    entry: &Arc<Entry>,
+    now: Instant,
+) -> Option<Arc<Local>> {
+    let hash = slot.key.memo_hash();
+    MEMO.try_with(|ways| {
+        let mut ways = ways.try_borrow_mut().ok()?;
+        let way = &mut ways[way(cache, hash)];
+        let same_key = way.cache == cache && way.hash == hash && way.memo.is_some();
+        if !same_key && way.candidate != hash {
+            way.candidate = hash;
+            return None;
+        }
+        let local = Arc::new(Local::new(Arc::clone(entry)));
+        *way = Way {
+            cache,
+            hash,
+            candidate: 0,
+            memo: Some(Memo {
+                slot: Arc::clone(slot),
+                generation,
+                local: Arc::clone(&local),
+                touch_at: Cell::new(now),
+            }),
+        };
+        Some(local)
+    })
+    .ok()
+    .flatten()
+}
