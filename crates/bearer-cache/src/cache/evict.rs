@@ -63,6 +63,9 @@ impl Eviction {
         if self.sweeping.swap(true, Ordering::Acquire) {
             return;
         }
+        // Cleared however the sweep ends (a panic while dropping a retired
+        // token included), so one bad sweep cannot stop all later ones.
+        let _done = Cleared(&self.sweeping);
         self.last_sweep.store(secs, Ordering::Relaxed);
         let index = index.pin();
         index.retain(|_, slot| {
@@ -85,7 +88,15 @@ impl Eviction {
                 slot.retire();
             }
         }
-        self.sweeping.store(false, Ordering::Release);
+    }
+}
+
+/// Clears the "sweep under way" flag when dropped.
+struct Cleared<'a>(&'a AtomicBool);
+
+impl Drop for Cleared<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
