@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 /// How long a node may be unreachable before its replica takes over.
@@ -19,6 +20,9 @@ struct Node {
 pub struct RedisCluster {
     nodes: Vec<Node>,
     dir: PathBuf,
+    /// A tick for every line any node logs.
+    log: Receiver<()>,
+    log_tx: Sender<()>,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -38,16 +42,22 @@ fn cli(port: u16, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Polls `ready` (a question to running servers) until it holds, for at
-/// most `limit`: cluster formation and failover are the servers' own
-/// events, announced nowhere we could wait on.
-fn until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
-    let start = std::time::Instant::now();
+/// Asks `ready` (a question to running servers) again each time a node
+/// logs a line, until it holds or `limit` passes: cluster formation and
+/// failover are the servers' own events, and each step of them is logged
+/// after it took effect, so no timer is needed.
+fn until(
+    log: &Receiver<()>,
+    limit: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + limit;
     while !ready() {
-        if start.elapsed() > limit {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if log.recv_timeout(left).is_err() {
             return Err(format!("cluster: {what} did not happen within {limit:?}"));
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
 }
@@ -61,9 +71,12 @@ impl RedisCluster {
             free_port()?
         ));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let (log_tx, log) = channel();
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
             dir,
+            log,
+            log_tx,
         };
         for _ in 0..6 {
             let node = cluster.start_node()?;
@@ -89,7 +102,7 @@ impl RedisCluster {
             ));
         }
         let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
-        until(Duration::from_secs(30), "formation", || {
+        until(&cluster.log, Duration::from_secs(30), "formation", || {
             ports.iter().all(|p| {
                 cli(*p, &["cluster", "info"]).is_ok_and(|i| i.contains("cluster_state:ok"))
                     && cli(*p, &["info", "replication"]).is_ok_and(|i| {
@@ -123,7 +136,10 @@ impl RedisCluster {
             ])
             .args(["--dir", &self.dir.to_string_lossy()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
-        let child = super::redis_server::spawn_ready(command)?;
+        let tick = self.log_tx.clone();
+        let child = super::redis_server::spawn_ready_with(command, move |_| {
+            let _ = tick.send(());
+        })?;
         Ok(Node {
             port,
             child: Some(child),
@@ -185,7 +201,7 @@ impl RedisCluster {
     /// on `dead` and the cluster is whole again.
     pub fn await_failover(&self, key: &str, dead: u16) -> Result<u16, String> {
         let mut promoted = None;
-        until(Duration::from_secs(30), "failover", || {
+        until(&self.log, Duration::from_secs(30), "failover", || {
             let ok = cli(self.live_port(), &["cluster", "info"])
                 .is_ok_and(|i| i.contains("cluster_state:ok"));
             promoted = self.primary_of(key).filter(|p| *p != dead);

@@ -149,7 +149,17 @@ impl RedisServer {
 
 /// Runs `command` (a `redis-server`) and returns once it accepts
 /// connections: it says so on stdout, so no polling is needed.
-pub fn spawn_ready(mut command: Command) -> Result<Child, String> {
+pub fn spawn_ready(command: Command) -> Result<Child, String> {
+    spawn_ready_with(command, |_| {})
+}
+
+/// [`spawn_ready`], handing every later line of the server's log to
+/// `on_line`: a server's own events (a sync, a failover) are announced
+/// there, so tests wait on them rather than on a timer.
+pub fn spawn_ready_with(
+    mut command: Command,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> Result<Child, String> {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -167,7 +177,7 @@ pub fn spawn_ready(mut command: Command) -> Result<Child, String> {
         return Err("redis-server exited before it was ready".into());
     }
     // Keep draining so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| on_line(&l)));
     Ok(child)
 }
 
