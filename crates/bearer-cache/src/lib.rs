@@ -79,6 +79,9 @@
 //! decisions are plain functions over plain state (`cache/state.rs`),
 //! proven by property tests over any sequence of demands, answers,
 //! failures, panics, cancellations, clock jumps and hostile numbers.
+//! On Linux the hit path reads the kernel's coarse monotonic clock through
+//! [`rustix`](https://docs.rs/rustix), since std offers only the precise
+//! one ([`SystemClock`] says when and why that is safe).
 
 mod backoff;
 mod binding;

@@ -161,6 +161,123 @@ fn a_runtime_shutting_down_mid_fetch_does_not_stop_the_key() {
     );
 }
 
+/// The runtime that runs a fetch stalls (not dropped, never driven again);
+/// a caller on another runtime gives up on that attempt after its budget
+/// and fetches again.
+#[test]
+fn a_caller_on_another_runtime_outlasts_a_stalled_one() {
+    let source = Scripted::new(vec![Step::Hang]);
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .clock(ManualClock::new())
+        .build();
+    let stalled = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    stalled.block_on(async {
+        let c = cache.clone();
+        tokio::spawn(async move { c.get(&key()).await });
+        while source.calls() == 0 {
+            tokio::task::yield_now().await;
+        }
+    });
+
+    // Paused: its timers fire as soon as nothing else can run.
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let token = second.block_on(async { value(&cache).await });
+    assert_eq!(token.unwrap(), "token-2");
+    assert_eq!(cache.stats().failures, 1);
+    drop(stalled);
+}
+
+/// A source that blocks its thread on its first call until released.
+#[derive(Debug)]
+struct BlocksOnce {
+    calls: AtomicU64,
+    release: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+#[async_trait]
+impl TokenSource for BlocksOnce {
+    fn id(&self) -> &str {
+        "blocks-once"
+    }
+
+    async fn fetch(&self, _cx: FetchContext<'_>) -> Result<Token, TokenError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let release = self.release.lock().unwrap().take();
+        if let Some(release) = release {
+            // A bug of the source's, as a blocking call in async code is.
+            let _ = release.recv();
+        }
+        Ok(Token::bearer(format!("token-{n}")).with_expiry(Expiry::In(Duration::from_secs(3600))))
+    }
+}
+
+/// Releases a blocked source when dropped, failing assertions included,
+/// so the runtime can shut down.
+struct Unblock(std::sync::mpsc::Sender<()>);
+
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// A source that blocks its worker thread (where its own timeout can't
+/// fire): the callers that joined its attempt, on the same runtime, are
+/// released after the attempt's budget all the same, by one shared
+/// watchdog, and the key fetches again on the free worker. Real time: a
+/// paused clock needs a current-thread runtime, which the block would stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_outlast_a_source_that_blocks_its_thread() {
+    let (unblock, blocked) = std::sync::mpsc::channel();
+    let _unblock = Unblock(unblock);
+    let source = Arc::new(BlocksOnce {
+        calls: AtomicU64::new(0),
+        release: Mutex::new(Some(blocked)),
+    });
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .clock(ManualClock::new())
+        .fetch_timeout(Duration::from_millis(50))
+        .build();
+    let starter = {
+        let c = cache.clone();
+        tokio::spawn(async move { c.get(&key()).await })
+    };
+    while source.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let joiners: Vec<_> = (0..16)
+        .map(|_| {
+            let c = cache.clone();
+            tokio::spawn(async move { value(&c).await })
+        })
+        .collect();
+    // Released, they wait out the backoff (on the manual clock) and share
+    // the next attempt, which the free worker runs.
+    for joiner in joiners {
+        // Generous: only a caller that is never released fails it.
+        let released = tokio::time::timeout(Duration::from_secs(60), joiner).await;
+        assert_eq!(released.expect("released").unwrap().unwrap(), "token-2");
+    }
+    assert_eq!(
+        starter
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token()
+            .expose_secret(),
+        "token-2"
+    );
+    assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().failures, 1, "the lost attempt counted once");
+}
+
 #[tokio::test(start_paused = true)]
 async fn absurd_lifetimes_are_capped_never_trusted() {
     let far = SystemTime::now() + Duration::from_secs(200 * 365 * 24 * 3600);

@@ -141,7 +141,10 @@ impl TokenCache {
     /// no future across the lookup. Like everything in this crate it runs
     /// inside a tokio runtime: it may spawn the background refresh.
     pub fn get_cached(&self, key: &TokenKey) -> Option<CachedToken> {
-        let now = self.inner.clock.now();
+        // Never behind the precise clock: a deadline may be seen a few
+        // milliseconds early (and the miss path then reads the precise
+        // one), never late.
+        let now = self.inner.clock.coarse_now();
         let (hit, touched) = self.inner.lookup(key, now)?;
         if touched {
             // Rare (once a minute per key in use): a chance to sweep.
@@ -279,7 +282,8 @@ impl Inner {
         crate::metrics::time_to_expiry(entry.deadlines.expires_at, now);
         if now >= entry.deadlines.refresh_at && slot.refresh_gate_open(self.millis_since_epoch(now))
         {
-            slot.refresh_due(self, now);
+            // Starting a fetch acts on time: the precise reading decides.
+            slot.refresh_due(self, self.clock.now());
         }
         Some(self.touch_due(slot, now, touch_at))
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 
 use super::Inner;
-use super::attempt::{self, Fetch};
+use super::attempt::{self, Fetch, Waiter};
 use super::entry::{CachedToken, Entry};
 use super::state::{Decision, Demand, Gate, SlotState};
 use crate::policy::after;
@@ -189,19 +189,11 @@ impl Inner {
             if let Some(work) = pending {
                 work.spawn();
             }
-            match decision {
+            let (id, fetch, waiter) = match decision {
                 // Another caller's attempt landed while we took the lock.
                 Decision::Serve(entry) => return Ok(CachedToken::shared(entry, true)),
-                Decision::Join(id, fetch) | Decision::Started(id, fetch) => {
-                    self.counters.wait();
-                    crate::metrics::wait();
-                    match attempt::join(self, slot, id, fetch).await {
-                        Ok(entry) => return Ok(CachedToken::shared(entry, false)),
-                        Err(error) if !error.is_transient() => return Err(error),
-                        // Transient: the next decision says wait or refuse.
-                        Err(_) => {}
-                    }
-                }
+                Decision::Started(id, fetch) => (id, fetch, Waiter::Starter),
+                Decision::Join(id, fetch) => (id, fetch, Waiter::Joiner),
                 Decision::WaitUntil(at) => {
                     if !waited {
                         waited = true;
@@ -209,12 +201,21 @@ impl Inner {
                         crate::metrics::retry_wait();
                     }
                     self.clock.sleep(at.saturating_duration_since(now)).await;
+                    continue;
                 }
                 Decision::Refuse(error) => {
                     self.counters.backoff_refusal();
                     crate::metrics::backoff_refusal();
                     return Err(error);
                 }
+            };
+            self.counters.wait();
+            crate::metrics::wait();
+            match attempt::join(self, slot, id, fetch, waiter).await {
+                Ok(entry) => return Ok(CachedToken::shared(entry, false)),
+                Err(error) if !error.is_transient() => return Err(error),
+                // Transient: the next decision says wait or refuse.
+                Err(_) => {}
             }
         }
     }
