@@ -72,6 +72,7 @@ const SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0
 
 impl TokenKey {
     /// The hash of the key's strings, computed on first use and kept.
+    #[inline]
     pub(crate) fn memo_hash(&self) -> u64 {
         let known = self.digest.0.load(Relaxed);
         if known != 0 {
@@ -130,6 +131,7 @@ impl<'a> IntoIterator for &'a Sorted {
 // By hand for speed: the hit path compares its memo's key with the
 // caller's, and the empty map's `==` alone costs more than all the rest.
 impl PartialEq for TokenKey {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         // Shapes first (all but free), then the strings.
         let shape = |k: &TokenKey| {

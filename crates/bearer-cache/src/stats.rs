@@ -80,11 +80,16 @@ bump! {
     store_error => store_errors,
 }
 
-/// A counter split over cache-line-sized stripes, one per thread (threads
-/// beyond the stripe count share, round-robin). Summed when read.
+/// A counter split over cache-line-sized stripes, summed when read. The
+/// first threads to count (several per core) each own a stripe, which they
+/// bump with a plain load and store: a single writer loses nothing and
+/// needs no read-modify-write. Threads past those share other stripes,
+/// round-robin, with atomic increments.
 #[derive(Debug)]
 struct Striped {
-    stripes: Box<[Padded]>,
+    /// Stripe `i` is written by thread number `i` only.
+    owned: Box<[Padded]>,
+    shared: Box<[Padded]>,
 }
 
 /// One stripe on a line of its own (128 bytes: adjacent-line prefetchers
@@ -93,25 +98,40 @@ struct Striped {
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
+/// Shared stripes: threads past the owners are short-lived ones (a
+/// blocking pool's), rarely many at once.
+const SHARED_STRIPES: usize = 8;
+
 impl Default for Striped {
     fn default() -> Self {
+        // Room for a runtime's workers, its blocking threads and a few more
+        // (128 bytes a stripe: 32 KiB at 64 cores).
         let cores = std::thread::available_parallelism().map_or(4, usize::from);
-        let n = cores.clamp(2, 256).next_power_of_two();
+        let owned = cores.saturating_mul(4).clamp(16, 256);
+        let stripes = |n| (0..n).map(|_| Padded::default()).collect();
         Striped {
-            stripes: (0..n).map(|_| Padded::default()).collect(),
+            owned: stripes(owned),
+            shared: stripes(SHARED_STRIPES),
         }
     }
 }
 
 impl Striped {
     fn add_one(&self) {
-        let i = thread_number() & (self.stripes.len() - 1);
-        self.stripes[i].0.fetch_add(1, Relaxed);
+        let thread = thread_number();
+        match self.owned.get(thread) {
+            // This thread's own: nobody else writes it.
+            Some(own) => own.0.store(own.0.load(Relaxed).wrapping_add(1), Relaxed),
+            None => {
+                self.shared[thread % SHARED_STRIPES].0.fetch_add(1, Relaxed);
+            }
+        }
     }
 
     fn sum(&self) -> u64 {
-        self.stripes
+        self.owned
             .iter()
+            .chain(self.shared.iter())
             .fold(0u64, |sum, s| sum.wrapping_add(s.0.load(Relaxed)))
     }
 }
@@ -147,5 +167,19 @@ mod tests {
         counters.miss();
         let stats = counters.snapshot();
         assert_eq!((stats.hits, stats.misses), (5000, 1));
+    }
+
+    /// More threads than stripes: those past the owners share stripes
+    /// with atomic increments, and no count is lost.
+    #[test]
+    fn threads_beyond_the_stripes_lose_no_count() {
+        let counters = Counters::default();
+        let threads = counters.hits.owned.len() * 3;
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| (0..1000).for_each(|_| counters.hit()));
+            }
+        });
+        assert_eq!(counters.snapshot().hits, threads as u64 * 1000);
     }
 }

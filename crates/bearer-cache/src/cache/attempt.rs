@@ -6,7 +6,7 @@
 //! report for an attempt it no longer has on record.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,6 +38,8 @@ struct Outcome {
     runtime: Option<tokio::runtime::Id>,
     /// Whether a watchdog bounds the wait of the callers that joined.
     watched: AtomicBool,
+    /// How many callers have waited on it (see [`Publisher`]'s drop).
+    waiters: AtomicUsize,
 }
 
 impl Fetch {
@@ -50,6 +52,7 @@ impl Fetch {
             ready: Notify::new(),
             runtime,
             watched: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
         }))
     }
 
@@ -61,6 +64,7 @@ impl Fetch {
         if let Some(result) = self.0.result.get() {
             return result.clone();
         }
+        self.0.waiters.fetch_add(1, Ordering::Relaxed);
         published.await;
         self.0
             .result
@@ -104,7 +108,32 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         let outcome = &(self.0).0;
         let _ = outcome.result.set(Err(TokenError::Interrupted));
-        outcome.ready.notify_waiters();
+        let wake = WakeAll(self.0.clone());
+        // Woken from this worker, a crowd overflows its local run queue,
+        // which sends the oldest half (the callers that have waited
+        // longest) to the back of the runtime's queue: woken from a
+        // blocking thread, they queue in the order they came.
+        if outcome.waiters.load(Ordering::Relaxed) > CROWD {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                drop(runtime.spawn_blocking(move || drop(wake)));
+                return;
+            }
+        }
+        drop(wake);
+    }
+}
+
+/// Past this many waiters, an outcome is announced from a blocking thread
+/// (half a worker's local run queue).
+const CROWD: usize = 128;
+
+/// Wakes every waiter of an outcome when dropped: run, or dropped unrun
+/// by a runtime shutting down, it wakes them all the same.
+struct WakeAll(Fetch);
+
+impl Drop for WakeAll {
+    fn drop(&mut self) {
+        (self.0).0.ready.notify_waiters();
     }
 }
 

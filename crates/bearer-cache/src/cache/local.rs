@@ -32,13 +32,31 @@ struct Way {
     memo: Option<Memo>,
 }
 
-struct Memo {
-    slot: Arc<Slot>,
+pub(crate) struct Memo {
+    pub(crate) slot: Arc<Slot>,
     generation: u64,
-    local: Arc<Local>,
+    pub(crate) local: Arc<Local>,
     /// Before this instant the eviction policy can't be due to hear of
     /// the key (see `Inner::touch_due`): the hit skips asking the slot.
-    touch_at: Cell<Instant>,
+    pub(crate) touch_at: Cell<Instant>,
+    /// Before this instant a hit has nothing to decide, only to count:
+    /// the token is short of its refresh point and its expiry, and the
+    /// touch is not due. A copy on this thread's line, so such a hit
+    /// reads nothing of the entry's.
+    pub(crate) quiet_until: Cell<Instant>,
+}
+
+impl Memo {
+    /// Moves [`quiet_until`](Self::quiet_until) to what the entry's
+    /// deadlines and the touch allow now.
+    pub(crate) fn settle(&self) {
+        let deadlines = &self.local.entry.deadlines;
+        let quiet = deadlines
+            .refresh_at
+            .min(deadlines.expires_at)
+            .min(self.touch_at.get());
+        self.quiet_until.set(quiet);
+    }
 }
 
 thread_local! {
@@ -62,10 +80,11 @@ fn way(cache: u64, hash: u64) -> usize {
 /// Runs `serve` on this thread's memo of `key` in `cache` if the memo still
 /// holds the slot's current entry; `None` when there is none (or the memo
 /// is unreachable: re-entered, or the thread is ending).
+#[inline]
 pub(crate) fn with_memo<R>(
     cache: u64,
     key: &TokenKey,
-    serve: impl FnOnce(&Arc<Slot>, &Arc<Local>, &Cell<Instant>) -> Option<R>,
+    serve: impl FnOnce(&Memo) -> Option<R>,
 ) -> Option<Option<R>> {
     let hash = key.memo_hash();
     MEMO.try_with(|ways| {
@@ -85,7 +104,7 @@ pub(crate) fn with_memo<R>(
         if generation != memo.generation || *memo.slot.key != *key {
             return None;
         }
-        Some(serve(&memo.slot, &memo.local, &memo.touch_at))
+        Some(serve(memo))
     })
     .ok()
     .flatten()
@@ -120,6 +139,8 @@ pub(crate) fn offer(
                 generation,
                 local: Arc::clone(&local),
                 touch_at: Cell::new(now),
+                // The first hit asks the slot about the touch, then settles.
+                quiet_until: Cell::new(now),
             }),
         };
         Some(local)

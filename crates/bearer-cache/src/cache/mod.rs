@@ -241,9 +241,19 @@ impl Inner {
     /// any, and whether the eviction policy is due to hear that the key is
     /// in use.
     fn lookup(self: &Arc<Self>, key: &TokenKey, now: Instant) -> Option<(CachedToken, bool)> {
-        let memoized = local::with_memo(self.id, key, |slot, local, touch_at| {
-            let touch = self.serve(slot, &local.entry, now, Some(touch_at))?;
-            let held = Held::Local(Arc::clone(local));
+        let memoized = local::with_memo(self.id, key, |memo| {
+            let touch = if now < memo.quiet_until.get() {
+                // Nothing to decide: the rules of `serve` would only count.
+                self.counters.hit();
+                crate::metrics::hit();
+                crate::metrics::time_to_expiry(memo.local.entry.deadlines.expires_at, now);
+                false
+            } else {
+                let touch = self.serve(&memo.slot, &memo.local.entry, now, Some(&memo.touch_at))?;
+                memo.settle();
+                touch
+            };
+            let held = Held::Local(Arc::clone(&memo.local));
             Some((CachedToken { held, hit: true }, touch))
         });
         if let Some(served) = memoized {

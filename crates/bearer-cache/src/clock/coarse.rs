@@ -65,10 +65,12 @@ mod imp {
 
     /// The mapping from coarse readings to `Instant`s, made once.
     struct Origin {
-        instant: Instant,
-        coarse_nanos: u64,
-        /// Two ticks: added to every reading (see the module docs).
-        ahead: Duration,
+        /// The precise reading at the start, two ticks on (see the module
+        /// docs), so a reading costs one addition.
+        ahead: Instant,
+        /// The coarse reading at the start; `None` if it made no sense,
+        /// and then every reading is precise.
+        coarse_nanos: Option<u64>,
     }
 
     fn origin() -> &'static Origin {
@@ -76,25 +78,29 @@ mod imp {
         ORIGIN.get_or_init(|| {
             let coarse_nanos = coarse_nanos();
             let instant = Instant::now();
-            let tick = nanos(clock_getres(ClockId::MonotonicCoarse));
+            let tick = nanos(clock_getres(ClockId::MonotonicCoarse)).unwrap_or(u64::MAX);
             // A tick is a few milliseconds; a kernel reporting nonsense
             // must not make readings absurdly late either.
             let tick = tick.clamp(1, 100_000_000);
             Origin {
-                instant,
+                ahead: instant + Duration::from_nanos(2 * tick),
                 coarse_nanos,
-                ahead: Duration::from_nanos(2 * tick),
             }
         })
     }
 
-    fn nanos(t: Timespec) -> u64 {
-        let secs = u64::try_from(t.tv_sec).unwrap_or(0);
-        let sub = u64::try_from(t.tv_nsec).unwrap_or(0);
-        secs.saturating_mul(1_000_000_000).saturating_add(sub)
+    /// A reading in nanoseconds; `None` for one no monotonic clock gives
+    /// (negative, or past 584 years), which then falls back to the precise
+    /// clock rather than risk a reading that is behind.
+    #[inline]
+    fn nanos(t: Timespec) -> Option<u64> {
+        let secs = u64::try_from(t.tv_sec).ok()?;
+        let sub = u64::try_from(t.tv_nsec).ok()?;
+        secs.checked_mul(1_000_000_000)?.checked_add(sub)
     }
 
-    fn coarse_nanos() -> u64 {
+    #[inline]
+    fn coarse_nanos() -> Option<u64> {
         nanos(clock_gettime(ClockId::MonotonicCoarse))
     }
 
@@ -112,23 +118,27 @@ mod imp {
 
     #[inline]
     pub(super) fn now() -> Option<Instant> {
-        let thread = THREAD
-            .try_with(|thread| {
-                if thread.get() == Thread::Unknown {
-                    thread.set(classify());
-                }
-                thread.get()
-            })
-            .ok()?;
+        let thread = THREAD.try_with(Cell::get).ok()?;
         if thread != Thread::RuntimeWorker {
-            return None;
+            return first_look(thread);
         }
         let origin = origin();
-        let since = coarse_nanos().saturating_sub(origin.coarse_nanos);
-        origin
-            .instant
-            .checked_add(Duration::from_nanos(since))?
-            .checked_add(origin.ahead)
+        // Never negative: the coarse clock is monotonic too.
+        let since = coarse_nanos()?.checked_sub(origin.coarse_nanos?)?;
+        origin.ahead.checked_add(Duration::from_nanos(since))
+    }
+
+    /// A thread's first reading classifies it; every other thread's
+    /// readings are precise.
+    #[cold]
+    fn first_look(thread: Thread) -> Option<Instant> {
+        if thread == Thread::Unknown {
+            let _ = THREAD.try_with(|t| t.set(classify()));
+            if THREAD.try_with(Cell::get).ok()? == Thread::RuntimeWorker {
+                return now();
+            }
+        }
+        None
     }
 }
 
@@ -165,12 +175,11 @@ mod tests {
         })
         .await
         .unwrap();
+        let linux = cfg!(any(target_os = "linux", target_os = "android"));
         for (before, coarse, after) in readings {
-            let Some(coarse) = coarse else {
-                // Not Linux: the precise reading is used instead.
-                assert!(cfg!(not(any(target_os = "linux", target_os = "android"))));
-                continue;
-            };
+            // Elsewhere the precise reading is used instead.
+            assert_eq!(coarse.is_some(), linux);
+            let Some(coarse) = coarse else { continue };
             assert!(coarse >= before, "a coarse reading was behind");
             assert!(coarse <= after + Duration::from_millis(300));
         }
