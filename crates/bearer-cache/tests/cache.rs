@@ -591,3 +591,40 @@ async fn a_derived_value_is_built_once_per_token() {
     assert_eq!(&*t2.derived(make), "Bearer token-2");
     assert_eq!(builds.load(Ordering::SeqCst), 2);
 }
+
+/// A thread's memo of a key answers repeated hits without asking the
+/// slot, up to the first instant something is due: the refresh point, the
+/// expiry, the touch. Crossing each, a memoized key behaves as any other.
+#[tokio::test(start_paused = true)]
+async fn a_memoized_key_still_refreshes_ahead_and_never_serves_expired() {
+    let source = Recorder::new(Duration::from_secs(100));
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .refresh_jitter(0.0)
+        .fetch_timeout(Duration::from_secs(120))
+        .idle_key_ttl(Duration::from_secs(20))
+        .build();
+    // Hits from here on come from this thread's memo. 100 s lifetime:
+    // refresh point at 45 s, expiry at 90 s.
+    for _ in 0..5 {
+        assert_eq!(value(&cache).await, "token-1");
+    }
+    // Past the touch interval (10 s) again and again: hits go on.
+    for _ in 0..4 {
+        advance(Duration::from_secs(11)).await;
+        assert_eq!(value(&cache).await, "token-1");
+    }
+    assert_eq!(source.fetches(), 1);
+    // Past the refresh point, the first hit starts the refresh.
+    source.set_delay(Duration::from_secs(60));
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(value(&cache).await, "token-1");
+    tokio::task::yield_now().await;
+    assert_eq!(source.fetches(), 2);
+    assert_eq!(cache.stats().background_refreshes, 1);
+    // The refresh outlasts the expiry: the memo never serves the expired
+    // token; the caller waits for the refresh instead.
+    advance(Duration::from_secs(45)).await;
+    let t = cache.get(&key()).await.unwrap();
+    assert_eq!(t.access_token().expose_secret(), "token-2");
+    assert!(!t.was_hit());
+}
