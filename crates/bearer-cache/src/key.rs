@@ -329,3 +329,127 @@ impl fmt::Display for TokenKey {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> TokenKey {
+        TokenKey::new()
+            .scope("write")
+            .scope("read")
+            .scope("read")
+            .audience("api://orders")
+            .resource("https://b.example")
+            .resource("https://a.example")
+            .param("tenant", "t-1")
+            .param("acr", "gold")
+            .param("tenant", "t-2")
+            .user("u-1041")
+    }
+
+    #[test]
+    fn the_parts_read_back_sorted_and_deduplicated() {
+        let k = full();
+        assert_eq!(k.requested_scopes().collect::<Vec<_>>(), ["read", "write"]);
+        assert_eq!(k.requested_scopes().len(), 2);
+        assert_eq!(k.requested_audience(), Some("api://orders"));
+        assert_eq!(
+            k.requested_resources().collect::<Vec<_>>(),
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(
+            k.params().collect::<Vec<_>>(),
+            [("acr", "gold"), ("tenant", "t-2")]
+        );
+        assert_eq!(k.params().len(), 2);
+        assert_eq!(k.user_id(), Some("u-1041"));
+        assert!(!k.is_default());
+        assert!(TokenKey::new().is_default());
+        assert_eq!(
+            k.to_string(),
+            "scope=read write audience=api://orders resource=https://a.example \
+             resource=https://b.example acr=gold tenant=t-2 user=u-1041"
+        );
+        // A later audience or user replaces the earlier one.
+        let k = k.audience("api://other").user("u-2");
+        assert_eq!(k.requested_audience(), Some("api://other"));
+        assert_eq!(k.user_id(), Some("u-2"));
+    }
+
+    #[test]
+    fn odd_strings_keep_their_bounds() {
+        // Digits, separators and multi-byte text inside values must not be
+        // read as part of the layout.
+        let k = TokenKey::new()
+            .scope("12:34")
+            .scope("")
+            .param("a:1", "")
+            .param("", "x")
+            .audience("ü:3ß")
+            .user("7");
+        assert_eq!(k.requested_scopes().collect::<Vec<_>>(), ["", "12:34"]);
+        assert_eq!(k.params().collect::<Vec<_>>(), [("", "x"), ("a:1", "")]);
+        assert_eq!(k.requested_audience(), Some("ü:3ß"));
+        assert_eq!(k.user_id(), Some("7"));
+        assert_ne!(
+            TokenKey::new().scope("ab"),
+            TokenKey::new().scope("a").scope("b")
+        );
+        assert_ne!(TokenKey::new().scope("a"), TokenKey::new().resource("a"));
+    }
+
+    #[test]
+    fn the_store_digest_is_the_one_stores_already_hold() {
+        // Fixed values: stored entries are named by them across versions.
+        assert_eq!(
+            TokenKey::new().digest("src"),
+            "fa293459d25cea60d443265cc364095c26629d336539d9cda5e9b7192155a5c8"
+        );
+        assert_eq!(
+            full().digest("src"),
+            "e4212694eb81f16108bf29f278eecc5a1540a3282785e40043ef42df9aa8a1a5"
+        );
+    }
+
+    #[test]
+    fn keys_order_by_scopes_then_audience_resources_params_and_user() {
+        let mut keys = vec![
+            TokenKey::new().user("b"),
+            TokenKey::new().scope("b"),
+            TokenKey::new().param("k", "v"),
+            TokenKey::new().scope("a").scope("c"),
+            TokenKey::new().audience("z"),
+            TokenKey::new().scope("a").audience("a"),
+            TokenKey::new().resource("r"),
+            TokenKey::new(),
+            TokenKey::new().scope("a"),
+            TokenKey::new().user("a"),
+            TokenKey::new().audience("z").resource("r"),
+        ];
+        keys.sort();
+        let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "default",
+                "user=a",
+                "user=b",
+                "k=v",
+                "resource=r",
+                "audience=z",
+                "audience=z resource=r",
+                "scope=a",
+                "scope=a audience=a",
+                "scope=a c",
+                "scope=b",
+            ]
+        );
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert_eq!(a.cmp(b), i.cmp(&j));
+                assert_eq!(a == b, i == j);
+            }
+        }
+    }
+}
