@@ -88,7 +88,7 @@ impl Inner {
     ) -> Result<Fetched, TokenError> {
         let key = slot
             .store_key
-            .get_or_init(|| slot.key.digest(self.source.id()));
+            .get_or_init(|| slot.key.digest(self.source.id()).into_boxed_str());
         // Store waits are real time: other instances do not share our clock.
         // `wait_timeout` is clamped by the builder, so this cannot overflow.
         let give_up_at = tokio::time::Instant::now() + link.wait_timeout;

@@ -22,7 +22,7 @@ pub(crate) const RETIRED: u64 = 1 << 63;
 /// guards the state machine and is never held across an await.
 pub(crate) struct Slot {
     pub(crate) key: Arc<TokenKey>,
-    pub(crate) store_key: OnceLock<String>,
+    pub(crate) store_key: OnceLock<Box<str>>,
     /// Whether the fleet path has logged that the store's value for this
     /// key can't be used (logged once per key).
     pub(crate) unusable_logged: AtomicBool,
