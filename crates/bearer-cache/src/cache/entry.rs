@@ -5,15 +5,14 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use secrecy::{ExposeSecret, SecretString};
-
 use crate::policy::Deadlines;
 use crate::{AccessToken, Fingerprint, Token, TokenError};
 
 /// One fetched token with what every request needs from it, built once.
 pub(crate) struct Entry {
+    /// Its access token is a view of the `Authorization` value (see
+    /// [`Token::with_scheme`]): one copy of the secret serves both.
     pub(crate) token: Token,
-    authorization: SecretString,
     pub(crate) fingerprint: Fingerprint,
     pub(crate) deadlines: Deadlines,
     /// One value an adapter derives from the token once (a ready header),
@@ -28,12 +27,10 @@ impl Entry {
     pub(crate) fn new(token: Token, deadlines: Deadlines) -> Result<Self, TokenError> {
         check_usable(&token)?;
         let scheme = token.binding().map_or("Bearer", |b| b.scheme());
-        let authorization =
-            SecretString::from(format!("{scheme} {}", token.access_token().expose_secret()));
+        let token = token.with_scheme(scheme);
         Ok(Entry {
             fingerprint: token.access_token().fingerprint(),
             token,
-            authorization,
             deadlines,
             derived: OnceLock::new(),
         })
@@ -121,7 +118,7 @@ impl CachedToken {
     /// `Authorization` header (or gRPC `authorization` metadata). Checked at fetch time to hold only visible
     /// ASCII, so it can never inject a header.
     pub fn expose_authorization_value(&self) -> &str {
-        self.entry().authorization.expose_secret()
+        self.entry().token.access_token().authorization()
     }
 
     /// A value derived from this token once and kept with it for as long as

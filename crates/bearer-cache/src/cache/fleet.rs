@@ -86,9 +86,9 @@ impl Inner {
         previous: Option<&Entry>,
         reason: FetchReason,
     ) -> Result<Fetched, TokenError> {
-        let key = slot
-            .store_key
-            .get_or_init(|| slot.key.digest(self.source.id()));
+        // Made per attempt rather than kept per key: a store attempt's
+        // round trips dwarf a digest, and every key would carry it.
+        let key = &slot.key.digest(self.source.id());
         // Store waits are real time: other instances do not share our clock.
         // `wait_timeout` is clamped by the builder, so this cannot overflow.
         let give_up_at = tokio::time::Instant::now() + link.wait_timeout;

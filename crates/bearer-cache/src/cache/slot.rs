@@ -2,7 +2,7 @@
 //! reads, and a caller's way through the state's decisions.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
@@ -22,7 +22,6 @@ pub(crate) const RETIRED: u64 = 1 << 63;
 /// guards the state machine and is never held across an await.
 pub(crate) struct Slot {
     pub(crate) key: Arc<TokenKey>,
-    pub(crate) store_key: OnceLock<String>,
     /// Whether the fleet path has logged that the store's value for this
     /// key can't be used (logged once per key).
     pub(crate) unusable_logged: AtomicBool,
@@ -45,7 +44,6 @@ impl Slot {
     pub(crate) fn new(key: Arc<TokenKey>, touch: u64) -> Self {
         Slot {
             key,
-            store_key: OnceLock::new(),
             unusable_logged: AtomicBool::new(false),
             last_touch: AtomicU64::new(touch),
             refresh_gate_ms: AtomicU64::new(0),
@@ -224,4 +222,22 @@ impl Inner {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding it leaves plain data behind; keep serving.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use super::*;
+
+    /// The sizes the memory per key (`BENCHMARKS.md`, issue 18) rests on:
+    /// a field added to a slot, an entry or a key costs every key.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn what_every_key_holds_stays_small() {
+        assert!(size_of::<Slot>() <= 120, "Slot: {}", size_of::<Slot>());
+        assert!(size_of::<Entry>() <= 136, "Entry: {}", size_of::<Entry>());
+        assert!(size_of::<TokenKey>() <= 24);
+        assert!(size_of::<crate::Token>() <= 72);
+    }
 }

@@ -98,14 +98,21 @@ pub(crate) struct SlotState<F> {
     /// The newest token, even once rejected or expired.
     latest: Option<Arc<Entry>>,
     attempt: Option<(AttemptId, F)>,
+    /// Boxed, and `None` while all of it is at rest: every key holds a
+    /// state, and few keys have had a failure lately.
+    setbacks: Option<Box<Setbacks>>,
+    next_id: u64,
+}
+
+/// What failures (and a token that came due at once) leave behind.
+#[derive(Default)]
+struct Setbacks {
     /// Consecutive failed attempts.
     failures: u32,
-    /// Boxed: rare, and a `TokenError` is large; every key holds a state.
-    refusal: Option<Box<Refusal>>,
+    refusal: Option<Refusal>,
     /// No background refresh before this: set when a token arrives already
     /// due for refresh, so it does not make every request refresh.
     refresh_not_before: Option<Instant>,
-    next_id: u64,
 }
 
 impl<F> Default for SlotState<F> {
@@ -114,11 +121,19 @@ impl<F> Default for SlotState<F> {
             current: None,
             latest: None,
             attempt: None,
-            failures: 0,
-            refusal: None,
-            refresh_not_before: None,
+            setbacks: None,
             next_id: 0,
         }
+    }
+}
+
+impl<F> SlotState<F> {
+    fn refusal(&self) -> Option<&Refusal> {
+        self.setbacks.as_ref()?.refusal.as_ref()
+    }
+
+    fn refresh_not_before(&self) -> Option<Instant> {
+        self.setbacks.as_ref()?.refresh_not_before
     }
 }
 
@@ -135,7 +150,7 @@ impl<F: Clone> SlotState<F> {
         if let Some((id, fetch)) = &self.attempt {
             return Decision::Join(*id, fetch.clone());
         }
-        if let Some(refusal) = self.refusal.as_ref().filter(|r| d.now < r.until) {
+        if let Some(refusal) = self.refusal().filter(|r| d.now < r.until) {
             let permanent = !refusal.error.is_transient();
             // A permanent failure needs a person, not patience; a forced
             // refresh is how an app says one acted (signed in again).
@@ -223,24 +238,29 @@ impl<F: Clone> SlotState<F> {
                     .latest
                     .as_ref()
                     .is_none_or(|p| p.token.access_token() != entry.token.access_token());
-                self.refresh_not_before = (entry.deadlines.refresh_at <= now)
-                    .then(|| after(now, backoff.delay_with(1, None, sample)));
+                // No failures and no refusal left; a gate only if due.
+                self.setbacks = (entry.deadlines.refresh_at <= now).then(|| {
+                    Box::new(Setbacks {
+                        refresh_not_before: Some(after(now, backoff.delay_with(1, None, sample))),
+                        ..Setbacks::default()
+                    })
+                });
                 self.current = Some(Arc::clone(&entry));
                 self.latest = Some(Arc::clone(&entry));
-                self.failures = 0;
-                self.refusal = None;
                 Finish::Installed { entry, changed }
             }
             Err(error) => {
-                self.failures = self.failures.saturating_add(1);
-                let delay = backoff.delay_with(self.failures, error.retry_after(), sample);
-                self.refusal = Some(Box::new(Refusal {
+                let setbacks = self.setbacks.get_or_insert_default();
+                setbacks.failures = setbacks.failures.saturating_add(1);
+                let failures = setbacks.failures;
+                let delay = backoff.delay_with(failures, error.retry_after(), sample);
+                setbacks.refusal = Some(Refusal {
                     until: after(now, delay),
                     error: error.clone(),
-                }));
+                });
                 Finish::Failed {
                     error,
-                    failures: self.failures,
+                    failures,
                     delay,
                 }
             }
@@ -256,7 +276,9 @@ impl<F: Clone> SlotState<F> {
             return false;
         }
         self.current = None;
-        self.refusal = None;
+        if let Some(setbacks) = &mut self.setbacks {
+            setbacks.refusal = None;
+        }
         true
     }
 
@@ -271,13 +293,10 @@ impl<F: Clone> SlotState<F> {
         if self.attempt.is_some() {
             return Gate::Closed;
         }
-        let not_before = [
-            self.refusal.as_ref().map(|r| r.until),
-            self.refresh_not_before,
-        ]
-        .into_iter()
-        .flatten()
-        .max();
+        let not_before = [self.refusal().map(|r| r.until), self.refresh_not_before()]
+            .into_iter()
+            .flatten()
+            .max();
         not_before.map_or(Gate::Open, Gate::From)
     }
 
@@ -490,6 +509,45 @@ mod tests {
         assert!(matches!(
             started_reason(&mut s, late),
             FetchReason::Rejected
+        ));
+    }
+
+    #[test]
+    fn a_key_at_rest_keeps_nothing_boxed() {
+        let t0 = Instant::now();
+        let mut s = State::default();
+        let id = started(s.demand(demand(t0), |_| 1));
+        s.finish(id, t0, Err(unavailable()), &B, 0.5);
+        assert!(s.setbacks.is_some());
+        let later = t0 + Duration::from_secs(400);
+        let id = started(s.demand(demand(later), |_| 2));
+        s.finish(id, later, Ok(lived("a", later, 3600)), &B, 0.5);
+        assert!(s.setbacks.is_none(), "a success clears what failures left");
+        assert_eq!(s.gate(), Gate::Open);
+        // A token due at once keeps its gate, and the next failure counts
+        // from one again.
+        assert!(s.refresh_due(later + Duration::from_secs(3500), |_| 3));
+        let Some((id, _)) = s.attempt else {
+            panic!("in flight")
+        };
+        let due = entry(
+            "b",
+            later,
+            Expiry::In(Duration::from_secs(60)),
+            Some(Duration::ZERO),
+        );
+        s.finish(id, later, Ok(due), &B, 0.5);
+        assert!(matches!(s.gate(), Gate::From(_)));
+        let id = started(s.demand(
+            Demand {
+                force: true,
+                ..demand(later)
+            },
+            |_| 4,
+        ));
+        assert!(matches!(
+            s.finish(id, later, Err(unavailable()), &B, 0.5),
+            Finish::Failed { failures: 1, .. }
         ));
     }
 
