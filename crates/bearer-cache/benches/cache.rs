@@ -128,8 +128,9 @@ fn memory_child(n: usize) {
 }
 
 /// For instruction counts (`valgrind --tool=callgrind`): `n` warm lookups
-/// of `which` (`ours`, `ours-sync` for `get_cached`, or `mutex`) on one
-/// runtime worker and nothing else; the
+/// of `which` (`ours`, `ours-sync` for `get_cached`, `mutex`, or
+/// `uniform` over 100,000 keys after filling them) on one runtime worker
+/// and nothing else; the
 /// difference between two `n` is the cost of the lookups alone.
 fn lookups_only(which: &str, n: u64) {
     // One worker, and the loop a task on it, as the timed figures run.
@@ -145,6 +146,27 @@ fn lookups_only(which: &str, n: u64) {
         slot: tokio::sync::Mutex::new(None),
     };
     let key = TokenKey::default();
+    if which == "uniform" {
+        // Over 100,000 keys in the bench's order: for cache-miss counts
+        // (`valgrind --tool=callgrind --cache-sim=yes`).
+        let keys: Vec<TokenKey> = (0..100_000)
+            .map(|i| TokenKey::new().scope(format!("s{i}")))
+            .collect();
+        let cache = TokenCache::builder(SlowSource::default())
+            .max_keys(200_000)
+            .build();
+        rt.block_on(rt.spawn(async move {
+            for k in &keys {
+                cache.get(k).await.unwrap();
+            }
+            for i in 0..n as usize {
+                let k = &keys[(i * 7919) % keys.len()];
+                drop(black_box(cache.get(k).await.unwrap()));
+            }
+        }))
+        .unwrap();
+        return;
+    }
     let which = which.to_owned();
     rt.block_on(rt.spawn(async move {
         cache.get(&key).await.unwrap();

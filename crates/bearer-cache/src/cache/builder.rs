@@ -198,7 +198,18 @@ impl TokenCacheBuilder {
 
     /// Builds the cache.
     pub fn build(self) -> TokenCache {
-        let index: Arc<Index> = Arc::new(papaya::HashMap::with_hasher(Default::default()));
+        // Blocking resizes: an incremental one (papaya's default) moves on
+        // only as keys are added, and until it ends every lookup searches
+        // both tables. Keys of a token cache are added rarely, so one that
+        // stops halfway would double every miss-path lookup for good; the
+        // insert that grows the table (a first fetch, slow anyway) copies
+        // it whole instead.
+        let index: Arc<Index> = Arc::new(
+            papaya::HashMap::builder()
+                .hasher(Default::default())
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .build(),
+        );
 
         TokenCache {
             inner: Arc::new(Inner {
