@@ -70,38 +70,50 @@ mod imp {
         ahead: Instant,
         /// The coarse reading at the start; `None` if it made no sense,
         /// and then every reading is precise.
-        coarse_nanos: Option<u64>,
+        coarse: Option<Timespec>,
     }
 
     fn origin() -> &'static Origin {
         static ORIGIN: OnceLock<Origin> = OnceLock::new();
         ORIGIN.get_or_init(|| {
-            let coarse_nanos = coarse_nanos();
+            let coarse = Some(clock_gettime(ClockId::MonotonicCoarse)).filter(|t| valid(*t));
             let instant = Instant::now();
-            let tick = nanos(clock_getres(ClockId::MonotonicCoarse)).unwrap_or(u64::MAX);
+            let tick = Some(clock_getres(ClockId::MonotonicCoarse))
+                .filter(|t| valid(*t) && t.tv_sec == 0)
+                .map_or(u64::MAX, |t| t.tv_nsec.unsigned_abs());
             // A tick is a few milliseconds; a kernel reporting nonsense
             // must not make readings absurdly late either.
             let tick = tick.clamp(1, 100_000_000);
             Origin {
                 ahead: instant + Duration::from_nanos(2 * tick),
-                coarse_nanos,
+                coarse,
             }
         })
     }
 
-    /// A reading in nanoseconds; `None` for one no monotonic clock gives
-    /// (negative, or past 584 years), which then falls back to the precise
-    /// clock rather than risk a reading that is behind.
+    /// Whether a reading is one a monotonic clock gives.
     #[inline]
-    fn nanos(t: Timespec) -> Option<u64> {
-        let secs = u64::try_from(t.tv_sec).ok()?;
-        let sub = u64::try_from(t.tv_nsec).ok()?;
-        secs.checked_mul(1_000_000_000)?.checked_add(sub)
+    fn valid(t: Timespec) -> bool {
+        t.tv_sec >= 0 && (0..1_000_000_000).contains(&t.tv_nsec)
     }
 
+    /// `now - start` for valid readings, `None` if negative; by field, so
+    /// no division on the hit path.
     #[inline]
-    fn coarse_nanos() -> Option<u64> {
-        nanos(clock_gettime(ClockId::MonotonicCoarse))
+    fn since(now: Timespec, start: Timespec) -> Option<Duration> {
+        if !valid(now) {
+            return None;
+        }
+        let mut secs = now.tv_sec.checked_sub(start.tv_sec)?;
+        let mut nanos = now.tv_nsec - start.tv_nsec;
+        if nanos < 0 {
+            secs -= 1;
+            nanos += 1_000_000_000;
+        }
+        Some(Duration::new(
+            u64::try_from(secs).ok()?,
+            u32::try_from(nanos).ok()?,
+        ))
     }
 
     fn classify() -> Thread {
@@ -124,8 +136,23 @@ mod imp {
         }
         let origin = origin();
         // Never negative: the coarse clock is monotonic too.
-        let since = coarse_nanos()?.checked_sub(origin.coarse_nanos?)?;
-        origin.ahead.checked_add(Duration::from_nanos(since))
+        let since = since(clock_gettime(ClockId::MonotonicCoarse), origin.coarse?)?;
+        origin.ahead.checked_add(since)
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn differences_borrow_and_never_go_negative() {
+        let t = |tv_sec, tv_nsec| Timespec { tv_sec, tv_nsec };
+        assert_eq!(
+            since(t(5, 100), t(3, 900_000_000)),
+            Some(Duration::new(1, 100_000_100))
+        );
+        assert_eq!(since(t(3, 900), t(3, 900)), Some(Duration::ZERO));
+        assert_eq!(since(t(3, 899), t(3, 900)), None);
+        assert_eq!(since(t(2, 0), t(3, 0)), None);
+        assert_eq!(since(t(4, 1_000_000_000), t(3, 0)), None, "not a reading");
+        assert_eq!(since(t(-1, 0), t(0, 0)), None, "not a reading");
     }
 
     /// A thread's first reading classifies it; every other thread's
