@@ -77,6 +77,29 @@ fn way(cache: u64, hash: u64) -> usize {
     (mixed as usize) & (WAYS - 1)
 }
 
+/// This thread's handle on `key`'s token in `cache` when its memo holds the
+/// slot's current entry and nothing is due at `now` (see
+/// [`Memo::quiet_until`]): the whole of a repeated hit but the counting.
+/// `None` sends the caller to [`with_memo`], which decides the rest.
+#[inline]
+pub(crate) fn quiet_hit(cache: u64, key: &TokenKey, now: Instant) -> Option<Arc<Local>> {
+    let hash = key.memo_hash();
+    MEMO.try_with(|ways| {
+        let ways = ways.try_borrow().ok()?;
+        let way = &ways[way(cache, hash)];
+        let memo = way.memo.as_ref()?;
+        // A retired slot's generation has the bit set, so it differs too.
+        let current = way.cache == cache
+            && way.hash == hash
+            && memo.slot.generation() == memo.generation
+            && now < memo.quiet_until.get()
+            && *memo.slot.key == *key;
+        current.then(|| Arc::clone(&memo.local))
+    })
+    .ok()
+    .flatten()
+}
+
 /// Runs `serve` on this thread's memo of `key` in `cache` if the memo still
 /// holds the slot's current entry; `None` when there is none (or the memo
 /// is unreachable: re-entered, or the thread is ending).

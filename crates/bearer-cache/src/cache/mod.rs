@@ -145,6 +145,14 @@ impl TokenCache {
         // milliseconds early (and the miss path then reads the precise
         // one), never late.
         let now = self.inner.clock.coarse_now();
+        if let Some(local) = local::quiet_hit(self.inner.id, key, now) {
+            // Nothing to decide: the rules of a hit would only count it.
+            self.inner.counters.hit();
+            crate::metrics::hit();
+            crate::metrics::time_to_expiry(local.entry.deadlines.expires_at, now);
+            let held = Held::Local(local);
+            return Some(CachedToken { held, hit: true });
+        }
         let (hit, touched) = self.inner.lookup(key, now)?;
         if touched {
             // Rare (once a minute per key in use): a chance to sweep.
@@ -242,17 +250,8 @@ impl Inner {
     /// in use.
     fn lookup(self: &Arc<Self>, key: &TokenKey, now: Instant) -> Option<(CachedToken, bool)> {
         let memoized = local::with_memo(self.id, key, |memo| {
-            let touch = if now < memo.quiet_until.get() {
-                // Nothing to decide: the rules of `serve` would only count.
-                self.counters.hit();
-                crate::metrics::hit();
-                crate::metrics::time_to_expiry(memo.local.entry.deadlines.expires_at, now);
-                false
-            } else {
-                let touch = self.serve(&memo.slot, &memo.local.entry, now, Some(&memo.touch_at))?;
-                memo.settle();
-                touch
-            };
+            let touch = self.serve(&memo.slot, &memo.local.entry, now, Some(&memo.touch_at))?;
+            memo.settle();
             let held = Held::Local(Arc::clone(&memo.local));
             Some((CachedToken { held, hit: true }, touch))
         });
