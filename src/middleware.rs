@@ -14,7 +14,8 @@ use url::Url;
 
 use crate::BuildError;
 use crate::error::BearerError;
-use crate::redirect::Sent;
+use crate::redirect::{Hops, Sent};
+use crate::spare::Spare;
 
 /// A `reqwest-middleware` middleware that adds `Authorization: Bearer …`
 /// from a [`TokenCache`] to requests for the origins you allow, and on a
@@ -146,11 +147,12 @@ impl BearerAuth {
 }
 
 // The per-request future is boxed by `async_trait` on every request, and
-// is otherwise the only allocation besides the resend copy's URL: the token
-// comes from the cache's synchronous hit path (this thread's handle, no
-// shared write), the default key is borrowed, the header value is the one
-// derived once per token and thread, span fields are formatted only for a
-// subscriber that wants them, and the 401 path is boxed.
+// is otherwise the only allocation: the token comes from the cache's
+// synchronous hit path (this thread's handle, no shared write), the default
+// key is borrowed, the header value is the one derived once per token and
+// thread, the resend copy allocates nothing for a request with few headers
+// (see `Spare`), span fields are formatted only for a subscriber that wants
+// them, and the 401 path is boxed.
 #[async_trait::async_trait]
 impl Middleware for BearerAuth {
     async fn handle(
@@ -205,34 +207,16 @@ impl Middleware for BearerAuth {
 
         let resends = auth.resends(req.method(), extensions);
         // The only way to resend is a copy taken before sending; a streaming
-        // body has none, and then its 401 is simply returned. Kept in the
-        // request's future (already one allocation) rather than a box of
-        // its own: what is left to allocate is the copy's URL.
-        let spare = if resends.keep_copy() {
-            req.try_clone()
-        } else {
-            None
-        };
-
+        // body has none, and then its 401 is simply returned.
+        let spare = resends.keep_copy().then(|| Spare::take(&mut req)).flatten();
         let sent = Sent::new(req.url());
         set_authorization(&mut req, &token)?;
-        let (response, carried) = sent
+        let (response, hops) = sent
             .track(next.clone().run(req, extensions))
             .instrument(span.clone())
             .await?;
-        if auth
-            .rejection(response.status(), response.headers())
-            .is_none()
-        {
+        let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
             return Ok(response);
-        }
-        let rejected = Rejected {
-            key: key.clone(),
-            token,
-            spare,
-            resends,
-            sent,
-            carried,
         };
         Box::pin(self.after_unauthorized(response, rejected, extensions, next))
             .instrument(span)
@@ -252,35 +236,43 @@ impl BearerAuth {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let auth = &self.auth;
-        let mut resends = auth.resends(req.method(), extensions);
+        let mut resends = self.auth.resends(req.method(), extensions);
         resends.allow_reproof();
-        let spare = if resends.keep_copy() {
-            req.try_clone()
-        } else {
-            None
-        };
+        // Taken before the token and the proof are added: a resend gets its own.
+        let spare = resends.keep_copy().then(|| Spare::take(&mut req)).flatten();
         let sent = Sent::new(req.url());
         set_authorization(&mut req, &token)?;
         let target = prove(&mut req, &token)?;
-        let (response, carried) = sent.track(next.clone().run(req, extensions)).await?;
+        let (response, hops) = sent.track(next.clone().run(req, extensions)).await?;
         Authorizer::observe_answer(&token, &target, response.headers());
-        if auth
-            .rejection_for(&token, response.status(), response.headers())
-            .is_none()
-        {
+        let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
             return Ok(response);
-        }
-        let rejected = Rejected {
+        };
+        self.after_unauthorized(response, rejected, extensions, next)
+            .await
+    }
+
+    /// Whether the first answer rejects the token it carried, and if so
+    /// what the 401 path needs from the first attempt (bearer and bound
+    /// tokens alike).
+    fn rejected(
+        &self,
+        response: &Response,
+        key: &TokenKey,
+        token: CachedToken,
+        spare: Option<Spare>,
+        resends: Resends,
+        hops: Hops,
+    ) -> Option<Rejected> {
+        self.auth
+            .rejection_for(&token, response.status(), response.headers())?;
+        Some(Rejected {
             key: key.clone(),
             token,
             spare,
             resends,
-            sent,
-            carried,
-        };
-        self.after_unauthorized(response, rejected, extensions, next)
-            .await
+            hops,
+        })
     }
 
     /// The 401 path: the authorizer decides; this replaces the token and
@@ -300,16 +292,17 @@ impl BearerAuth {
             else {
                 return Ok(response);
             };
-            if !state.carried {
+            if !state.hops.carried(&response) {
                 // A redirect dropped the token before this hop (or may
                 // have, unseen): the 401 says nothing about the token.
                 tracing::debug!(target: "reqwest_bearer", "401 to a redirected request that did not carry the token; returned as is");
                 return Ok(response);
             }
-            let resend = match state
-                .resends
-                .after_rejection(verdict, state.spare.is_some())
-            {
+            let has_copy = match &mut state.spare {
+                Some(spare) => spare.find_url(&state.hops, &response),
+                None => false,
+            };
+            let resend = match state.resends.after_rejection(verdict, has_copy) {
                 Step::Final(reason) => {
                     tracing::debug!(target: "reqwest_bearer", reason, "401 returned as is");
                     return Ok(response);
@@ -317,12 +310,9 @@ impl BearerAuth {
                 Step::Reprove => {
                     // The proof was refused, not the token: same token,
                     // a fresh proof (with the nonce the answer gave).
-                    let Some(mut resend) = state.spare.take() else {
+                    let Some(mut resend) = state.resend_copy() else {
                         return Ok(response);
                     };
-                    if state.resends.keep_copy() {
-                        state.spare = resend.try_clone();
-                    }
                     span.record("auth_retry", true);
                     tracing::debug!(
                         target: "reqwest_bearer",
@@ -332,14 +322,15 @@ impl BearerAuth {
                     set_authorization(&mut resend, &state.token)?;
                     let target = prove(&mut resend, &state.token)?;
                     drop(response);
-                    (response, state.carried) = state
-                        .sent
+                    (response, state.hops) = state
+                        .hops
+                        .sent()
                         .track(next.clone().run(resend, extensions))
                         .await?;
                     Authorizer::observe_answer(&state.token, &target, response.headers());
                     continue;
                 }
-                Step::Resend => state.spare.take(),
+                Step::Resend => state.resend_copy(),
                 Step::Invalidate => {
                     auth.cache().invalidate_if_current(&state.key, &state.token);
                     None
@@ -355,9 +346,6 @@ impl BearerAuth {
                 );
                 return Ok(response);
             };
-            if state.resends.keep_copy() {
-                state.spare = resend.try_clone();
-            }
             let rejected = state.token.fingerprint();
             state.token = auth
                 .cache()
@@ -380,8 +368,9 @@ impl BearerAuth {
                 None
             };
             drop(response);
-            (response, state.carried) = state
-                .sent
+            (response, state.hops) = state
+                .hops
+                .sent()
                 .track(next.clone().run(resend, extensions))
                 .await?;
             if let Some(target) = target {
@@ -396,11 +385,22 @@ struct Rejected {
     key: TokenKey,
     token: CachedToken,
     /// A copy of the request for resending, if it could be copied.
-    spare: Option<Request>,
+    spare: Option<Spare>,
     resends: Resends,
-    sent: Sent,
-    /// Whether the hop that answered carried the token.
-    carried: bool,
+    /// What became of the last send (redirects, the URL sent).
+    hops: Hops,
+}
+
+impl Rejected {
+    /// A request to resend, from the copy; the copy is kept only while
+    /// another resend may follow.
+    fn resend_copy(&mut self) -> Option<Request> {
+        let resend = self.spare.as_ref().and_then(Spare::request);
+        if !self.resends.keep_copy() {
+            self.spare = None;
+        }
+        resend
+    }
 }
 
 fn fail(error: BearerError) -> Error {

@@ -15,7 +15,8 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
 
 use url::Url;
 
@@ -24,16 +25,20 @@ tokio::task_local! {
 }
 
 /// What the policy saw of one authorized request's redirects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Trail {
     /// Whether the policy followed at least one hop.
     followed: bool,
     /// Whether the last hop followed kept the token.
     carried: bool,
+    /// The URL the chain started from, as reqwest gives it to the policy
+    /// (taken on the first hop only: redirects are rare).
+    first: Option<Url>,
 }
 
 /// One authorized request on its way: its URL's digest, for telling a
-/// redirect apart when no policy reported one.
+/// redirect apart when no policy reported one, and for knowing the URL sent
+/// again when an answer gives it back.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sent {
     url: u64,
@@ -45,29 +50,62 @@ impl Sent {
     }
 
     /// Runs `send` (the rest of the chain) with a trail the policy can
-    /// write, and says whether the answer came from a hop that carried the
-    /// token.
+    /// write; what the chain did is asked of the [`Hops`] only when the
+    /// answer needs it (a rejection).
     pub(crate) async fn track(
         self,
         send: impl Future<Output = reqwest_middleware::Result<reqwest::Response>>,
-    ) -> reqwest_middleware::Result<(reqwest::Response, bool)> {
+    ) -> reqwest_middleware::Result<(reqwest::Response, Hops)> {
         let (result, trail) = TRAIL
             .scope(Cell::new(Trail::default()), async {
                 let result = send.await;
-                (result, TRAIL.with(Cell::get))
+                (result, TRAIL.with(Cell::take))
             })
             .await;
-        let response = result?;
-        let carried = carried(trail, self.url == digest(response.url()));
-        Ok((response, carried))
+        Ok((result?, Hops { sent: self, trail }))
     }
+}
+
+/// What became of one send: the request sent, and what the policy saw.
+#[derive(Debug)]
+pub(crate) struct Hops {
+    sent: Sent,
+    trail: Trail,
+}
+
+impl Hops {
+    /// The request as it was sent, for sending it again.
+    pub(crate) fn sent(&self) -> Sent {
+        self.sent
+    }
+
+    /// Whether the hop that answered with `response` carried the token.
+    pub(crate) fn carried(&self, response: &reqwest::Response) -> bool {
+        carried(&self.trail, self.sent.url == digest(response.url()))
+    }
+
+    /// The URL sent, when it is known without a copy: the policy's record
+    /// of where the chain started, or the answer's URL when no redirect was
+    /// seen; either only if it is the very URL sent (its digest).
+    pub(crate) fn sent_url(&self, response: &reqwest::Response) -> Option<Url> {
+        url_sent(&self.trail, self.sent, response.url())
+    }
+}
+
+fn url_sent(trail: &Trail, sent: Sent, answered: &Url) -> Option<Url> {
+    let candidate = if trail.followed {
+        trail.first.as_ref()?
+    } else {
+        answered
+    };
+    (digest(candidate) == sent.url).then(|| candidate.clone())
 }
 
 /// Whether the final hop carried the token: as the policy recorded it, or,
 /// without a record, only if the answer is for the URL sent (no redirect
 /// seen). A redirect the policy did not see may have crossed origins, so
 /// its 401 is not blamed on the token.
-fn carried(trail: Trail, same_url: bool) -> bool {
+fn carried(trail: &Trail, same_url: bool) -> bool {
     if trail.followed {
         trail.carried
     } else {
@@ -75,10 +113,11 @@ fn carried(trail: Trail, same_url: bool) -> bool {
     }
 }
 
+/// A URL's digest, keyed once per process with random keys: the URL a
+/// redirect leads to cannot be chosen to match another's digest.
 fn digest(url: &Url) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    url.as_str().hash(&mut hasher);
-    hasher.finish()
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new).hash_one(url.as_str())
 }
 
 /// Why [`BearerAuth::redirect_policy`](crate::BearerAuth::redirect_policy)
@@ -139,10 +178,13 @@ pub(crate) fn decide(
 pub(crate) fn follow(previous: &[Url], next: &Url) -> Result<(), RedirectRefused> {
     let trail = TRAIL.try_with(|trail| {
         let carried = decide(previous, next, true)?;
-        trail.set(Trail {
-            followed: true,
-            carried,
-        });
+        let mut seen = trail.take();
+        if seen.first.is_none() {
+            seen.first = previous.first().cloned();
+        }
+        seen.followed = true;
+        seen.carried = carried;
+        trail.set(seen);
         Ok(())
     });
     match trail {
@@ -237,17 +279,71 @@ mod tests {
     #[test]
     fn without_a_record_only_the_url_sent_counts() {
         let none = Trail::default();
-        assert!(carried(none, true));
-        assert!(!carried(none, false));
+        assert!(carried(&none, true));
+        assert!(!carried(&none, false));
         let dropped = Trail {
             followed: true,
             carried: false,
+            first: None,
         };
-        assert!(!carried(dropped, true));
+        assert!(!carried(&dropped, true));
         let kept = Trail {
             followed: true,
             carried: true,
+            first: None,
         };
-        assert!(carried(kept, false));
+        assert!(carried(&kept, false));
+    }
+
+    #[test]
+    fn the_policy_records_where_the_chain_started_and_its_last_hop() {
+        let trail = TRAIL.sync_scope(Cell::new(Trail::default()), || {
+            let start = urls(&["https://a.example/x"]);
+            follow(&start, &url("https://b.example/r")).unwrap();
+            let two = urls(&["https://a.example/x", "https://b.example/r"]);
+            follow(&two, &url("https://a.example/y")).unwrap();
+            TRAIL.with(Cell::take)
+        });
+        assert_eq!(
+            trail,
+            Trail {
+                followed: true,
+                carried: false,
+                first: Some(url("https://a.example/x")),
+            }
+        );
+        // Outside a tracked request nothing is recorded, and nothing fails.
+        assert!(follow(&urls(&["https://a.example/x"]), &url("https://a.example/y")).is_ok());
+    }
+
+    #[test]
+    fn the_url_sent_is_given_back_only_when_it_is_the_one_sent() {
+        let sent_url = url("https://a.example/x?q=1");
+        let sent = Sent::new(&sent_url);
+        let none = Trail::default();
+        assert_eq!(url_sent(&none, sent, &sent_url), Some(sent_url.clone()));
+        // An answer from elsewhere (a redirect no policy reported) is not it.
+        assert_eq!(url_sent(&none, sent, &url("https://a.example/y")), None);
+        assert_eq!(url_sent(&none, sent, &url("https://a.example/x?q=2")), None);
+        // After redirects the policy saw, the chain's start, not the answer.
+        let redirected = Trail {
+            followed: true,
+            carried: true,
+            first: Some(sent_url.clone()),
+        };
+        assert_eq!(
+            url_sent(&redirected, sent, &url("https://a.example/z")),
+            Some(sent_url.clone())
+        );
+        let unrecorded = Trail {
+            first: None,
+            ..redirected.clone()
+        };
+        assert_eq!(url_sent(&unrecorded, sent, &sent_url), None);
+        let elsewhere = Trail {
+            first: Some(url("https://a.example/other")),
+            ..redirected
+        };
+        assert_eq!(url_sent(&elsewhere, sent, &sent_url), None);
     }
 }
