@@ -25,7 +25,8 @@
 //! `valgrind --tool=callgrind`: the difference between two N, divided by
 //! the difference in N, is the cost of one request (ours minus the
 //! nothing-middleware's is the middleware's), and does not move with the
-//! machine's load.
+//! machine's load (it runs on one thread, server included, so the path is
+//! the same every run).
 //!
 //! Prints the figures; asserts nothing about them.
 
@@ -115,10 +116,14 @@ fn main() {
             requests_only,
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    // Instruction counts want one thread: no work stealing, no spinning
+    // workers, the same path every run.
+    let mut runtime = if settings.requests_only.is_some() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = runtime.enable_all().build().expect("a tokio runtime");
     runtime.block_on(run(settings));
 }
 

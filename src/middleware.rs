@@ -8,8 +8,9 @@ use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next, Result};
-use tracing::Instrument;
 use tracing::field::{Empty, display};
+use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+use tracing::{Instrument, Level, Span};
 use url::Url;
 
 use crate::BuildError;
@@ -168,16 +169,23 @@ impl Middleware for BearerAuth {
         }
         let custom_key = extensions.get::<TokenKey>().map(|k| Box::new(k.clone()));
         let key = custom_key.as_deref().unwrap_or(auth.default_key());
-        let span = tracing::debug_span!(
-            target: "reqwest_bearer",
-            "bearer_auth",
-            method = %req.method(),
-            origin = Empty,
-            key = Empty,
-            token = Empty,
-            cache_hit = Empty,
-            auth_retry = false,
-        );
+        // No span at all unless a subscriber may want one: even a disabled
+        // span costs work per request and per poll (with `tracing`'s `log`
+        // feature, which axum turns on, a check of `log`'s level each time).
+        let span = if debug_enabled() {
+            tracing::debug_span!(
+                target: "reqwest_bearer",
+                "bearer_auth",
+                method = %req.method(),
+                origin = Empty,
+                key = Empty,
+                token = Empty,
+                cache_hit = Empty,
+                auth_retry = false,
+            )
+        } else {
+            Span::none()
+        };
         // Formatted only for a subscriber that wants the span: these cost
         // allocations on every request otherwise.
         if !span.is_disabled() {
@@ -211,10 +219,13 @@ impl Middleware for BearerAuth {
         let spare = resends.keep_copy().then(|| Spare::take(&mut req)).flatten();
         let sent = Sent::new(req.url());
         set_authorization(&mut req, &token)?;
-        let (response, hops) = sent
-            .track(next.clone().run(req, extensions))
-            .instrument(span.clone())
-            .await?;
+        let send = sent.track(next.clone().run(req, extensions));
+        // A span nobody listens to is not entered on every poll.
+        let (response, hops) = if span.is_disabled() {
+            send.await?
+        } else {
+            send.instrument(span.clone()).await?
+        };
         let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
             return Ok(response);
         };
@@ -285,7 +296,7 @@ impl BearerAuth {
         next: Next<'_>,
     ) -> Result<Response> {
         let auth = &self.auth;
-        let span = tracing::Span::current();
+        let span = Span::current();
         loop {
             let Some(verdict) =
                 auth.rejection_for(&state.token, response.status(), response.headers())
@@ -401,6 +412,12 @@ impl Rejected {
         }
         resend
     }
+}
+
+/// Whether any subscriber may take `DEBUG` spans (the level the macros
+/// check first, before asking the subscriber about this span).
+fn debug_enabled() -> bool {
+    Level::DEBUG <= STATIC_MAX_LEVEL && Level::DEBUG <= LevelFilter::current()
 }
 
 fn fail(error: BearerError) -> Error {

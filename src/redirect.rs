@@ -10,29 +10,43 @@
 //! [`BearerAuth::redirect_policy`](crate::BearerAuth::redirect_policy)
 //! closes both: for a request that carries our token, it refuses a hop that
 //! would resend the token to another origin, and records whether the last
-//! hop carried it. The record travels in a task-local around the inner
-//! request, since reqwest runs the policy inside that future's poll.
+//! hop carried it. reqwest runs the policy inside the poll of the inner
+//! request's future, so the record travels in a thread-local swapped in
+//! around each poll of that future ([`Tracked`]): one pointer-sized swap in
+//! and out, and an allocation only when a hop is followed.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll, ready};
 
 use url::Url;
 
-tokio::task_local! {
-    static TRAIL: Cell<Trail>;
+thread_local! {
+    /// The record of the request being polled on this thread, when it is
+    /// one this layer authorized.
+    static TRAIL: Cell<Scope> = const { Cell::new(Scope::Outside) };
 }
 
-/// What the policy saw of one authorized request's redirects.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the policy finds when it runs.
+#[derive(Debug, Default)]
+enum Scope {
+    /// Not inside a request this layer authorized.
+    #[default]
+    Outside,
+    /// Inside one: its record so far (none until a hop is followed).
+    Inside(Option<Box<Trail>>),
+}
+
+/// What the policy saw of one authorized request's redirects, once it
+/// followed a hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Trail {
-    /// Whether the policy followed at least one hop.
-    followed: bool,
     /// Whether the last hop followed kept the token.
     carried: bool,
-    /// The URL the chain started from, as reqwest gives it to the policy
-    /// (taken on the first hop only: redirects are rare).
+    /// The URL the chain started from, as reqwest gives it to the policy.
     first: Option<Url>,
 }
 
@@ -49,20 +63,71 @@ impl Sent {
         Sent { url: digest(url) }
     }
 
-    /// Runs `send` (the rest of the chain) with a trail the policy can
+    /// Runs `send` (the rest of the chain) with a record the policy can
     /// write; what the chain did is asked of the [`Hops`] only when the
     /// answer needs it (a rejection).
-    pub(crate) async fn track(
-        self,
-        send: impl Future<Output = reqwest_middleware::Result<reqwest::Response>>,
-    ) -> reqwest_middleware::Result<(reqwest::Response, Hops)> {
-        let (result, trail) = TRAIL
-            .scope(Cell::new(Trail::default()), async {
-                let result = send.await;
-                (result, TRAIL.with(Cell::take))
-            })
-            .await;
-        Ok((result?, Hops { sent: self, trail }))
+    pub(crate) fn track<F>(self, send: F) -> Tracked<F> {
+        Tracked {
+            send,
+            sent: self,
+            trail: None,
+        }
+    }
+}
+
+/// The future of [`Sent::track`].
+pub(crate) struct Tracked<F> {
+    send: F,
+    sent: Sent,
+    trail: Option<Box<Trail>>,
+}
+
+impl<F> Future for Tracked<F>
+where
+    F: Future<Output = reqwest_middleware::Result<reqwest::Response>> + Unpin,
+{
+    type Output = reqwest_middleware::Result<(reqwest::Response, Hops)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let polled = {
+            let _inside = Inside::enter(&mut this.trail);
+            Pin::new(&mut this.send).poll(cx)
+        };
+        let response = ready!(polled)?;
+        let hops = Hops {
+            sent: this.sent,
+            trail: this.trail.take(),
+        };
+        Poll::Ready(Ok((response, hops)))
+    }
+}
+
+/// A request's record in the thread's scope for one poll; on drop (the
+/// poll returned or panicked) the record, with what the policy wrote, goes
+/// back to the request and the scope to what it was (an outer request's,
+/// when layers nest).
+struct Inside<'a> {
+    trail: &'a mut Option<Box<Trail>>,
+    outer: Scope,
+}
+
+impl<'a> Inside<'a> {
+    fn enter(trail: &'a mut Option<Box<Trail>>) -> Self {
+        // A thread tearing down its locals polls without a record.
+        let outer = TRAIL
+            .try_with(|scope| scope.replace(Scope::Inside(trail.take())))
+            .unwrap_or_default();
+        Inside { trail, outer }
+    }
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        let outer = std::mem::take(&mut self.outer);
+        if let Ok(Scope::Inside(trail)) = TRAIL.try_with(|scope| scope.replace(outer)) {
+            *self.trail = trail;
+        }
     }
 }
 
@@ -70,7 +135,7 @@ impl Sent {
 #[derive(Debug)]
 pub(crate) struct Hops {
     sent: Sent,
-    trail: Trail,
+    trail: Option<Box<Trail>>,
 }
 
 impl Hops {
@@ -81,22 +146,24 @@ impl Hops {
 
     /// Whether the hop that answered with `response` carried the token.
     pub(crate) fn carried(&self, response: &reqwest::Response) -> bool {
-        carried(&self.trail, self.sent.url == digest(response.url()))
+        carried(
+            self.trail.as_deref(),
+            self.sent.url == digest(response.url()),
+        )
     }
 
     /// The URL sent, when it is known without a copy: the policy's record
     /// of where the chain started, or the answer's URL when no redirect was
     /// seen; either only if it is the very URL sent (its digest).
     pub(crate) fn sent_url(&self, response: &reqwest::Response) -> Option<Url> {
-        url_sent(&self.trail, self.sent, response.url())
+        url_sent(self.trail.as_deref(), self.sent, response.url())
     }
 }
 
-fn url_sent(trail: &Trail, sent: Sent, answered: &Url) -> Option<Url> {
-    let candidate = if trail.followed {
-        trail.first.as_ref()?
-    } else {
-        answered
+fn url_sent(trail: Option<&Trail>, sent: Sent, answered: &Url) -> Option<Url> {
+    let candidate = match trail {
+        Some(trail) => trail.first.as_ref()?,
+        None => answered,
     };
     (digest(candidate) == sent.url).then(|| candidate.clone())
 }
@@ -105,11 +172,10 @@ fn url_sent(trail: &Trail, sent: Sent, answered: &Url) -> Option<Url> {
 /// without a record, only if the answer is for the URL sent (no redirect
 /// seen). A redirect the policy did not see may have crossed origins, so
 /// its 401 is not blamed on the token.
-fn carried(trail: &Trail, same_url: bool) -> bool {
-    if trail.followed {
-        trail.carried
-    } else {
-        same_url
+fn carried(trail: Option<&Trail>, same_url: bool) -> bool {
+    match trail {
+        Some(trail) => trail.carried,
+        None => same_url,
     }
 }
 
@@ -176,22 +242,27 @@ pub(crate) fn decide(
 /// The policy's step: [`decide`], recorded for the middleware when the
 /// request is one it authorized.
 pub(crate) fn follow(previous: &[Url], next: &Url) -> Result<(), RedirectRefused> {
-    let trail = TRAIL.try_with(|trail| {
-        let carried = decide(previous, next, true)?;
-        let mut seen = trail.take();
-        if seen.first.is_none() {
-            seen.first = previous.first().cloned();
-        }
-        seen.followed = true;
-        seen.carried = carried;
-        trail.set(seen);
-        Ok(())
-    });
-    match trail {
-        Ok(result) => result,
+    // Taken out while deciding (the slot holds `Outside` meanwhile), put back.
+    let Ok(Scope::Inside(trail)) = TRAIL.try_with(Cell::take) else {
         // Not a request this layer authorized.
-        Err(_) => decide(previous, next, false).map(|_| ()),
-    }
+        return decide(previous, next, false).map(|_| ());
+    };
+    let decided = decide(previous, next, true);
+    let trail = match decided {
+        Ok(carried) => {
+            let mut trail = trail.unwrap_or_else(|| {
+                Box::new(Trail {
+                    carried,
+                    first: previous.first().cloned(),
+                })
+            });
+            trail.carried = carried;
+            Some(trail)
+        }
+        Err(_) => trail,
+    };
+    let _ = TRAIL.try_with(|scope| scope.set(Scope::Inside(trail)));
+    decided.map(|_| ())
 }
 
 /// Scheme, host and port, compared as reqwest compares them on a redirect.
@@ -278,72 +349,92 @@ mod tests {
 
     #[test]
     fn without_a_record_only_the_url_sent_counts() {
-        let none = Trail::default();
-        assert!(carried(&none, true));
-        assert!(!carried(&none, false));
+        assert!(carried(None, true));
+        assert!(!carried(None, false));
         let dropped = Trail {
-            followed: true,
             carried: false,
             first: None,
         };
-        assert!(!carried(&dropped, true));
+        assert!(!carried(Some(&dropped), true));
         let kept = Trail {
-            followed: true,
             carried: true,
             first: None,
         };
-        assert!(carried(&kept, false));
+        assert!(carried(Some(&kept), false));
     }
 
     #[test]
     fn the_policy_records_where_the_chain_started_and_its_last_hop() {
-        let trail = TRAIL.sync_scope(Cell::new(Trail::default()), || {
+        let mut trail = None;
+        {
+            let _inside = Inside::enter(&mut trail);
             let start = urls(&["https://a.example/x"]);
             follow(&start, &url("https://b.example/r")).unwrap();
             let two = urls(&["https://a.example/x", "https://b.example/r"]);
             follow(&two, &url("https://a.example/y")).unwrap();
-            TRAIL.with(Cell::take)
-        });
+        }
         assert_eq!(
-            trail,
-            Trail {
-                followed: true,
+            trail.as_deref(),
+            Some(&Trail {
                 carried: false,
                 first: Some(url("https://a.example/x")),
-            }
+            })
         );
         // Outside a tracked request nothing is recorded, and nothing fails.
         assert!(follow(&urls(&["https://a.example/x"]), &url("https://a.example/y")).is_ok());
+        assert!(matches!(TRAIL.with(Cell::take), Scope::Outside));
+    }
+
+    #[test]
+    fn nested_requests_keep_their_own_records_and_a_panic_leaves_none_behind() {
+        let (mut outer, mut inner) = (None, None);
+        {
+            let _outer = Inside::enter(&mut outer);
+            {
+                let _inner = Inside::enter(&mut inner);
+                follow(&urls(&["https://a.example/x"]), &url("https://a.example/y")).unwrap();
+            }
+            // Back in the outer request: the inner one's hop is not its.
+            follow(&urls(&["https://a.example/x"]), &url("https://b.example/y")).unwrap();
+        }
+        assert!(inner.as_deref().is_some_and(|t| t.carried));
+        assert!(outer.as_deref().is_some_and(|t| !t.carried));
+
+        let mut record = None;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _inside = Inside::enter(&mut record);
+            panic!("the inner future panicked");
+        }));
+        assert!(panicked.is_err());
+        assert!(matches!(TRAIL.with(Cell::take), Scope::Outside));
     }
 
     #[test]
     fn the_url_sent_is_given_back_only_when_it_is_the_one_sent() {
         let sent_url = url("https://a.example/x?q=1");
         let sent = Sent::new(&sent_url);
-        let none = Trail::default();
-        assert_eq!(url_sent(&none, sent, &sent_url), Some(sent_url.clone()));
+        assert_eq!(url_sent(None, sent, &sent_url), Some(sent_url.clone()));
         // An answer from elsewhere (a redirect no policy reported) is not it.
-        assert_eq!(url_sent(&none, sent, &url("https://a.example/y")), None);
-        assert_eq!(url_sent(&none, sent, &url("https://a.example/x?q=2")), None);
+        assert_eq!(url_sent(None, sent, &url("https://a.example/y")), None);
+        assert_eq!(url_sent(None, sent, &url("https://a.example/x?q=2")), None);
         // After redirects the policy saw, the chain's start, not the answer.
         let redirected = Trail {
-            followed: true,
             carried: true,
             first: Some(sent_url.clone()),
         };
         assert_eq!(
-            url_sent(&redirected, sent, &url("https://a.example/z")),
+            url_sent(Some(&redirected), sent, &url("https://a.example/z")),
             Some(sent_url.clone())
         );
         let unrecorded = Trail {
+            carried: true,
             first: None,
-            ..redirected.clone()
         };
-        assert_eq!(url_sent(&unrecorded, sent, &sent_url), None);
+        assert_eq!(url_sent(Some(&unrecorded), sent, &sent_url), None);
         let elsewhere = Trail {
+            carried: true,
             first: Some(url("https://a.example/other")),
-            ..redirected
         };
-        assert_eq!(url_sent(&elsewhere, sent, &sent_url), None);
+        assert_eq!(url_sent(Some(&elsewhere), sent, &sent_url), None);
     }
 }
