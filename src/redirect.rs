@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
 
-use url::Url;
+use url::{Position, Url};
 
 thread_local! {
     /// The record of the request being polled on this thread, when it is
@@ -180,10 +180,13 @@ fn carried(trail: Option<&Trail>, same_url: bool) -> bool {
 }
 
 /// A URL's digest, keyed once per process with random keys: the URL a
-/// redirect leads to cannot be chosen to match another's digest.
+/// redirect leads to cannot be chosen to match another's digest. Without
+/// the fragment, which is never sent and which the answer's URL (parsed
+/// back from the request line) and the policy's do not have.
 fn digest(url: &Url) -> u64 {
     static KEYS: OnceLock<RandomState> = OnceLock::new();
-    KEYS.get_or_init(RandomState::new).hash_one(url.as_str())
+    KEYS.get_or_init(RandomState::new)
+        .hash_one(&url[..Position::AfterQuery])
 }
 
 /// Why [`BearerAuth::redirect_policy`](crate::BearerAuth::redirect_policy)
@@ -417,6 +420,12 @@ mod tests {
         // An answer from elsewhere (a redirect no policy reported) is not it.
         assert_eq!(url_sent(None, sent, &url("https://a.example/y")), None);
         assert_eq!(url_sent(None, sent, &url("https://a.example/x?q=2")), None);
+        // The fragment is never sent, and answers come without it.
+        let with_fragment = Sent::new(&url("https://a.example/x?q=1#part"));
+        assert_eq!(
+            url_sent(None, with_fragment, &sent_url),
+            Some(sent_url.clone())
+        );
         // After redirects the policy saw, the chain's start, not the answer.
         let redirected = Trail {
             carried: true,

@@ -31,9 +31,7 @@ const INLINE: usize = 4;
 /// A copy of a request for resending it (see the module's docs).
 pub(crate) struct Spare {
     method: Method,
-    /// Copied up front only for a URL with a fragment, which the answer
-    /// and the redirect policy do not give back; found after the answer
-    /// otherwise, and kept once found.
+    /// Found after the answer, and kept once found.
     url: Option<Url>,
     version: Version,
     timeout: Option<Duration>,
@@ -46,10 +44,9 @@ impl Spare {
     /// stream (which cannot be sent twice).
     pub(crate) fn take(req: &mut Request) -> Option<Spare> {
         let body = share_body(req.body_mut())?;
-        let url = req.url().fragment().map(|_| req.url().clone());
         Some(Spare {
             method: req.method().clone(),
-            url,
+            url: None,
             version: req.version(),
             timeout: req.timeout().copied(),
             headers: Pairs::new(req.headers()),
@@ -57,8 +54,8 @@ impl Spare {
         })
     }
 
-    /// The URL to resend to: the copy's, or the one sent as `hops` knows
-    /// it. `false` when neither is known; then the request is not resent.
+    /// Finds the URL to resend to: the one sent, as `hops` knows it.
+    /// `false` when it is not known; then the request is not resent.
     pub(crate) fn find_url(&mut self, hops: &Hops, response: &reqwest::Response) -> bool {
         if self.url.is_none() {
             self.url = hops.sent_url(response);
@@ -222,19 +219,5 @@ mod tests {
         let mut req = request(2, Some(Body::wrap_stream(stream)));
         assert!(Spare::take(&mut req).is_none());
         assert!(req.body().is_some_and(|b| b.as_bytes().is_none()));
-    }
-
-    #[test]
-    fn only_a_url_with_a_fragment_is_copied_up_front() {
-        let mut req = request(0, None);
-        let spare = Spare::take(&mut req).unwrap();
-        assert!(spare.url.is_none());
-        assert!(spare.request().is_none());
-        *req.url_mut() = Url::parse("https://api.example.com/x#part").unwrap();
-        let spare = Spare::take(&mut req).unwrap();
-        assert_eq!(
-            spare.request().unwrap().url().as_str(),
-            "https://api.example.com/x#part"
-        );
     }
 }
