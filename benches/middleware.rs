@@ -17,6 +17,9 @@
 //!   counted by a global allocator over blocks of sequential requests, the
 //!   three interleaved; the median block of each. The in-process server's
 //!   allocations are in all three and cancel out in the differences.
+//! - Future size: the bytes of the future the middleware returns, which
+//!   `async_trait` boxes on every request (glibc serves up to 1032 bytes
+//!   from a per-thread cache).
 //! - Storm: the server revokes every token, then 1000 concurrent requests;
 //!   prints how many token fetches that caused and how many requests failed.
 //!
@@ -165,6 +168,16 @@ async fn run(settings: Settings) {
                 .expect("valid origin"),
         )
         .build();
+
+    let measured = ClientBuilder::new(reqwest::Client::new())
+        .with(FutureSize)
+        .with(auth.clone())
+        .build();
+    sequential(&measured, &url, None, 1).await;
+    println!(
+        "RESULT future_bytes impl=reqwest-bearer value={}",
+        FUTURE_BYTES.load(Ordering::Relaxed)
+    );
 
     if let Some((which, n)) = &settings.requests_only {
         let (client, header) = match which.as_str() {
@@ -327,6 +340,28 @@ async fn throughput(
         total += worker.await.expect("worker finished");
     }
     total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Sits outside another middleware and notes the size of the future that
+/// middleware returns (the box `async_trait` allocates per request): past
+/// glibc's per-thread cache (1032 bytes) each request takes the arena's
+/// locked path instead.
+struct FutureSize;
+
+static FUTURE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for FutureSize {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let inner = next.run(req, extensions);
+        FUTURE_BYTES.store(std::mem::size_of_val(&*inner) as u64, Ordering::Relaxed);
+        inner.await
+    }
 }
 
 /// Does nothing: measures what reqwest-middleware itself costs per request.

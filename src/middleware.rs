@@ -1,6 +1,8 @@
 //! The middleware: inject the token, and on a 401 refresh it and resend once.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 
 use bearer_cache::{CachedToken, TokenCache, TokenKey, TokenSource};
 use bearer_http::{Adapter, AuthBuilder, Authorizer, Resends, Step};
@@ -147,25 +149,35 @@ impl BearerAuth {
     }
 }
 
-// The per-request future is boxed by `async_trait` on every request, and
-// is otherwise the only allocation: the token comes from the cache's
-// synchronous hit path (this thread's handle, no shared write), the default
-// key is borrowed, the header value is the one derived once per token and
-// thread, the resend copy allocates nothing for a request with few headers
-// (see `Spare`), span fields are formatted only for a subscriber that wants
-// them, and the 401 path is boxed.
-#[async_trait::async_trait]
+// The trait's method is written out rather than through `async_trait`, so
+// the one box per request (which every middleware pays) holds only what
+// the request needs after it is handed on: `async_trait` would keep the
+// request twice (the argument and its rebinding) beside the resend copy,
+// past the 1032 bytes glibc serves from its per-thread cache. The rest
+// allocates nothing: the token comes from the cache's synchronous hit path
+// (this thread's handle, no shared write), the default key is borrowed, the
+// header value is the one derived once per token and thread, the resend
+// copy keeps a few headers inline and shares the body's bytes (`Spare`),
+// no span is built unless a subscriber may want it, and the miss and 401
+// paths are boxed on their own.
 impl Middleware for BearerAuth {
-    async fn handle(
-        &self,
-        mut req: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> Result<Response> {
+    fn handle<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        req: Request,
+        extensions: &'life1 mut Extensions,
+        next: Next<'life2>,
+    ) -> BoxFuture<'async_trait, Result<Response>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let auth = &self.auth;
         if let Err(skipped) = auth.check_url(req.url(), req.headers(), extensions) {
             tracing::trace!(target: "reqwest_bearer", reason = skipped.as_str(), "request sent without a token");
-            return next.run(req, extensions).await;
+            // Handed on as it is: no box of ours.
+            return next.run(req, extensions);
         }
         let custom_key = extensions.get::<TokenKey>().map(|k| Box::new(k.clone()));
         let key = custom_key.as_deref().unwrap_or(auth.default_key());
@@ -192,46 +204,74 @@ impl Middleware for BearerAuth {
             span.record("origin", display(req.url().origin().ascii_serialization()));
             span.record("key", display(key));
         }
+        match auth.cache().get_cached(key) {
+            Some(token) => self.authorized(req, token, custom_key, span, extensions, next),
+            None => Box::pin(async move {
+                let key = custom_key.as_deref().unwrap_or(self.auth.default_key());
+                let token = self
+                    .auth
+                    .cache()
+                    .get(key)
+                    .instrument(span.clone())
+                    .await
+                    .map_err(|e| fail(BearerError::NoToken(e)))?;
+                self.authorized(req, token, custom_key, span, extensions, next)
+                    .await
+            }),
+        }
+    }
+}
 
-        let token = match auth.cache().get_cached(key) {
-            Some(token) => token,
-            None => auth
-                .cache()
-                .get(key)
-                .instrument(span.clone())
-                .await
-                .map_err(|e| fail(BearerError::NoToken(e)))?,
-        };
+impl BearerAuth {
+    /// A request that gets `token`: made ready here, then sent (and resent
+    /// after a 401) by the future returned.
+    fn authorized<'a>(
+        &'a self,
+        mut req: Request,
+        token: CachedToken,
+        custom_key: Option<Box<TokenKey>>,
+        span: Span,
+        extensions: &'a mut Extensions,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Result<Response>> {
         if !span.is_disabled() {
             span.record("token", display(token.fingerprint()));
             span.record("cache_hit", token.was_hit());
         }
         // The one branch bound (DPoP) tokens add here: their own path.
         if token.binding().is_some() {
-            return Box::pin(self.bound(req, token, key, extensions, next))
-                .instrument(span)
-                .await;
+            return Box::pin(
+                async move {
+                    let key = custom_key.as_deref().unwrap_or(self.auth.default_key());
+                    self.bound(req, token, key, extensions, next).await
+                }
+                .instrument(span),
+            );
         }
-
-        let resends = auth.resends(req.method(), extensions);
+        let resends = self.auth.resends(req.method(), extensions);
         // The only way to resend is a copy taken before sending; a streaming
         // body has none, and then its 401 is simply returned.
         let spare = resends.keep_copy().then(|| Spare::take(&mut req)).flatten();
         let sent = Sent::new(req.url());
-        set_authorization(&mut req, &token)?;
-        let send = sent.track(next.clone().run(req, extensions));
-        // A span nobody listens to is not entered on every poll.
-        let (response, hops) = if span.is_disabled() {
-            send.await?
-        } else {
-            send.instrument(span.clone()).await?
-        };
-        let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
-            return Ok(response);
-        };
-        Box::pin(self.after_unauthorized(response, rejected, extensions, next))
-            .instrument(span)
-            .await
+        if let Err(e) = set_authorization(&mut req, &token) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        Box::pin(async move {
+            let send = sent.track(next.clone().run(req, extensions));
+            // A span nobody listens to is not entered on every poll.
+            let (response, hops) = if span.is_disabled() {
+                send.await?
+            } else {
+                send.instrument(span.clone()).await?
+            };
+            let key = custom_key.as_deref().unwrap_or(self.auth.default_key());
+            let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
+                return Ok(response);
+            };
+            Box::pin(self.after_unauthorized(response, rejected, extensions, next))
+                .instrument(span)
+                .await
+        })
     }
 }
 
@@ -283,6 +323,7 @@ impl BearerAuth {
             spare,
             resends,
             hops,
+            url: None,
         })
     }
 
@@ -309,10 +350,7 @@ impl BearerAuth {
                 tracing::debug!(target: "reqwest_bearer", "401 to a redirected request that did not carry the token; returned as is");
                 return Ok(response);
             }
-            let has_copy = match &mut state.spare {
-                Some(spare) => spare.find_url(&state.hops, &response),
-                None => false,
-            };
+            let has_copy = state.spare.is_some() && state.find_url(&response);
             let resend = match state.resends.after_rejection(verdict, has_copy) {
                 Step::Final(reason) => {
                     tracing::debug!(target: "reqwest_bearer", reason, "401 returned as is");
@@ -400,19 +438,36 @@ struct Rejected {
     resends: Resends,
     /// What became of the last send (redirects, the URL sent).
     hops: Hops,
+    /// The URL to resend to, once found.
+    url: Option<Url>,
 }
 
 impl Rejected {
+    /// Finds the URL sent, for resending; `false` when it is not known
+    /// (then the request is not resent).
+    fn find_url(&mut self, response: &Response) -> bool {
+        if self.url.is_none() {
+            self.url = self.hops.sent_url(response);
+        }
+        self.url.is_some()
+    }
+
     /// A request to resend, from the copy; the copy is kept only while
     /// another resend may follow.
     fn resend_copy(&mut self) -> Option<Request> {
-        let resend = self.spare.as_ref().and_then(Spare::request);
+        let resend = match (&self.spare, &self.url) {
+            (Some(spare), Some(url)) => Some(spare.request(url.clone())),
+            _ => None,
+        };
         if !self.resends.keep_copy() {
             self.spare = None;
         }
         resend
     }
 }
+
+/// The future `Middleware::handle` returns (as `async_trait` spells it).
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Whether any subscriber may take `DEBUG` spans (the level the macros
 /// check first, before asking the subscriber about this span).

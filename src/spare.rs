@@ -23,16 +23,15 @@ use http_body::Body as _;
 use reqwest::{Body, Request};
 use url::Url;
 
+#[cfg(doc)]
 use crate::redirect::Hops;
 
 /// Headers kept inline; a request with more spills them to the heap.
-const INLINE: usize = 4;
+const INLINE: usize = 3;
 
 /// A copy of a request for resending it (see the module's docs).
 pub(crate) struct Spare {
     method: Method,
-    /// Found after the answer, and kept once found.
-    url: Option<Url>,
     version: Version,
     timeout: Option<Duration>,
     headers: Pairs,
@@ -46,7 +45,6 @@ impl Spare {
         let body = share_body(req.body_mut())?;
         Some(Spare {
             method: req.method().clone(),
-            url: None,
             version: req.version(),
             timeout: req.timeout().copied(),
             headers: Pairs::new(req.headers()),
@@ -54,26 +52,17 @@ impl Spare {
         })
     }
 
-    /// Finds the URL to resend to: the one sent, as `hops` knows it.
-    /// `false` when it is not known; then the request is not resent.
-    pub(crate) fn find_url(&mut self, hops: &Hops, response: &reqwest::Response) -> bool {
-        if self.url.is_none() {
-            self.url = hops.sent_url(response);
-        }
-        self.url.is_some()
-    }
-
-    /// A request as the copy was taken, for the URL found by
-    /// [`find_url`](Self::find_url); `None` if none was.
-    pub(crate) fn request(&self) -> Option<Request> {
-        let mut req = Request::new(self.method.clone(), self.url.clone()?);
+    /// A request as the copy was taken, to `url` (the one sent: see
+    /// [`Hops::sent_url`]).
+    pub(crate) fn request(&self, url: Url) -> Request {
+        let mut req = Request::new(self.method.clone(), url);
         *req.version_mut() = self.version;
         if self.timeout.is_some() {
             *req.timeout_mut() = self.timeout;
         }
         *req.headers_mut() = self.headers.to_map();
         *req.body_mut() = self.body.clone().map(Body::from);
-        Some(req)
+        req
     }
 }
 
@@ -161,9 +150,8 @@ mod tests {
         req
     }
 
-    fn rebuilt(spare: &mut Spare, url: &str) -> Request {
-        spare.url = Some(Url::parse(url).unwrap());
-        spare.request().unwrap()
+    fn rebuilt(spare: &Spare, url: &str) -> Request {
+        spare.request(Url::parse(url).unwrap())
     }
 
     #[test]
@@ -172,10 +160,10 @@ mod tests {
             let mut req = request(headers, Some(Body::from(b"payload".to_vec())));
             *req.timeout_mut() = Some(Duration::from_secs(3));
             let before = req.headers().clone();
-            let mut spare = Spare::take(&mut req).unwrap();
+            let spare = Spare::take(&mut req).unwrap();
             // The original keeps its body.
             assert_eq!(req.body().unwrap().as_bytes(), Some(&b"payload"[..]));
-            let copy = rebuilt(&mut spare, req.url().as_str());
+            let copy = rebuilt(&spare, req.url().as_str());
             assert_eq!(copy.method(), Method::PUT);
             assert_eq!(copy.url(), req.url());
             assert_eq!(copy.version(), Version::HTTP_11);
@@ -186,7 +174,7 @@ mod tests {
             assert_eq!(repeated, expected, "repeated values keep their order");
             assert_eq!(copy.body().unwrap().as_bytes(), Some(&b"payload"[..]));
             // Each resend gets its own request from the one copy.
-            let again = spare.request().unwrap();
+            let again = rebuilt(&spare, req.url().as_str());
             assert_eq!(again.body().unwrap().as_bytes(), Some(&b"payload"[..]));
         }
     }
@@ -199,17 +187,17 @@ mod tests {
         req.headers_mut().insert(CONTENT_TYPE, secret);
         req.headers_mut()
             .insert(ACCEPT, HeaderValue::from_static("*/*"));
-        let mut spare = Spare::take(&mut req).unwrap();
-        let copy = rebuilt(&mut spare, "https://api.example.com/x");
+        let spare = Spare::take(&mut req).unwrap();
+        let copy = rebuilt(&spare, "https://api.example.com/x");
         assert!(copy.headers()[CONTENT_TYPE].is_sensitive());
         assert!(!copy.headers()[ACCEPT].is_sensitive());
         assert!(copy.body().is_none());
         assert!(copy.timeout().is_none());
 
         let mut empty = request(0, Some(Body::from(Vec::new())));
-        let mut spare = Spare::take(&mut empty).unwrap();
+        let spare = Spare::take(&mut empty).unwrap();
         assert_eq!(empty.body().unwrap().as_bytes(), Some(&b""[..]));
-        let copy = rebuilt(&mut spare, "https://api.example.com/x");
+        let copy = rebuilt(&spare, "https://api.example.com/x");
         assert_eq!(copy.body().unwrap().as_bytes(), Some(&b""[..]));
     }
 
