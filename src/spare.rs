@@ -120,10 +120,13 @@ impl Pairs {
     }
 
     fn to_map(&self) -> HeaderMap {
-        let pairs: Vec<_> = self.iter().collect();
+        let len = match self {
+            Pairs::Inline { len, .. } => *len,
+            Pairs::Heap(pairs) => pairs.len(),
+        };
         // Room for the `Authorization` and `DPoP` fields added next.
-        let mut map = HeaderMap::with_capacity(pairs.len() + 2);
-        for (name, value) in pairs {
+        let mut map = HeaderMap::with_capacity(len + 2);
+        for (name, value) in self.iter() {
             map.append(name.clone(), value.clone());
         }
         map
