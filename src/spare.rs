@@ -5,10 +5,12 @@
 //! `reqwest::Request::try_clone` costs four allocations on every request
 //! (the URL, and three for the timeout slot it writes into a fresh request's
 //! extensions), all thrown away when the answer is not a 401. This copy
-//! allocates nothing for a request with few headers: the headers are kept
-//! inline, the body shares the request's bytes, and the URL is not copied
-//! at all, since the answer (or the redirect policy) gives it back when the
-//! hop that answered is known to be the one sent ([`Hops::sent_url`]).
+//! allocates nothing of its own for a request with few headers: the headers
+//! are kept inline, header values and the body are shared by reference
+//! count (a buffer the caller handed over as owned gets its count on the
+//! first share, as with any clone of it), and the URL is not copied at all,
+//! since the answer (or the redirect policy) gives it back when the hop
+//! that answered is known to be the one sent ([`Hops::sent_url`]).
 //!
 //! The request's own extensions are not copied: reqwest keeps them private,
 //! and the only one its client reads is the timeout, which is copied.
