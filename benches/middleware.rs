@@ -5,15 +5,31 @@
 //! - Overhead: throughput of a client with the middleware (warm token)
 //!   against the same client without it sending the same token as a fixed
 //!   header, both to the testkit's `/api/echo` (so the server does the same
-//!   work), at concurrency 1 and 64, in alternating rounds; prints the median
-//!   of the per-round ratios (1.0 = free).
+//!   work), at concurrency 1 and 64. Many short rounds, each measuring all
+//!   three clients (ours, none, the nothing-middleware) back to back in an
+//!   order that rotates, so load that comes and goes on a shared machine
+//!   hits the three alike; prints the median of the per-round ratios and
+//!   their interquartile range (`iqr=p25..p75`: how noisy the run was),
+//!   for ours and for the nothing-middleware from the same rounds
+//!   (1.0 = free).
+//! - Allocations: per request through the middleware, through the
+//!   nothing-middleware and through the middleware with resends off,
+//!   counted by a global allocator over blocks of sequential requests, the
+//!   three interleaved; the median block of each. The in-process server's
+//!   allocations are in all three and cancel out in the differences.
+//! - Future size: the bytes of the future the middleware returns, which
+//!   `async_trait` boxes on every request (glibc serves up to 1032 bytes
+//!   from a per-thread cache).
 //! - Storm: the server revokes every token, then 1000 concurrent requests;
 //!   prints how many token fetches that caused and how many requests failed.
 //!
-//! - Allocations: per request through the middleware and through the
-//!   nothing-middleware, counted by a global allocator over the same number
-//!   of sequential requests (the in-process server's allocations are in
-//!   both and cancel out in the difference).
+//! `-- --requests-only ours|noop N` sends only N warm sequential requests
+//! through one client, for instruction counts under
+//! `valgrind --tool=callgrind`: the difference between two N, divided by
+//! the difference in N, is the cost of one request (ours minus the
+//! nothing-middleware's is the middleware's), and does not move with the
+//! machine's load (it runs on one thread, server included, so the path is
+//! the same every run).
 //!
 //! Prints the figures; asserts nothing about them.
 
@@ -72,25 +88,45 @@ impl reqwest_bearer::Clock for StdClock {
 struct Settings {
     rounds: usize,
     round: Duration,
+    /// `--requests-only`: which client, and how many requests.
+    requests_only: Option<(String, u64)>,
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let requests_only = args.iter().position(|a| a == "--requests-only").map(|i| {
+        let which = args
+            .get(i + 1)
+            .expect("--requests-only ours|noop N")
+            .clone();
+        let n = args
+            .get(i + 2)
+            .and_then(|n| n.parse().ok())
+            .expect("--requests-only ours|noop N");
+        (which, n)
+    });
     let settings = if quick {
         Settings {
-            rounds: 5,
-            round: Duration::from_millis(200),
+            rounds: 25,
+            round: Duration::from_millis(50),
+            requests_only,
         }
     } else {
         Settings {
-            rounds: 15,
-            round: Duration::from_millis(700),
+            rounds: 61,
+            round: Duration::from_millis(120),
+            requests_only,
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    // Instruction counts want one thread: no work stealing, no spinning
+    // workers, the same path every run.
+    let mut runtime = if settings.requests_only.is_some() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = runtime.enable_all().build().expect("a tokio runtime");
     runtime.block_on(run(settings));
 }
 
@@ -122,18 +158,48 @@ async fn run(settings: Settings) {
         .build();
     let url = server.api_url("/api/echo");
 
-    for concurrency in [1, 64] {
-        // Warm both connection pools.
-        throughput(&with, &url, None, concurrency, settings.round / 4).await;
-        throughput(
-            &without,
-            &url,
-            Some(&fixed),
-            concurrency,
-            settings.round / 4,
+    // The same layer with resends off shows what the resend copy costs.
+    let no_resend = ClientBuilder::new(reqwest::Client::new())
+        .with(
+            BearerAuth::builder(auth.cache().clone())
+                .allow_origin(server.base_url())
+                .max_auth_retries(0)
+                .build()
+                .expect("valid origin"),
         )
-        .await;
-        throughput(&noop, &url, Some(&fixed), concurrency, settings.round / 4).await;
+        .build();
+
+    let measured = ClientBuilder::new(reqwest::Client::new())
+        .with(FutureSize)
+        .with(auth.clone())
+        .build();
+    sequential(&measured, &url, None, 1).await;
+    println!(
+        "RESULT future_bytes impl=reqwest-bearer value={}",
+        FUTURE_BYTES.load(Ordering::Relaxed)
+    );
+
+    if let Some((which, n)) = &settings.requests_only {
+        let (client, header) = match which.as_str() {
+            "ours" => (&with, None),
+            "noop" => (&noop, Some(&fixed)),
+            other => panic!("--requests-only ours|noop N, not {other}"),
+        };
+        sequential(client, &url, header, 200).await;
+        sequential(client, &url, header, *n).await;
+        println!("RESULT requests_only impl={which} requests={n}");
+        return;
+    }
+
+    for concurrency in [1, 64] {
+        // Warm the connection pools.
+        for (client, header) in [
+            (&with, None),
+            (&without, Some(&fixed)),
+            (&noop, Some(&fixed)),
+        ] {
+            throughput(client, &url, header, concurrency, settings.round).await;
+        }
         let mut ratios = Vec::with_capacity(settings.rounds);
         let mut floor = Vec::with_capacity(settings.rounds);
         for round in 0..settings.rounds {
@@ -152,57 +218,39 @@ async fn run(settings: Settings) {
             ratios.push(rps[0] / rps[1]);
             floor.push(rps[2] / rps[1]);
         }
-        ratios.sort_by(f64::total_cmp);
-        floor.sort_by(f64::total_cmp);
-        let median = ratios[ratios.len() / 2];
-        let floor = floor[floor.len() / 2];
-        println!("RESULT overhead concurrency={concurrency} ratio={median:.3}");
-        println!("RESULT overhead concurrency={concurrency} ratio={floor:.3} impl=noop-middleware");
+        let (ours, noop) = (Spread::of(ratios), Spread::of(floor));
+        println!(
+            "RESULT overhead concurrency={concurrency} ratio={:.3} iqr={:.3}..{:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3}",
+            ours.median, ours.p25, ours.p75, settings.rounds, noop.median, noop.p25, noop.p75
+        );
     }
 
     // Allocations per request, sequential, after the rounds above warmed
-    // everything (pools, the token's header value).
-    // The same layer with resends off shows what the resend copy costs.
-    let no_resend = ClientBuilder::new(reqwest::Client::new())
-        .with(
-            BearerAuth::builder(auth.cache().clone())
-                .allow_origin(server.base_url())
-                .max_auth_retries(0)
-                .build()
-                .expect("valid origin"),
-        )
-        .build();
-    throughput(&no_resend, &url, None, 1, settings.round / 4).await;
-    let requests = 2_000u64;
-    let mut per_request = [0.0; 3];
-    for (i, (client, header)) in [(&with, None), (&noop, Some(&fixed)), (&no_resend, None)]
-        .into_iter()
-        .enumerate()
-    {
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
-        for _ in 0..requests {
-            let mut request = client.get(url.clone());
-            if let Some(h) = header {
-                request = request.header(AUTHORIZATION, h.clone());
-            }
-            let response = request.send().await.expect("request sent");
-            response.bytes().await.expect("body read");
+    // everything (pools, the token's header value): blocks of requests,
+    // the three clients interleaved, the median block of each.
+    let clients = [(&with, None), (&noop, Some(&fixed)), (&no_resend, None)];
+    sequential(&no_resend, &url, None, 200).await;
+    let block = 500u64;
+    let mut samples: [Vec<f64>; 3] = Default::default();
+    for round in 0..9 {
+        for i in 0..3 {
+            let which = (round + i) % 3;
+            let (client, header) = clients[which];
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            sequential(client, &url, header, block).await;
+            let count = ALLOCATIONS.load(Ordering::Relaxed) - before;
+            samples[which].push(count as f64 / block as f64);
         }
-        per_request[i] = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / requests as f64;
     }
+    let [ours, noop, no_resend] = samples.map(|s| Spread::of(s).median);
     println!(
-        "RESULT allocations_per_request impl=reqwest-bearer value={:.2} minus_noop={:.2}",
-        per_request[0],
-        per_request[0] - per_request[1]
+        "RESULT allocations_per_request impl=reqwest-bearer value={ours:.2} minus_noop={:.2}",
+        ours - noop
     );
+    println!("RESULT allocations_per_request impl=noop-middleware value={noop:.2}");
     println!(
-        "RESULT allocations_per_request impl=noop-middleware value={:.2}",
-        per_request[1]
-    );
-    println!(
-        "RESULT allocations_per_request impl=reqwest-bearer-no-resend value={:.2} minus_noop={:.2}",
-        per_request[2],
-        per_request[2] - per_request[1]
+        "RESULT allocations_per_request impl=reqwest-bearer-no-resend value={no_resend:.2} minus_noop={:.2}",
+        no_resend - noop
     );
 
     let control = server.control();
@@ -216,6 +264,43 @@ async fn run(settings: Settings) {
         .count();
     let fetches = control.counters().issued.total() - issued_before;
     println!("RESULT storm requests=1000 fetches={fetches} failures={failures}");
+}
+
+/// The median and quartiles of some samples.
+struct Spread {
+    p25: f64,
+    median: f64,
+    p75: f64,
+}
+
+impl Spread {
+    fn of(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Spread {
+            p25: at(0.25),
+            median: at(0.5),
+            p75: at(0.75),
+        }
+    }
+}
+
+/// `n` requests, one after the other, each answer read whole.
+async fn sequential(
+    client: &ClientWithMiddleware,
+    url: &url::Url,
+    header: Option<&HeaderValue>,
+    n: u64,
+) {
+    for _ in 0..n {
+        let mut request = client.get(url.clone());
+        if let Some(h) = header {
+            request = request.header(AUTHORIZATION, h.clone());
+        }
+        let response = request.send().await.expect("request sent");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.bytes().await.expect("body read");
+    }
 }
 
 /// Requests per second over `duration`, with `concurrency` workers each
@@ -255,6 +340,28 @@ async fn throughput(
         total += worker.await.expect("worker finished");
     }
     total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Sits outside another middleware and notes the size of the future that
+/// middleware returns (the box `async_trait` allocates per request): past
+/// glibc's per-thread cache (1032 bytes) each request takes the arena's
+/// locked path instead.
+struct FutureSize;
+
+static FUTURE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for FutureSize {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let inner = next.run(req, extensions);
+        FUTURE_BYTES.store(std::mem::size_of_val(&*inner) as u64, Ordering::Relaxed);
+        inner.await
+    }
 }
 
 /// Does nothing: measures what reqwest-middleware itself costs per request.

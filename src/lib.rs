@@ -88,6 +88,7 @@ mod extensions;
 mod middleware;
 mod redirect;
 mod retry;
+mod spare;
 
 pub use bearer_http::{
     BearerErrorCode, BuildError, Challenge, ChallengeParseError, NoAuthRetry, SkipAuth,

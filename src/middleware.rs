@@ -1,6 +1,8 @@
 //! The middleware: inject the token, and on a 401 refresh it and resend once.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 
 use bearer_cache::{CachedToken, TokenCache, TokenKey, TokenSource};
 use bearer_http::{Adapter, AuthBuilder, Authorizer, Resends, Step};
@@ -8,13 +10,15 @@ use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next, Result};
-use tracing::Instrument;
 use tracing::field::{Empty, display};
+use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+use tracing::{Instrument, Level, Span};
 use url::Url;
 
 use crate::BuildError;
 use crate::error::BearerError;
-use crate::redirect::Sent;
+use crate::redirect::{Hops, Sent};
+use crate::spare::Spare;
 
 /// A `reqwest-middleware` middleware that adds `Authorization: Bearer …`
 /// from a [`TokenCache`] to requests for the origins you allow, and on a
@@ -145,98 +149,129 @@ impl BearerAuth {
     }
 }
 
-// The per-request future is boxed by `async_trait` on every request, and
-// is otherwise the only allocation besides the resend copy's URL: the token
-// comes from the cache's synchronous hit path (this thread's handle, no
-// shared write), the default key is borrowed, the header value is the one
-// derived once per token and thread, span fields are formatted only for a
-// subscriber that wants them, and the 401 path is boxed.
-#[async_trait::async_trait]
+// The trait's method is written out rather than through `async_trait`, so
+// the one box per request (which every middleware pays) holds only what
+// the request needs after it is handed on: `async_trait` would keep the
+// request twice (the argument and its rebinding) beside the resend copy,
+// past the 1032 bytes glibc serves from its per-thread cache. The rest
+// allocates nothing: the token comes from the cache's synchronous hit path
+// (this thread's handle, no shared write), the default key is borrowed, the
+// header value is the one derived once per token and thread, the resend
+// copy keeps a few headers inline and shares the body's bytes (`Spare`),
+// no span is built unless a subscriber may want it, and the miss and 401
+// paths are boxed on their own.
 impl Middleware for BearerAuth {
-    async fn handle(
-        &self,
-        mut req: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> Result<Response> {
+    fn handle<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        req: Request,
+        extensions: &'life1 mut Extensions,
+        next: Next<'life2>,
+    ) -> BoxFuture<'async_trait, Result<Response>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let auth = &self.auth;
         if let Err(skipped) = auth.check_url(req.url(), req.headers(), extensions) {
             tracing::trace!(target: "reqwest_bearer", reason = skipped.as_str(), "request sent without a token");
-            return next.run(req, extensions).await;
+            // Handed on as it is: no box of ours.
+            return next.run(req, extensions);
         }
         let custom_key = extensions.get::<TokenKey>().map(|k| Box::new(k.clone()));
         let key = custom_key.as_deref().unwrap_or(auth.default_key());
-        let span = tracing::debug_span!(
-            target: "reqwest_bearer",
-            "bearer_auth",
-            method = %req.method(),
-            origin = Empty,
-            key = Empty,
-            token = Empty,
-            cache_hit = Empty,
-            auth_retry = false,
-        );
+        // No span at all unless a subscriber may want one: even a disabled
+        // span costs work per request and per poll (with `tracing`'s `log`
+        // feature, which axum turns on, a check of `log`'s level each time).
+        let span = if debug_enabled() {
+            tracing::debug_span!(
+                target: "reqwest_bearer",
+                "bearer_auth",
+                method = %req.method(),
+                origin = Empty,
+                key = Empty,
+                token = Empty,
+                cache_hit = Empty,
+                auth_retry = false,
+            )
+        } else {
+            Span::none()
+        };
         // Formatted only for a subscriber that wants the span: these cost
         // allocations on every request otherwise.
         if !span.is_disabled() {
             span.record("origin", display(req.url().origin().ascii_serialization()));
             span.record("key", display(key));
         }
+        match auth.cache().get_cached(key) {
+            Some(token) => self.authorized(req, token, custom_key, span, extensions, next),
+            None => Box::pin(async move {
+                let key = custom_key.as_deref().unwrap_or(self.auth.default_key());
+                let token = self
+                    .auth
+                    .cache()
+                    .get(key)
+                    .instrument(span.clone())
+                    .await
+                    .map_err(|e| fail(BearerError::NoToken(e)))?;
+                self.authorized(req, token, custom_key, span, extensions, next)
+                    .await
+            }),
+        }
+    }
+}
 
-        let token = match auth.cache().get_cached(key) {
-            Some(token) => token,
-            None => auth
-                .cache()
-                .get(key)
-                .instrument(span.clone())
-                .await
-                .map_err(|e| fail(BearerError::NoToken(e)))?,
-        };
+impl BearerAuth {
+    /// A request that gets `token`: made ready here, then sent (and resent
+    /// after a 401) by the future returned.
+    fn authorized<'a>(
+        &'a self,
+        mut req: Request,
+        token: CachedToken,
+        custom_key: Option<Box<TokenKey>>,
+        span: Span,
+        extensions: &'a mut Extensions,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Result<Response>> {
         if !span.is_disabled() {
             span.record("token", display(token.fingerprint()));
             span.record("cache_hit", token.was_hit());
         }
         // The one branch bound (DPoP) tokens add here: their own path.
         if token.binding().is_some() {
-            return Box::pin(self.bound(req, token, key, extensions, next))
-                .instrument(span)
-                .await;
+            return Box::pin(
+                async move {
+                    let key = custom_key.as_deref().unwrap_or(self.auth.default_key());
+                    self.bound(req, token, key, extensions, next).await
+                }
+                .instrument(span),
+            );
         }
-
-        let resends = auth.resends(req.method(), extensions);
+        let resends = self.auth.resends(req.method(), extensions);
         // The only way to resend is a copy taken before sending; a streaming
-        // body has none, and then its 401 is simply returned. Kept in the
-        // request's future (already one allocation) rather than a box of
-        // its own: what is left to allocate is the copy's URL.
-        let spare = if resends.keep_copy() {
-            req.try_clone()
-        } else {
-            None
-        };
-
+        // body has none, and then its 401 is simply returned.
+        let spare = resends.keep_copy().then(|| Spare::take(&mut req)).flatten();
         let sent = Sent::new(req.url());
-        set_authorization(&mut req, &token)?;
-        let (response, carried) = sent
-            .track(next.clone().run(req, extensions))
-            .instrument(span.clone())
-            .await?;
-        if auth
-            .rejection(response.status(), response.headers())
-            .is_none()
-        {
-            return Ok(response);
+        if let Err(e) = set_authorization(&mut req, &token) {
+            return Box::pin(std::future::ready(Err(e)));
         }
-        let rejected = Rejected {
-            key: key.clone(),
-            token,
-            spare,
-            resends,
-            sent,
-            carried,
-        };
-        Box::pin(self.after_unauthorized(response, rejected, extensions, next))
-            .instrument(span)
-            .await
+        Box::pin(async move {
+            let send = sent.track(next.clone().run(req, extensions));
+            // A span nobody listens to is not entered on every poll.
+            let (response, hops) = if span.is_disabled() {
+                send.await?
+            } else {
+                send.instrument(span.clone()).await?
+            };
+            let key = custom_key.as_deref().unwrap_or(self.auth.default_key());
+            let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
+                return Ok(response);
+            };
+            Box::pin(self.after_unauthorized(response, rejected, extensions, next))
+                .instrument(span)
+                .await
+        })
     }
 }
 
@@ -252,35 +287,44 @@ impl BearerAuth {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let auth = &self.auth;
-        let mut resends = auth.resends(req.method(), extensions);
+        let mut resends = self.auth.resends(req.method(), extensions);
         resends.allow_reproof();
-        let spare = if resends.keep_copy() {
-            req.try_clone()
-        } else {
-            None
-        };
+        // Taken before the token and the proof are added: a resend gets its own.
+        let spare = resends.keep_copy().then(|| Spare::take(&mut req)).flatten();
         let sent = Sent::new(req.url());
         set_authorization(&mut req, &token)?;
         let target = prove(&mut req, &token)?;
-        let (response, carried) = sent.track(next.clone().run(req, extensions)).await?;
+        let (response, hops) = sent.track(next.clone().run(req, extensions)).await?;
         Authorizer::observe_answer(&token, &target, response.headers());
-        if auth
-            .rejection_for(&token, response.status(), response.headers())
-            .is_none()
-        {
+        let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
             return Ok(response);
-        }
-        let rejected = Rejected {
+        };
+        self.after_unauthorized(response, rejected, extensions, next)
+            .await
+    }
+
+    /// Whether the first answer rejects the token it carried, and if so
+    /// what the 401 path needs from the first attempt (bearer and bound
+    /// tokens alike).
+    fn rejected(
+        &self,
+        response: &Response,
+        key: &TokenKey,
+        token: CachedToken,
+        spare: Option<Spare>,
+        resends: Resends,
+        hops: Hops,
+    ) -> Option<Rejected> {
+        self.auth
+            .rejection_for(&token, response.status(), response.headers())?;
+        Some(Rejected {
             key: key.clone(),
             token,
             spare,
             resends,
-            sent,
-            carried,
-        };
-        self.after_unauthorized(response, rejected, extensions, next)
-            .await
+            hops,
+            url: None,
+        })
     }
 
     /// The 401 path: the authorizer decides; this replaces the token and
@@ -293,23 +337,21 @@ impl BearerAuth {
         next: Next<'_>,
     ) -> Result<Response> {
         let auth = &self.auth;
-        let span = tracing::Span::current();
+        let span = Span::current();
         loop {
             let Some(verdict) =
                 auth.rejection_for(&state.token, response.status(), response.headers())
             else {
                 return Ok(response);
             };
-            if !state.carried {
+            if !state.hops.carried(&response) {
                 // A redirect dropped the token before this hop (or may
                 // have, unseen): the 401 says nothing about the token.
                 tracing::debug!(target: "reqwest_bearer", "401 to a redirected request that did not carry the token; returned as is");
                 return Ok(response);
             }
-            let resend = match state
-                .resends
-                .after_rejection(verdict, state.spare.is_some())
-            {
+            let has_copy = state.spare.is_some() && state.find_url(&response);
+            let resend = match state.resends.after_rejection(verdict, has_copy) {
                 Step::Final(reason) => {
                     tracing::debug!(target: "reqwest_bearer", reason, "401 returned as is");
                     return Ok(response);
@@ -317,12 +359,9 @@ impl BearerAuth {
                 Step::Reprove => {
                     // The proof was refused, not the token: same token,
                     // a fresh proof (with the nonce the answer gave).
-                    let Some(mut resend) = state.spare.take() else {
+                    let Some(mut resend) = state.resend_copy() else {
                         return Ok(response);
                     };
-                    if state.resends.keep_copy() {
-                        state.spare = resend.try_clone();
-                    }
                     span.record("auth_retry", true);
                     tracing::debug!(
                         target: "reqwest_bearer",
@@ -332,14 +371,15 @@ impl BearerAuth {
                     set_authorization(&mut resend, &state.token)?;
                     let target = prove(&mut resend, &state.token)?;
                     drop(response);
-                    (response, state.carried) = state
-                        .sent
+                    (response, state.hops) = state
+                        .hops
+                        .sent()
                         .track(next.clone().run(resend, extensions))
                         .await?;
                     Authorizer::observe_answer(&state.token, &target, response.headers());
                     continue;
                 }
-                Step::Resend => state.spare.take(),
+                Step::Resend => state.resend_copy(),
                 Step::Invalidate => {
                     auth.cache().invalidate_if_current(&state.key, &state.token);
                     None
@@ -355,9 +395,6 @@ impl BearerAuth {
                 );
                 return Ok(response);
             };
-            if state.resends.keep_copy() {
-                state.spare = resend.try_clone();
-            }
             let rejected = state.token.fingerprint();
             state.token = auth
                 .cache()
@@ -380,8 +417,9 @@ impl BearerAuth {
                 None
             };
             drop(response);
-            (response, state.carried) = state
-                .sent
+            (response, state.hops) = state
+                .hops
+                .sent()
                 .track(next.clone().run(resend, extensions))
                 .await?;
             if let Some(target) = target {
@@ -396,11 +434,45 @@ struct Rejected {
     key: TokenKey,
     token: CachedToken,
     /// A copy of the request for resending, if it could be copied.
-    spare: Option<Request>,
+    spare: Option<Spare>,
     resends: Resends,
-    sent: Sent,
-    /// Whether the hop that answered carried the token.
-    carried: bool,
+    /// What became of the last send (redirects, the URL sent).
+    hops: Hops,
+    /// The URL to resend to, once found.
+    url: Option<Url>,
+}
+
+impl Rejected {
+    /// Finds the URL sent, for resending; `false` when it is not known
+    /// (then the request is not resent).
+    fn find_url(&mut self, response: &Response) -> bool {
+        if self.url.is_none() {
+            self.url = self.hops.sent_url(response);
+        }
+        self.url.is_some()
+    }
+
+    /// A request to resend, from the copy; the copy is kept only while
+    /// another resend may follow.
+    fn resend_copy(&mut self) -> Option<Request> {
+        let resend = match (&self.spare, &self.url) {
+            (Some(spare), Some(url)) => Some(spare.request(url.clone())),
+            _ => None,
+        };
+        if !self.resends.keep_copy() {
+            self.spare = None;
+        }
+        resend
+    }
+}
+
+/// The future `Middleware::handle` returns (as `async_trait` spells it).
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Whether any subscriber may take `DEBUG` spans (the level the macros
+/// check first, before asking the subscriber about this span).
+fn debug_enabled() -> bool {
+    Level::DEBUG <= STATIC_MAX_LEVEL && Level::DEBUG <= LevelFilter::current()
 }
 
 fn fail(error: BearerError) -> Error {

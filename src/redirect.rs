@@ -10,30 +10,49 @@
 //! [`BearerAuth::redirect_policy`](crate::BearerAuth::redirect_policy)
 //! closes both: for a request that carries our token, it refuses a hop that
 //! would resend the token to another origin, and records whether the last
-//! hop carried it. The record travels in a task-local around the inner
-//! request, since reqwest runs the policy inside that future's poll.
+//! hop carried it. reqwest runs the policy inside the poll of the inner
+//! request's future, so the record travels in a thread-local swapped in
+//! around each poll of that future ([`Tracked`]): one pointer-sized swap in
+//! and out, and an allocation only when a hop is followed.
 
 use std::cell::Cell;
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll, ready};
 
-use url::Url;
+use url::{Position, Url};
 
-tokio::task_local! {
-    static TRAIL: Cell<Trail>;
+thread_local! {
+    /// The record of the request being polled on this thread, when it is
+    /// one this layer authorized.
+    static TRAIL: Cell<Scope> = const { Cell::new(Scope::Outside) };
 }
 
-/// What the policy saw of one authorized request's redirects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the policy finds when it runs.
+#[derive(Debug, Default)]
+enum Scope {
+    /// Not inside a request this layer authorized.
+    #[default]
+    Outside,
+    /// Inside one: its record so far (none until a hop is followed).
+    Inside(Option<Box<Trail>>),
+}
+
+/// What the policy saw of one authorized request's redirects, once it
+/// followed a hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Trail {
-    /// Whether the policy followed at least one hop.
-    followed: bool,
     /// Whether the last hop followed kept the token.
     carried: bool,
+    /// The URL the chain started from, as reqwest gives it to the policy.
+    first: Option<Url>,
 }
 
 /// One authorized request on its way: its URL's digest, for telling a
-/// redirect apart when no policy reported one.
+/// redirect apart when no policy reported one, and for knowing the URL sent
+/// again when an answer gives it back.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sent {
     url: u64,
@@ -44,41 +63,130 @@ impl Sent {
         Sent { url: digest(url) }
     }
 
-    /// Runs `send` (the rest of the chain) with a trail the policy can
-    /// write, and says whether the answer came from a hop that carried the
-    /// token.
-    pub(crate) async fn track(
-        self,
-        send: impl Future<Output = reqwest_middleware::Result<reqwest::Response>>,
-    ) -> reqwest_middleware::Result<(reqwest::Response, bool)> {
-        let (result, trail) = TRAIL
-            .scope(Cell::new(Trail::default()), async {
-                let result = send.await;
-                (result, TRAIL.with(Cell::get))
-            })
-            .await;
-        let response = result?;
-        let carried = carried(trail, self.url == digest(response.url()));
-        Ok((response, carried))
+    /// Runs `send` (the rest of the chain) with a record the policy can
+    /// write; what the chain did is asked of the [`Hops`] only when the
+    /// answer needs it (a rejection).
+    pub(crate) fn track<F>(self, send: F) -> Tracked<F> {
+        Tracked {
+            send,
+            sent: self,
+            trail: None,
+        }
     }
+}
+
+/// The future of [`Sent::track`].
+pub(crate) struct Tracked<F> {
+    send: F,
+    sent: Sent,
+    trail: Option<Box<Trail>>,
+}
+
+impl<F> Future for Tracked<F>
+where
+    F: Future<Output = reqwest_middleware::Result<reqwest::Response>> + Unpin,
+{
+    type Output = reqwest_middleware::Result<(reqwest::Response, Hops)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let polled = {
+            let _inside = Inside::enter(&mut this.trail);
+            Pin::new(&mut this.send).poll(cx)
+        };
+        let response = ready!(polled)?;
+        let hops = Hops {
+            sent: this.sent,
+            trail: this.trail.take(),
+        };
+        Poll::Ready(Ok((response, hops)))
+    }
+}
+
+/// A request's record in the thread's scope for one poll; on drop (the
+/// poll returned or panicked) the record, with what the policy wrote, goes
+/// back to the request and the scope to what it was (an outer request's,
+/// when layers nest).
+struct Inside<'a> {
+    trail: &'a mut Option<Box<Trail>>,
+    outer: Scope,
+}
+
+impl<'a> Inside<'a> {
+    fn enter(trail: &'a mut Option<Box<Trail>>) -> Self {
+        // A thread tearing down its locals polls without a record.
+        let outer = TRAIL
+            .try_with(|scope| scope.replace(Scope::Inside(trail.take())))
+            .unwrap_or_default();
+        Inside { trail, outer }
+    }
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        let outer = std::mem::take(&mut self.outer);
+        if let Ok(Scope::Inside(trail)) = TRAIL.try_with(|scope| scope.replace(outer)) {
+            *self.trail = trail;
+        }
+    }
+}
+
+/// What became of one send: the request sent, and what the policy saw.
+#[derive(Debug)]
+pub(crate) struct Hops {
+    sent: Sent,
+    trail: Option<Box<Trail>>,
+}
+
+impl Hops {
+    /// The request as it was sent, for sending it again.
+    pub(crate) fn sent(&self) -> Sent {
+        self.sent
+    }
+
+    /// Whether the hop that answered with `response` carried the token.
+    pub(crate) fn carried(&self, response: &reqwest::Response) -> bool {
+        carried(
+            self.trail.as_deref(),
+            self.sent.url == digest(response.url()),
+        )
+    }
+
+    /// The URL sent, when it is known without a copy: the policy's record
+    /// of where the chain started, or the answer's URL when no redirect was
+    /// seen; either only if it is the very URL sent (its digest).
+    pub(crate) fn sent_url(&self, response: &reqwest::Response) -> Option<Url> {
+        url_sent(self.trail.as_deref(), self.sent, response.url())
+    }
+}
+
+fn url_sent(trail: Option<&Trail>, sent: Sent, answered: &Url) -> Option<Url> {
+    let candidate = match trail {
+        Some(trail) => trail.first.as_ref()?,
+        None => answered,
+    };
+    (digest(candidate) == sent.url).then(|| candidate.clone())
 }
 
 /// Whether the final hop carried the token: as the policy recorded it, or,
 /// without a record, only if the answer is for the URL sent (no redirect
 /// seen). A redirect the policy did not see may have crossed origins, so
 /// its 401 is not blamed on the token.
-fn carried(trail: Trail, same_url: bool) -> bool {
-    if trail.followed {
-        trail.carried
-    } else {
-        same_url
+fn carried(trail: Option<&Trail>, same_url: bool) -> bool {
+    match trail {
+        Some(trail) => trail.carried,
+        None => same_url,
     }
 }
 
+/// A URL's digest, keyed once per process with random keys: the URL a
+/// redirect leads to cannot be chosen to match another's digest. Without
+/// the fragment, which is never sent and which the answer's URL (parsed
+/// back from the request line) and the policy's do not have.
 fn digest(url: &Url) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    url.as_str().hash(&mut hasher);
-    hasher.finish()
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new)
+        .hash_one(&url[..Position::AfterQuery])
 }
 
 /// Why [`BearerAuth::redirect_policy`](crate::BearerAuth::redirect_policy)
@@ -137,19 +245,27 @@ pub(crate) fn decide(
 /// The policy's step: [`decide`], recorded for the middleware when the
 /// request is one it authorized.
 pub(crate) fn follow(previous: &[Url], next: &Url) -> Result<(), RedirectRefused> {
-    let trail = TRAIL.try_with(|trail| {
-        let carried = decide(previous, next, true)?;
-        trail.set(Trail {
-            followed: true,
-            carried,
-        });
-        Ok(())
-    });
-    match trail {
-        Ok(result) => result,
+    // Taken out while deciding (the slot holds `Outside` meanwhile), put back.
+    let Ok(Scope::Inside(trail)) = TRAIL.try_with(Cell::take) else {
         // Not a request this layer authorized.
-        Err(_) => decide(previous, next, false).map(|_| ()),
-    }
+        return decide(previous, next, false).map(|_| ());
+    };
+    let decided = decide(previous, next, true);
+    let trail = match decided {
+        Ok(carried) => {
+            let mut trail = trail.unwrap_or_else(|| {
+                Box::new(Trail {
+                    carried,
+                    first: previous.first().cloned(),
+                })
+            });
+            trail.carried = carried;
+            Some(trail)
+        }
+        Err(_) => trail,
+    };
+    let _ = TRAIL.try_with(|scope| scope.set(Scope::Inside(trail)));
+    decided.map(|_| ())
 }
 
 /// Scheme, host and port, compared as reqwest compares them on a redirect.
@@ -236,18 +352,98 @@ mod tests {
 
     #[test]
     fn without_a_record_only_the_url_sent_counts() {
-        let none = Trail::default();
-        assert!(carried(none, true));
-        assert!(!carried(none, false));
+        assert!(carried(None, true));
+        assert!(!carried(None, false));
         let dropped = Trail {
-            followed: true,
             carried: false,
+            first: None,
         };
-        assert!(!carried(dropped, true));
+        assert!(!carried(Some(&dropped), true));
         let kept = Trail {
-            followed: true,
             carried: true,
+            first: None,
         };
-        assert!(carried(kept, false));
+        assert!(carried(Some(&kept), false));
+    }
+
+    #[test]
+    fn the_policy_records_where_the_chain_started_and_its_last_hop() {
+        let mut trail = None;
+        {
+            let _inside = Inside::enter(&mut trail);
+            let start = urls(&["https://a.example/x"]);
+            follow(&start, &url("https://b.example/r")).unwrap();
+            let two = urls(&["https://a.example/x", "https://b.example/r"]);
+            follow(&two, &url("https://a.example/y")).unwrap();
+        }
+        assert_eq!(
+            trail.as_deref(),
+            Some(&Trail {
+                carried: false,
+                first: Some(url("https://a.example/x")),
+            })
+        );
+        // Outside a tracked request nothing is recorded, and nothing fails.
+        assert!(follow(&urls(&["https://a.example/x"]), &url("https://a.example/y")).is_ok());
+        assert!(matches!(TRAIL.with(Cell::take), Scope::Outside));
+    }
+
+    #[test]
+    fn nested_requests_keep_their_own_records_and_a_panic_leaves_none_behind() {
+        let (mut outer, mut inner) = (None, None);
+        {
+            let _outer = Inside::enter(&mut outer);
+            {
+                let _inner = Inside::enter(&mut inner);
+                follow(&urls(&["https://a.example/x"]), &url("https://a.example/y")).unwrap();
+            }
+            // Back in the outer request: the inner one's hop is not its.
+            follow(&urls(&["https://a.example/x"]), &url("https://b.example/y")).unwrap();
+        }
+        assert!(inner.as_deref().is_some_and(|t| t.carried));
+        assert!(outer.as_deref().is_some_and(|t| !t.carried));
+
+        let mut record = None;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _inside = Inside::enter(&mut record);
+            panic!("the inner future panicked");
+        }));
+        assert!(panicked.is_err());
+        assert!(matches!(TRAIL.with(Cell::take), Scope::Outside));
+    }
+
+    #[test]
+    fn the_url_sent_is_given_back_only_when_it_is_the_one_sent() {
+        let sent_url = url("https://a.example/x?q=1");
+        let sent = Sent::new(&sent_url);
+        assert_eq!(url_sent(None, sent, &sent_url), Some(sent_url.clone()));
+        // An answer from elsewhere (a redirect no policy reported) is not it.
+        assert_eq!(url_sent(None, sent, &url("https://a.example/y")), None);
+        assert_eq!(url_sent(None, sent, &url("https://a.example/x?q=2")), None);
+        // The fragment is never sent, and answers come without it.
+        let with_fragment = Sent::new(&url("https://a.example/x?q=1#part"));
+        assert_eq!(
+            url_sent(None, with_fragment, &sent_url),
+            Some(sent_url.clone())
+        );
+        // After redirects the policy saw, the chain's start, not the answer.
+        let redirected = Trail {
+            carried: true,
+            first: Some(sent_url.clone()),
+        };
+        assert_eq!(
+            url_sent(Some(&redirected), sent, &url("https://a.example/z")),
+            Some(sent_url.clone())
+        );
+        let unrecorded = Trail {
+            carried: true,
+            first: None,
+        };
+        assert_eq!(url_sent(Some(&unrecorded), sent, &sent_url), None);
+        let elsewhere = Trail {
+            carried: true,
+            first: Some(url("https://a.example/other")),
+        };
+        assert_eq!(url_sent(Some(&elsewhere), sent, &sent_url), None);
     }
 }

@@ -1,7 +1,7 @@
 //! What a 401 means for the token that was sent (RFC 6750 §3.1).
 
 use http::header::WWW_AUTHENTICATE;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 
 use crate::challenge::{BearerErrorCode, parse_www_authenticate_all};
 
@@ -139,8 +139,11 @@ pub(crate) fn is_grpc(request_headers: &HeaderMap) -> bool {
 
 /// Whether headers or trailers carry `grpc-status: 16`.
 pub(crate) fn grpc_unauthenticated(fields: &HeaderMap) -> bool {
+    // A name built once: a `&str` would be parsed and checked on every
+    // response.
+    static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
     fields
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .is_some_and(|v| v.as_bytes() == GRPC_UNAUTHENTICATED)
 }
 

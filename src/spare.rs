@@ -1,0 +1,216 @@
+//! The resend copy: what a request needs to be sent again after a 401,
+//! taken before the first send and turned back into a request only when a
+//! resend happens.
+//!
+//! `reqwest::Request::try_clone` costs four allocations on every request
+//! (the URL, and three for the timeout slot it writes into a fresh request's
+//! extensions), all thrown away when the answer is not a 401. This copy
+//! allocates nothing of its own for a request with few headers: the headers
+//! are kept inline, header values and the body are shared by reference
+//! count (a buffer the caller handed over as owned gets its count on the
+//! first share, as with any clone of it), and the URL is not copied at all,
+//! since the answer (or the redirect policy) gives it back when the hop
+//! that answered is known to be the one sent ([`Hops::sent_url`]).
+//!
+//! The request's own extensions are not copied: reqwest keeps them private,
+//! and the only one its client reads is the timeout, which is copied.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
+use http_body::Body as _;
+use reqwest::{Body, Request};
+use url::Url;
+
+#[cfg(doc)]
+use crate::redirect::Hops;
+
+/// Headers kept inline; a request with more spills them to the heap.
+const INLINE: usize = 3;
+
+/// A copy of a request for resending it (see the module's docs).
+pub(crate) struct Spare {
+    method: Method,
+    version: Version,
+    timeout: Option<Duration>,
+    headers: Pairs,
+    body: Option<Bytes>,
+}
+
+impl Spare {
+    /// Takes a copy of `req` as it is now, or `None` when its body is a
+    /// stream (which cannot be sent twice).
+    pub(crate) fn take(req: &mut Request) -> Option<Spare> {
+        let body = share_body(req.body_mut())?;
+        Some(Spare {
+            method: req.method().clone(),
+            version: req.version(),
+            timeout: req.timeout().copied(),
+            headers: Pairs::new(req.headers()),
+            body,
+        })
+    }
+
+    /// A request as the copy was taken, to `url` (the one sent: see
+    /// [`Hops::sent_url`]).
+    pub(crate) fn request(&self, url: Url) -> Request {
+        let mut req = Request::new(self.method.clone(), url);
+        *req.version_mut() = self.version;
+        if self.timeout.is_some() {
+            *req.timeout_mut() = self.timeout;
+        }
+        *req.headers_mut() = self.headers.to_map();
+        *req.body_mut() = self.body.clone().map(Body::from);
+        req
+    }
+}
+
+/// The body's bytes, shared by reference count, leaving `body` holding the
+/// same bytes; `None` for a streaming body, `Some(None)` without a body.
+fn share_body(body: &mut Option<Body>) -> Option<Option<Bytes>> {
+    let Some(body) = body else {
+        return Some(None);
+    };
+    // A body with bytes is reqwest's in-memory kind: polled, it hands out
+    // all its bytes at once (no copy) and then ends, without waiting.
+    body.as_bytes()?;
+    let mut cx = Context::from_waker(Waker::noop());
+    let bytes = match Pin::new(&mut *body).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().ok()?,
+        Poll::Ready(None) => Bytes::new(),
+        // Not reqwest's in-memory body after all: not resent.
+        _ => return None,
+    };
+    *body = Body::from(bytes.clone());
+    Some(Some(bytes))
+}
+
+/// Header fields in order, inline when few.
+enum Pairs {
+    Inline {
+        len: usize,
+        pairs: [Option<(HeaderName, HeaderValue)>; INLINE],
+    },
+    Heap(Vec<(HeaderName, HeaderValue)>),
+}
+
+impl Pairs {
+    fn new(headers: &HeaderMap) -> Self {
+        let fields = headers.iter().map(|(n, v)| (n.clone(), v.clone()));
+        // `len` counts every value, repeated names included.
+        if headers.len() > INLINE {
+            return Pairs::Heap(fields.collect());
+        }
+        let mut pairs: [Option<(HeaderName, HeaderValue)>; INLINE] = Default::default();
+        let mut len = 0;
+        for (slot, field) in pairs.iter_mut().zip(fields) {
+            *slot = Some(field);
+            len += 1;
+        }
+        Pairs::Inline { len, pairs }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(HeaderName, HeaderValue)> {
+        let (inline, heap): (&[_], &[_]) = match self {
+            Pairs::Inline { len, pairs } => (&pairs[..*len], &[]),
+            Pairs::Heap(pairs) => (&[], pairs),
+        };
+        inline.iter().flatten().chain(heap)
+    }
+
+    fn to_map(&self) -> HeaderMap {
+        let len = match self {
+            Pairs::Inline { len, .. } => *len,
+            Pairs::Heap(pairs) => pairs.len(),
+        };
+        // Room for the `Authorization` and `DPoP` fields added next.
+        let mut map = HeaderMap::with_capacity(len + 2);
+        for (name, value) in self.iter() {
+            map.append(name.clone(), value.clone());
+        }
+        map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::{ACCEPT, CONTENT_TYPE};
+
+    fn request(headers: usize, body: Option<Body>) -> Request {
+        let mut req = Request::new(
+            Method::PUT,
+            Url::parse("https://api.example.com/x?y=1").unwrap(),
+        );
+        for i in 0..headers {
+            let name = HeaderName::try_from(format!("x-h{}", i % 3)).unwrap();
+            req.headers_mut()
+                .append(name, HeaderValue::from_str(&i.to_string()).unwrap());
+        }
+        *req.body_mut() = body;
+        *req.version_mut() = Version::HTTP_11;
+        req
+    }
+
+    fn rebuilt(spare: &Spare, url: &str) -> Request {
+        spare.request(Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn a_rebuilt_request_is_the_one_copied() {
+        for headers in [0, 1, INLINE, INLINE + 1, 9] {
+            let mut req = request(headers, Some(Body::from(b"payload".to_vec())));
+            *req.timeout_mut() = Some(Duration::from_secs(3));
+            let before = req.headers().clone();
+            let spare = Spare::take(&mut req).unwrap();
+            // The original keeps its body.
+            assert_eq!(req.body().unwrap().as_bytes(), Some(&b"payload"[..]));
+            let copy = rebuilt(&spare, req.url().as_str());
+            assert_eq!(copy.method(), Method::PUT);
+            assert_eq!(copy.url(), req.url());
+            assert_eq!(copy.version(), Version::HTTP_11);
+            assert_eq!(copy.timeout(), Some(&Duration::from_secs(3)));
+            assert_eq!(copy.headers(), &before, "{headers} headers");
+            let repeated: Vec<_> = copy.headers().get_all("x-h0").iter().collect();
+            let expected: Vec<_> = before.get_all("x-h0").iter().collect();
+            assert_eq!(repeated, expected, "repeated values keep their order");
+            assert_eq!(copy.body().unwrap().as_bytes(), Some(&b"payload"[..]));
+            // Each resend gets its own request from the one copy.
+            let again = rebuilt(&spare, req.url().as_str());
+            assert_eq!(again.body().unwrap().as_bytes(), Some(&b"payload"[..]));
+        }
+    }
+
+    #[test]
+    fn sensitive_marks_and_missing_bodies_survive() {
+        let mut req = request(0, None);
+        let mut secret = HeaderValue::from_static("s3cr3t");
+        secret.set_sensitive(true);
+        req.headers_mut().insert(CONTENT_TYPE, secret);
+        req.headers_mut()
+            .insert(ACCEPT, HeaderValue::from_static("*/*"));
+        let spare = Spare::take(&mut req).unwrap();
+        let copy = rebuilt(&spare, "https://api.example.com/x");
+        assert!(copy.headers()[CONTENT_TYPE].is_sensitive());
+        assert!(!copy.headers()[ACCEPT].is_sensitive());
+        assert!(copy.body().is_none());
+        assert!(copy.timeout().is_none());
+
+        let mut empty = request(0, Some(Body::from(Vec::new())));
+        let spare = Spare::take(&mut empty).unwrap();
+        assert_eq!(empty.body().unwrap().as_bytes(), Some(&b""[..]));
+        let copy = rebuilt(&spare, "https://api.example.com/x");
+        assert_eq!(copy.body().unwrap().as_bytes(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn a_streaming_body_is_not_copied_and_stays_as_it_was() {
+        let stream = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from("chunk"))]);
+        let mut req = request(2, Some(Body::wrap_stream(stream)));
+        assert!(Spare::take(&mut req).is_none());
+        assert!(req.body().is_some_and(|b| b.as_bytes().is_none()));
+    }
+}
