@@ -350,7 +350,7 @@ impl BearerAuth {
                 tracing::debug!(target: "reqwest_bearer", "401 to a redirected request that did not carry the token; returned as is");
                 return Ok(response);
             }
-            let has_copy = state.spare.is_some() && state.find_url(&response);
+            let has_copy = state.spare.is_some() && state.find_url(&response, auth, extensions);
             let resend = match state.resends.after_rejection(verdict, has_copy) {
                 Step::Final(reason) => {
                     tracing::debug!(target: "reqwest_bearer", reason, "401 returned as is");
@@ -444,10 +444,21 @@ struct Rejected {
 
 impl Rejected {
     /// Finds the URL sent, for resending; `false` when it is not known
-    /// (then the request is not resent).
-    fn find_url(&mut self, response: &Response) -> bool {
+    /// (then the request is not resent). It is the URL that passed the
+    /// origin check before the first send; checked again all the same, so
+    /// that no digest, however unlikely a collision, can send a token
+    /// anywhere else.
+    fn find_url(
+        &mut self,
+        response: &Response,
+        auth: &Authorizer,
+        extensions: &Extensions,
+    ) -> bool {
         if self.url.is_none() {
-            self.url = self.hops.sent_url(response);
+            self.url = self.hops.sent_url(response).filter(|url| {
+                auth.check_url(url, &http::HeaderMap::new(), extensions)
+                    .is_ok()
+            });
         }
         self.url.is_some()
     }
