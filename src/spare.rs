@@ -23,12 +23,14 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
 use http_body::Body as _;
 use reqwest::{Body, Request};
+use smallvec::SmallVec;
 use url::Url;
 
 #[cfg(doc)]
 use crate::redirect::Hops;
 
-/// Headers kept inline; a request with more spills them to the heap.
+/// Headers kept inline (`smallvec`); a request with more spills them to
+/// the heap.
 const INLINE: usize = 3;
 
 /// A copy of a request for resending it (see the module's docs).
@@ -49,7 +51,7 @@ impl Spare {
             method: req.method().clone(),
             version: req.version(),
             timeout: req.timeout().copied(),
-            headers: Pairs::new(req.headers()),
+            headers: pairs(req.headers()),
             body,
         })
     }
@@ -62,7 +64,7 @@ impl Spare {
         if self.timeout.is_some() {
             *req.timeout_mut() = self.timeout;
         }
-        *req.headers_mut() = self.headers.to_map();
+        *req.headers_mut() = to_map(&self.headers);
         *req.body_mut() = self.body.clone().map(Body::from);
         req
     }
@@ -89,50 +91,24 @@ fn share_body(body: &mut Option<Body>) -> Option<Option<Bytes>> {
 }
 
 /// Header fields in order, inline when few.
-enum Pairs {
-    Inline {
-        len: usize,
-        pairs: [Option<(HeaderName, HeaderValue)>; INLINE],
-    },
-    Heap(Vec<(HeaderName, HeaderValue)>),
+type Pairs = SmallVec<[(HeaderName, HeaderValue); INLINE]>;
+
+/// The fields of `headers`, repeated names included, in order.
+fn pairs(headers: &HeaderMap) -> Pairs {
+    headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
-impl Pairs {
-    fn new(headers: &HeaderMap) -> Self {
-        let fields = headers.iter().map(|(n, v)| (n.clone(), v.clone()));
-        // `len` counts every value, repeated names included.
-        if headers.len() > INLINE {
-            return Pairs::Heap(fields.collect());
-        }
-        let mut pairs: [Option<(HeaderName, HeaderValue)>; INLINE] = Default::default();
-        let mut len = 0;
-        for (slot, field) in pairs.iter_mut().zip(fields) {
-            *slot = Some(field);
-            len += 1;
-        }
-        Pairs::Inline { len, pairs }
+/// A header map of `pairs`, with room for the `Authorization` and `DPoP`
+/// fields added next.
+fn to_map(pairs: &Pairs) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(pairs.len() + 2);
+    for (name, value) in pairs {
+        map.append(name.clone(), value.clone());
     }
-
-    fn iter(&self) -> impl Iterator<Item = &(HeaderName, HeaderValue)> {
-        let (inline, heap): (&[_], &[_]) = match self {
-            Pairs::Inline { len, pairs } => (&pairs[..*len], &[]),
-            Pairs::Heap(pairs) => (&[], pairs),
-        };
-        inline.iter().flatten().chain(heap)
-    }
-
-    fn to_map(&self) -> HeaderMap {
-        let len = match self {
-            Pairs::Inline { len, .. } => *len,
-            Pairs::Heap(pairs) => pairs.len(),
-        };
-        // Room for the `Authorization` and `DPoP` fields added next.
-        let mut map = HeaderMap::with_capacity(len + 2);
-        for (name, value) in self.iter() {
-            map.append(name.clone(), value.clone());
-        }
-        map
-    }
+    map
 }
 
 #[cfg(test)]
