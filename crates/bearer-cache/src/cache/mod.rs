@@ -241,13 +241,14 @@ impl TokenCache {
 }
 
 impl Inner {
-    /// The hot path. First this thread's memo of the key: one atomic load
-    /// (the slot's generation) says it still holds the current entry, and
-    /// the handle handed out is the thread's own. Else one lock-free index
-    /// read and one atomic pointer load. Either way, past the refresh
-    /// point, one atomic read of the slot's gate. Returns a valid token, if
-    /// any, and whether the eviction policy is due to hear that the key is
-    /// in use.
+    /// A hit that has something to decide, or no memo to start from (the
+    /// quiet repeated hit is [`local::quiet_hit`]). First this thread's
+    /// memo of the key: one atomic load (the slot's generation) says it
+    /// still holds the current entry, and the handle handed out is the
+    /// thread's own. Else one lock-free index read and one atomic pointer
+    /// load. Either way, past the refresh point, one atomic read of the
+    /// slot's gate. Returns a valid token, if any, and whether the eviction
+    /// policy is due to hear that the key is in use.
     fn lookup(self: &Arc<Self>, key: &TokenKey, now: Instant) -> Option<(CachedToken, bool)> {
         let memoized = local::with_memo(self.id, key, |memo| {
             let touch = self.serve(&memo.slot, &memo.local.entry, now, Some(&memo.touch_at))?;
