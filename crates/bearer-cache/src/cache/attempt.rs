@@ -300,9 +300,11 @@ impl Inner {
     ) -> Result<Fetched, TokenError> {
         tracing::debug!(target: "bearer_cache", key = %slot.key, ?reason, "fetching token");
         match &self.store {
+            // Boxed: the store's protocol is a large future, and it would
+            // make every attempt's task as large (past the allocator's
+            // per-thread cache, where each key's attempt left a hole).
             Some(link) => {
-                self.fetch_via_store(link, slot, previous.as_deref(), reason)
-                    .await
+                Box::pin(self.fetch_via_store(link, slot, previous.as_deref(), reason)).await
             }
             None => {
                 self.fetch_from_source(&slot.key, previous.as_deref().map(|e| &e.token), reason)
