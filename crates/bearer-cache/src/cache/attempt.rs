@@ -6,13 +6,13 @@
 //! report for an attempt it no longer has on record.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt;
+use futures::channel::oneshot;
+use futures::future::{BoxFuture, Shared};
 use rand::RngExt;
-use tokio::sync::Notify;
 
 use super::Inner;
 use super::entry::Entry;
@@ -21,125 +21,17 @@ use super::state::{AttemptId, Finish, Start};
 use crate::policy::LONGEST_SPAN;
 use crate::{FetchContext, FetchReason, Token, TokenError, TokenKey};
 
-/// What callers await an attempt on: its outcome, published once to all
-/// of them. Cheap to clone.
-///
-/// Waiting costs a waiter no allocation and no lock of its own: a stampede
-/// of thousands of callers on one fetch is woken in batches by one
-/// [`Notify`] and each reads the one outcome (where a `Shared` future kept
-/// a growing slab of wakers behind one mutex that every waiter locked).
-#[derive(Clone)]
-pub(crate) struct Fetch(Arc<Outcome>);
+/// What callers await an attempt on.
+pub(crate) type Fetch = Shared<BoxFuture<'static, Result<Arc<Entry>, TokenError>>>;
 
-struct Outcome {
-    result: OnceLock<Result<Arc<Entry>, TokenError>>,
-    ready: Notify,
-    /// The runtime the attempt was started from, and is spawned on.
-    runtime: Option<tokio::runtime::Id>,
-    /// Whether a watchdog bounds the wait of the callers that joined.
-    watched: AtomicBool,
-    /// How many callers have waited on it (see [`Publisher`]'s drop).
-    waiters: AtomicUsize,
-}
-
-impl Fetch {
-    fn new() -> Self {
-        let runtime = tokio::runtime::Handle::try_current()
-            .ok()
-            .map(|runtime| runtime.id());
-        Fetch(Arc::new(Outcome {
-            result: OnceLock::new(),
-            ready: Notify::new(),
-            runtime,
-            watched: AtomicBool::new(false),
-            waiters: AtomicUsize::new(0),
-        }))
-    }
-
-    /// The outcome, once there is one.
-    async fn outcome(&self) -> Result<Arc<Entry>, TokenError> {
-        // Registered before the check: a publication after the check
-        // wakes this waiter, one before it is seen by the check.
-        let published = self.0.ready.notified();
-        if let Some(result) = self.0.result.get() {
-            return result.clone();
-        }
-        self.0.waiters.fetch_add(1, Ordering::Relaxed);
-        published.await;
-        self.0
-            .result
-            .get()
-            .cloned()
-            .unwrap_or(Err(TokenError::Interrupted))
-    }
-
-    /// Whether the caller runs on the runtime the attempt was spawned on
-    /// (where a watchdog can stand in for its timer).
-    fn runs_here(&self) -> bool {
-        self.0.runtime.is_some()
-            && tokio::runtime::Handle::try_current()
-                .ok()
-                .map(|runtime| runtime.id())
-                == self.0.runtime
-    }
-}
-
-/// Who waits on an attempt.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Waiter {
-    /// The caller whose demand started it.
-    Starter,
-    /// A caller that found it under way.
-    Joiner,
-}
-
-/// Publishes an attempt's outcome; dropped without one, it publishes the
-/// attempt interrupted, so no waiter is left waiting.
-struct Publisher(Fetch);
-
-impl Publisher {
-    fn publish(self, result: Result<Arc<Entry>, TokenError>) {
-        let _ = (self.0).0.result.set(result);
-        // The drop below wakes the waiters.
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let outcome = &(self.0).0;
-        let _ = outcome.result.set(Err(TokenError::Interrupted));
-        let wake = WakeAll(self.0.clone());
-        // Woken from this worker, a crowd overflows its local run queue,
-        // which sends the oldest half (the callers that have waited
-        // longest) to the back of the runtime's queue: woken from a
-        // blocking thread, they queue in the order they came.
-        if outcome.waiters.load(Ordering::Relaxed) > CROWD {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                drop(runtime.spawn_blocking(move || drop(wake)));
-                return;
-            }
-        }
-        drop(wake);
-    }
-}
+/// How much longer than its budget a waiter gives an attempt before it
+/// presumes the attempt lost (a runtime that stopped polling it without
+/// dropping it) and reports it so.
+const GRACE: Duration = Duration::from_secs(1);
 
 /// Past this many waiters, an outcome is announced from a blocking thread
 /// (half a worker's local run queue).
 const CROWD: usize = 128;
-
-/// Wakes every waiter of an outcome when dropped: run, or dropped unrun
-/// by a runtime shutting down, it wakes them all the same.
-struct WakeAll(Fetch);
-
-impl Drop for WakeAll {
-    fn drop(&mut self) {
-        (self.0).0.ready.notify_waiters();
-    }
-}
-
-/// How much longer than its budget a waiter gives an attempt before it
-/// presumes the attempt lost and reports it so.
-const GRACE: Duration = Duration::from_secs(1);
 
 /// What a source or the store produced, before it is installed.
 pub(crate) struct Fetched {
@@ -156,25 +48,31 @@ pub(crate) struct Fetched {
 pub(crate) struct Pending {
     reporter: Reporter,
     start: Start,
-    done: Publisher,
+    done: oneshot::Sender<Result<Arc<Entry>, TokenError>>,
+    /// The callers' handle, to count them when the outcome is announced.
+    fetch: Fetch,
 }
 
 /// Prepares attempt `start`: the handle its callers await, and the work.
 pub(crate) fn prepare(inner: &Arc<Inner>, slot: &Arc<Slot>, start: Start) -> (Fetch, Pending) {
-    let fetch = Fetch::new();
+    let (done, outcome) = oneshot::channel();
+    let fetch = outcome
+        .map(|sent| sent.unwrap_or(Err(TokenError::Interrupted)))
+        .boxed()
+        .shared();
     let reporter = Reporter {
         inner: Arc::clone(inner),
         slot: Arc::clone(slot),
         id: start.id,
         armed: true,
     };
-    let done = Publisher(fetch.clone());
     (
-        fetch,
+        fetch.clone(),
         Pending {
             reporter,
             start,
             done,
+            fetch,
         },
     )
 }
@@ -190,6 +88,7 @@ impl Pending {
             mut reporter,
             start,
             done,
+            fetch,
         } = self;
         let inner = Arc::clone(&reporter.inner);
         let slot = Arc::clone(&reporter.slot);
@@ -212,37 +111,39 @@ impl Pending {
         };
         reporter.armed = false;
         let result = inner.report(&slot, start.id, outcome);
+        // Every waiter holds a handle, and this task one.
+        let waiters = fetch.strong_count().unwrap_or(1).saturating_sub(1);
+        drop(fetch);
+        // Sending wakes every waiter from this thread. Woken from a
+        // worker, a crowd overflows its local run queue, which moves the
+        // oldest half (the callers that have waited longest) to the back
+        // of the runtime's queue; woken from a blocking thread, they queue
+        // in the order they came. A send dropped unrun (the runtime
+        // shutting down) wakes them all the same, as interrupted.
+        if waiters > CROWD {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                drop(runtime.spawn_blocking(move || done.send(result)));
+                return;
+            }
+        }
         // Nobody may be waiting (a background refresh): that is fine.
-        done.publish(result);
+        let _ = done.send(result);
     }
 }
 
-/// Awaits attempt `id`, for at most the attempt's budget and a grace
-/// period: the attempt may never end (a source that blocks its thread, a
-/// runtime that stopped polling it without dropping it). Any failure is
-/// reported too: if the attempt already reported, the state takes it as
-/// stale; if it never could, this ends it.
-///
-/// The starter, and callers on another runtime than the attempt's, each
-/// keep their own timer. Callers that joined on the attempt's runtime
-/// share one watchdog instead: a stampede of thousands of callers then
-/// costs one timer, not one each, and wakes with nothing to cancel.
+/// Awaits attempt `id`, for at most its budget and a grace period. Any
+/// failure is reported too: if the attempt already reported, the state
+/// takes it as stale; if it never could, this ends it.
 pub(crate) async fn join(
     inner: &Arc<Inner>,
     slot: &Arc<Slot>,
     id: AttemptId,
     fetch: Fetch,
-    waiter: Waiter,
 ) -> Result<Arc<Entry>, TokenError> {
     let limit = inner.attempt_budget().saturating_add(GRACE);
-    let outcome = if waiter == Waiter::Joiner && fetch.runs_here() {
-        fetch.watch(inner, slot, id, limit);
-        fetch.outcome().await
-    } else {
-        tokio::time::timeout(limit, fetch.outcome())
-            .await
-            .unwrap_or(Err(TokenError::Interrupted))
-    };
+    let outcome = tokio::time::timeout(limit, fetch)
+        .await
+        .unwrap_or(Err(TokenError::Interrupted));
     match outcome {
         Ok(entry) => Ok(entry),
         Err(error) => {
@@ -250,25 +151,6 @@ pub(crate) async fn join(
             let _ = inner.finish(slot, id, Err(error.clone()));
             Err(error)
         }
-    }
-}
-
-impl Fetch {
-    /// Starts the attempt's watchdog unless one runs: past `limit` with no
-    /// outcome, it ends the attempt as interrupted and wakes its waiters.
-    fn watch(&self, inner: &Arc<Inner>, slot: &Arc<Slot>, id: AttemptId, limit: Duration) {
-        // A load first: joiners after the first write nothing shared.
-        if self.0.watched.load(Ordering::Relaxed) || self.0.watched.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        let (inner, slot, fetch) = (Arc::clone(inner), Arc::clone(slot), self.clone());
-        tokio::spawn(async move {
-            if tokio::time::timeout(limit, fetch.outcome()).await.is_err() {
-                let _ = fetch.0.result.set(Err(TokenError::Interrupted));
-                fetch.0.ready.notify_waiters();
-                let _ = inner.finish(&slot, id, Err(TokenError::Interrupted));
-            }
-        });
     }
 }
 
@@ -300,11 +182,9 @@ impl Inner {
     ) -> Result<Fetched, TokenError> {
         tracing::debug!(target: "bearer_cache", key = %slot.key, ?reason, "fetching token");
         match &self.store {
-            // Boxed: the store's protocol is a large future, and it would
-            // make every attempt's task as large (past the allocator's
-            // per-thread cache, where each key's attempt left a hole).
             Some(link) => {
-                Box::pin(self.fetch_via_store(link, slot, previous.as_deref(), reason)).await
+                self.fetch_via_store(link, slot, previous.as_deref(), reason)
+                    .await
             }
             None => {
                 self.fetch_from_source(&slot.key, previous.as_deref().map(|e| &e.token), reason)

@@ -8,7 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 
 use super::Inner;
-use super::attempt::{self, Fetch, Waiter};
+use super::attempt::{self, Fetch};
 use super::entry::{CachedToken, Entry};
 use super::state::{Decision, Demand, Gate, SlotState};
 use crate::policy::after;
@@ -187,11 +187,10 @@ impl Inner {
             if let Some(work) = pending {
                 work.spawn();
             }
-            let (id, fetch, waiter) = match decision {
+            let (id, fetch) = match decision {
                 // Another caller's attempt landed while we took the lock.
                 Decision::Serve(entry) => return Ok(CachedToken::shared(entry, true)),
-                Decision::Started(id, fetch) => (id, fetch, Waiter::Starter),
-                Decision::Join(id, fetch) => (id, fetch, Waiter::Joiner),
+                Decision::Started(id, fetch) | Decision::Join(id, fetch) => (id, fetch),
                 Decision::WaitUntil(at) => {
                     if !waited {
                         waited = true;
@@ -209,7 +208,7 @@ impl Inner {
             };
             self.counters.wait();
             crate::metrics::wait();
-            match attempt::join(self, slot, id, fetch, waiter).await {
+            match attempt::join(self, slot, id, fetch).await {
                 Ok(entry) => return Ok(CachedToken::shared(entry, false)),
                 Err(error) if !error.is_transient() => return Err(error),
                 // Transient: the next decision says wait or refuse.
