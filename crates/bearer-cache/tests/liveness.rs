@@ -230,9 +230,9 @@ impl Drop for Unblock {
 
 /// A source that blocks its worker thread (where its own timeout can't
 /// fire): the callers that joined its attempt, on the same runtime, are
-/// released after the attempt's budget all the same, by one shared
-/// watchdog, and the key fetches again on the free worker. Real time: a
-/// paused clock needs a current-thread runtime, which the block would stop.
+/// released after the attempt's budget and grace all the same, and the
+/// key fetches again on the free worker. Real time: a paused clock needs a
+/// current-thread runtime, which the block would stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_outlast_a_source_that_blocks_its_thread() {
     let (unblock, blocked) = std::sync::mpsc::channel();
