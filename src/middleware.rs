@@ -359,7 +359,7 @@ impl BearerAuth {
                 Step::Reprove => {
                     // The proof was refused, not the token: same token,
                     // a fresh proof (with the nonce the answer gave).
-                    let Some(mut resend) = state.resend_copy() else {
+                    let Some(resend) = state.resend_copy() else {
                         return Ok(response);
                     };
                     span.record("auth_retry", true);
@@ -368,15 +368,10 @@ impl BearerAuth {
                         token = %state.token.fingerprint(),
                         "DPoP proof refused (401); resending with a fresh one"
                     );
-                    set_authorization(&mut resend, &state.token)?;
-                    let target = prove(&mut resend, &state.token)?;
                     drop(response);
-                    (response, state.hops) = state
-                        .hops
-                        .sent()
-                        .track(next.clone().run(resend, extensions))
-                        .await?;
-                    Authorizer::observe_answer(&state.token, &target, response.headers());
+                    let sent = state.hops.sent();
+                    (response, state.hops) =
+                        send_again(resend, &state.token, sent, extensions, &next).await?;
                     continue;
                 }
                 Step::Resend => state.resend_copy(),
@@ -387,7 +382,7 @@ impl BearerAuth {
                 // `Return`: the token was replaced already, and stays.
                 _ => None,
             };
-            let Some(mut resend) = resend else {
+            let Some(resend) = resend else {
                 tracing::debug!(
                     target: "reqwest_bearer",
                     rejected = %state.token.fingerprint(),
@@ -409,24 +404,34 @@ impl BearerAuth {
                 token = %state.token.fingerprint(),
                 "token rejected (401); resending with a fresh one"
             );
-            set_authorization(&mut resend, &state.token)?;
-            // The copy was taken before any proof was added.
-            let target = if state.token.binding().is_some() {
-                Some(prove(&mut resend, &state.token)?)
-            } else {
-                None
-            };
             drop(response);
-            (response, state.hops) = state
-                .hops
-                .sent()
-                .track(next.clone().run(resend, extensions))
-                .await?;
-            if let Some(target) = target {
-                Authorizer::observe_answer(&state.token, &target, response.headers());
-            }
+            let sent = state.hops.sent();
+            (response, state.hops) =
+                send_again(resend, &state.token, sent, extensions, &next).await?;
         }
     }
+}
+
+/// One resend of the 401 loop: `resend` (a copy taken before any proof was
+/// added) with `token`, and a fresh proof when the token is bound, whose
+/// answer's nonce is kept.
+async fn send_again(
+    mut resend: Request,
+    token: &CachedToken,
+    sent: Sent,
+    extensions: &mut Extensions,
+    next: &Next<'_>,
+) -> Result<(Response, Hops)> {
+    set_authorization(&mut resend, token)?;
+    let target = match token.binding() {
+        Some(_) => Some(prove(&mut resend, token)?),
+        None => None,
+    };
+    let (response, hops) = sent.track(next.clone().run(resend, extensions)).await?;
+    if let Some(target) = target {
+        Authorizer::observe_answer(token, &target, response.headers());
+    }
+    Ok((response, hops))
 }
 
 /// What the 401 path needs from the first attempt.
