@@ -77,6 +77,21 @@ fn way(cache: u64, hash: u64) -> usize {
     (mixed as usize) & (WAYS - 1)
 }
 
+impl Way {
+    /// This way's memo, if it is of `key` in `cache` and still holds the
+    /// slot's current entry.
+    #[inline]
+    fn current(&self, cache: u64, hash: u64, key: &TokenKey) -> Option<&Memo> {
+        let memo = self.memo.as_ref()?;
+        // A retired slot's generation has the bit set, so it differs too.
+        let current = self.cache == cache
+            && self.hash == hash
+            && memo.slot.generation() == memo.generation
+            && *memo.slot.key == *key;
+        current.then_some(memo)
+    }
+}
+
 /// This thread's handle on `key`'s token in `cache` when its memo holds the
 /// slot's current entry and nothing is due at `now` (see
 /// [`Memo::quiet_until`]): the whole of a repeated hit but the counting.
@@ -86,15 +101,8 @@ pub(crate) fn quiet_hit(cache: u64, key: &TokenKey, now: Instant) -> Option<Arc<
     let hash = key.memo_hash();
     MEMO.try_with(|ways| {
         let ways = ways.try_borrow().ok()?;
-        let way = &ways[way(cache, hash)];
-        let memo = way.memo.as_ref()?;
-        // A retired slot's generation has the bit set, so it differs too.
-        let current = way.cache == cache
-            && way.hash == hash
-            && memo.slot.generation() == memo.generation
-            && now < memo.quiet_until.get()
-            && *memo.slot.key == *key;
-        current.then(|| Arc::clone(&memo.local))
+        let memo = ways[way(cache, hash)].current(cache, hash, key)?;
+        (now < memo.quiet_until.get()).then(|| Arc::clone(&memo.local))
     })
     .ok()
     .flatten()
@@ -113,21 +121,19 @@ pub(crate) fn with_memo<R>(
     MEMO.try_with(|ways| {
         let mut ways = ways.try_borrow_mut().ok()?;
         let way = &mut ways[way(cache, hash)];
-        let memo = way.memo.as_ref()?;
-        if way.cache != cache || way.hash != hash {
-            return None;
+        if let Some(memo) = way.current(cache, hash, key) {
+            return Some(serve(memo));
         }
-        let generation = memo.slot.generation();
-        if generation & RETIRED != 0 {
+        let retired = way
+            .memo
+            .as_ref()
+            .is_some_and(|memo| memo.slot.generation() & RETIRED != 0);
+        if retired {
             // The key left the cache: let its token go now, not when this
             // way is next reused.
             way.memo = None;
-            return None;
         }
-        if generation != memo.generation || *memo.slot.key != *key {
-            return None;
-        }
-        Some(serve(memo))
+        None
     })
     .ok()
     .flatten()
