@@ -7,6 +7,10 @@
 //! Allocations are counted by a global allocator that counts per thread;
 //! memory per key is measured in a child process (this binary again) so that
 //! each figure starts from a fresh heap.
+//!
+//! `--stampedes-only N` runs only the stampede, N alternating runs of each;
+//! `--stampedes-only N ours|mutex` only that one's runs, with a 5 s source
+//! so that every caller waits even under callgrind (for instruction counts).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -252,6 +256,89 @@ impl MutexCache {
     }
 }
 
+/// The runtime every figure but memory is measured on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// 10,000 concurrent callers on a cold key, 50 ms source, in `runs`
+/// alternating runs of ours and the mutex baseline (one run's p99 swings
+/// by milliseconds here); the callers share one key, as the callers of one
+/// middleware do. Prints the median p99 of each, and every run's. `only`:
+/// ours (`true`) or the baseline's runs alone.
+fn stampedes(rt: &tokio::runtime::Runtime, runs: usize, only: Option<bool>) {
+    let mut p99s = [Vec::new(), Vec::new()];
+    let key = Arc::new(TokenKey::default());
+    for run in 0..2 * runs {
+        let ours = run % 2 == 0;
+        if only.is_none_or(|only| only == ours) {
+            // Under callgrind, starting the callers takes longer than 50 ms.
+            let delay = Duration::from_millis(if only.is_some() { 5000 } else { 50 });
+            p99s[usize::from(!ours)].push(stampede(rt, ours, &key, delay));
+        }
+    }
+    for (name, p99s) in ["reqwest-bearer", "mutex-baseline"].iter().zip(p99s) {
+        if p99s.is_empty() {
+            continue;
+        }
+        let runs: Vec<String> = p99s.iter().map(|p| format!("{p:.1}")).collect();
+        println!(
+            "RESULT stampede callers=10000 fetches=1 p99_ms={:.1} impl={name} runs={}",
+            median(p99s.clone()),
+            runs.join(",")
+        );
+    }
+}
+
+/// One stampede over a source that takes `delay`: the p99 of the callers'
+/// latencies in ms.
+fn stampede(rt: &tokio::runtime::Runtime, ours: bool, key: &Arc<TokenKey>, delay: Duration) -> f64 {
+    let source = Arc::new(SlowSource {
+        delay,
+        ..SlowSource::default()
+    });
+    let cache = TokenCache::builder(Arc::clone(&source)).build();
+    let baseline = Arc::new(MutexCache {
+        source: Arc::clone(&source),
+        slot: tokio::sync::Mutex::new(None),
+    });
+    let mut latencies: Vec<f64> = rt.block_on(async {
+        let tasks: Vec<_> = (0..10_000)
+            .map(|_| {
+                let (cache, baseline, key) =
+                    (cache.clone(), Arc::clone(&baseline), Arc::clone(key));
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    if ours {
+                        cache.get(&key).await.unwrap();
+                    } else {
+                        baseline.get().await;
+                    }
+                    start.elapsed().as_secs_f64() * 1000.0
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1, "one fetch");
+    // A caller that came after the fetch measured a hit, not the wake.
+    let late = cache.stats().hits;
+    assert!(
+        delay < Duration::from_secs(1) || late == 0,
+        "{late} callers came late"
+    );
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    latencies[latencies.len() * 99 / 100]
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -295,6 +382,11 @@ fn main() {
         lookups_only(&args[i + 1], args[i + 2].parse().unwrap());
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--stampedes-only") {
+        let only = args.get(i + 2).map(|which| which == "ours");
+        stampedes(&runtime(), args[i + 1].parse().unwrap(), only);
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     println!(
         "RESULT machine load_average={}",
@@ -305,11 +397,7 @@ fn main() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (batches, per_batch) = if quick { (15, 20_000) } else { (51, 200_000) };
 
     // Warm single key.
@@ -526,57 +614,7 @@ fn main() {
         }
     }
 
-    // Stampede: 10,000 concurrent callers on a cold key, 50 ms source, in
-    // alternating runs (one run's p99 swings by milliseconds here); the
-    // callers share one key, as the callers of one middleware do.
-    let runs = if quick { 5 } else { 11 };
-    let mut p99s = [Vec::new(), Vec::new()];
-    let key = Arc::new(TokenKey::default());
-    for run in 0..2 * runs {
-        let ours = run % 2 == 0;
-        let source = Arc::new(SlowSource {
-            delay: Duration::from_millis(50),
-            ..SlowSource::default()
-        });
-        let cache = TokenCache::builder(Arc::clone(&source)).build();
-        let baseline = Arc::new(MutexCache {
-            source: Arc::clone(&source),
-            slot: tokio::sync::Mutex::new(None),
-        });
-        let mut latencies: Vec<f64> = rt.block_on(async {
-            let tasks: Vec<_> = (0..10_000)
-                .map(|_| {
-                    let (cache, baseline, key) =
-                        (cache.clone(), Arc::clone(&baseline), Arc::clone(&key));
-                    tokio::spawn(async move {
-                        let start = Instant::now();
-                        if ours {
-                            cache.get(&key).await.unwrap();
-                        } else {
-                            baseline.get().await;
-                        }
-                        start.elapsed().as_secs_f64() * 1000.0
-                    })
-                })
-                .collect();
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await.unwrap());
-            }
-            out
-        });
-        assert_eq!(source.fetches.load(Ordering::SeqCst), 1, "one fetch");
-        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        p99s[usize::from(!ours)].push(latencies[latencies.len() * 99 / 100]);
-    }
-    for (name, p99s) in ["reqwest-bearer", "mutex-baseline"].iter().zip(p99s) {
-        let runs: Vec<String> = p99s.iter().map(|p| format!("{p:.1}")).collect();
-        println!(
-            "RESULT stampede callers=10000 fetches=1 p99_ms={:.1} impl={name} runs={}",
-            median(p99s.clone()),
-            runs.join(",")
-        );
-    }
+    stampedes(&rt, if quick { 5 } else { 11 }, None);
 
     if quick {
         return;

@@ -194,6 +194,48 @@ fn a_caller_on_another_runtime_outlasts_a_stalled_one() {
     drop(stalled);
 }
 
+/// A caller on one runtime waits on an attempt running on another, which
+/// then shuts down: the caller is released at once (its own timer is an
+/// hour away) and fetches again on its own runtime.
+#[test]
+fn a_caller_waiting_on_a_runtime_that_shuts_down_is_released() {
+    let source = Scripted::new(vec![Step::Hang]);
+    let cache = TokenCache::builder(Arc::clone(&source))
+        .clock(ManualClock::new())
+        .fetch_timeout(Duration::from_secs(3600))
+        .build();
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let c = cache.clone();
+    first.spawn(async move { c.get(&key()).await });
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let token = second.block_on(async {
+        while source.calls() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let c = cache.clone();
+        let waiter = tokio::spawn(async move { value(&c).await });
+        // Both callers count a wait once they are waiting on the attempt.
+        while cache.stats().waits < 2 {
+            tokio::task::yield_now().await;
+        }
+        first.shutdown_background();
+        // Generous: only a caller that is never released fails it.
+        tokio::time::timeout(Duration::from_secs(60), waiter)
+            .await
+            .expect("released")
+            .unwrap()
+    });
+    assert_eq!(token.unwrap(), "token-2");
+    assert_eq!(cache.stats().failures, 1, "the lost attempt counted once");
+}
+
 /// A source that blocks its thread on its first call until released.
 #[derive(Debug)]
 struct BlocksOnce {

@@ -4,34 +4,48 @@
 //! timeout, or the task being dropped (cancelled, or its runtime shut
 //! down). A report reaches the state exactly once; the state ignores a
 //! report for an attempt it no longer has on record.
+//!
+//! Its callers are bounded in time too. A caller that joins an attempt on
+//! its own runtime waits on the attempt's timer, which the
+//! [`Announcement`] holds and which fires even when a source blocks its
+//! thread (where the attempt's own timeout can't): joiners share one
+//! timer, and woken together, as a stampede's thousands are, none has a
+//! timer of its own to take out of the wheel. The caller that started the
+//! attempt keeps a timer inline in its own future, which costs no
+//! allocation when, as with most first fetches, nobody joins. So does a
+//! caller on another runtime, since the attempt's runtime may stop being
+//! driven without being dropped.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt;
-use futures::channel::oneshot;
-use futures::future::{BoxFuture, Shared};
 use rand::RngExt;
+use tokio::runtime::{Handle, Id};
 
 use super::Inner;
 use super::entry::Entry;
+use super::outcome::{Announcement, Outcome};
 use super::slot::Slot;
 use super::state::{AttemptId, Finish, Start};
 use crate::policy::LONGEST_SPAN;
 use crate::{FetchContext, FetchReason, Token, TokenError, TokenKey};
 
 /// What callers await an attempt on.
-pub(crate) type Fetch = Shared<BoxFuture<'static, Result<Arc<Entry>, TokenError>>>;
+#[derive(Clone)]
+pub(crate) struct Fetch {
+    announcement: Arc<Announcement>,
+    /// The runtime whose timer the announcement holds (`None` outside one,
+    /// where the attempt can't run and every caller keeps a timer of its
+    /// own).
+    runtime: Option<Id>,
+}
 
-/// How much longer than its budget a waiter gives an attempt before it
+/// How much longer than its budget a caller gives an attempt before it
 /// presumes the attempt lost (a runtime that stopped polling it without
 /// dropping it) and reports it so.
 const GRACE: Duration = Duration::from_secs(1);
-
-/// Past this many waiters, an outcome is announced from a blocking thread
-/// (half a worker's local run queue).
-const CROWD: usize = 128;
 
 /// What a source or the store produced, before it is installed.
 pub(crate) struct Fetched {
@@ -48,33 +62,26 @@ pub(crate) struct Fetched {
 pub(crate) struct Pending {
     reporter: Reporter,
     start: Start,
-    done: oneshot::Sender<Result<Arc<Entry>, TokenError>>,
-    /// The callers' handle, to count them when the outcome is announced.
-    fetch: Fetch,
 }
 
 /// Prepares attempt `start`: the handle its callers await, and the work.
 pub(crate) fn prepare(inner: &Arc<Inner>, slot: &Arc<Slot>, start: Start) -> (Fetch, Pending) {
-    let (done, outcome) = oneshot::channel();
-    let fetch = outcome
-        .map(|sent| sent.unwrap_or(Err(TokenError::Interrupted)))
-        .boxed()
-        .shared();
+    let runtime = Handle::try_current().ok();
+    let fetch = Fetch {
+        runtime: runtime.as_ref().map(Handle::id),
+        announcement: Announcement::new(
+            runtime,
+            tokio::time::Instant::now() + inner.waiting_limit(),
+        ),
+    };
     let reporter = Reporter {
         inner: Arc::clone(inner),
         slot: Arc::clone(slot),
         id: start.id,
+        announcement: Arc::clone(&fetch.announcement),
         armed: true,
     };
-    (
-        fetch.clone(),
-        Pending {
-            reporter,
-            start,
-            done,
-            fetch,
-        },
-    )
+    (fetch, Pending { reporter, start })
 }
 
 impl Pending {
@@ -84,12 +91,7 @@ impl Pending {
     }
 
     async fn run(self) {
-        let Pending {
-            mut reporter,
-            start,
-            done,
-            fetch,
-        } = self;
+        let Pending { reporter, start } = self;
         let inner = Arc::clone(&reporter.inner);
         let slot = Arc::clone(&reporter.slot);
         let budget = inner.attempt_budget();
@@ -109,41 +111,33 @@ impl Pending {
             }
             Err(_) => Err(TokenError::Timeout(budget)),
         };
-        reporter.armed = false;
-        let result = inner.report(&slot, start.id, outcome);
-        // Every waiter holds a handle, and this task one.
-        let waiters = fetch.strong_count().unwrap_or(1).saturating_sub(1);
-        drop(fetch);
-        // Sending wakes every waiter from this thread. Woken from a
-        // worker, a crowd overflows its local run queue, which moves the
-        // oldest half (the callers that have waited longest) to the back
-        // of the runtime's queue; woken from a blocking thread, they queue
-        // in the order they came. A send dropped unrun (the runtime
-        // shutting down) wakes them all the same, as interrupted.
-        if waiters > CROWD {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                drop(runtime.spawn_blocking(move || done.send(result)));
-                return;
-            }
-        }
-        // Nobody may be waiting (a background refresh): that is fine.
-        let _ = done.send(result);
+        reporter.report(outcome);
     }
 }
 
-/// Awaits attempt `id`, for at most its budget and a grace period. Any
-/// failure is reported too: if the attempt already reported, the state
-/// takes it as stale; if it never could, this ends it.
+/// Awaits attempt `id`, for at most its budget and a grace period: on the
+/// attempt's timer when the caller `joined` it on its runtime, on one of
+/// its own otherwise. Any failure is reported too: if the attempt already
+/// reported, the state takes it as stale; if it never could, this ends it.
 pub(crate) async fn join(
     inner: &Arc<Inner>,
     slot: &Arc<Slot>,
     id: AttemptId,
     fetch: Fetch,
+    joined: bool,
 ) -> Result<Arc<Entry>, TokenError> {
-    let limit = inner.attempt_budget().saturating_add(GRACE);
-    let outcome = tokio::time::timeout(limit, fetch)
-        .await
-        .unwrap_or(Err(TokenError::Interrupted));
+    let on_timer = joined && {
+        let here = Handle::try_current().ok().map(|runtime| runtime.id());
+        here.is_some() && here == fetch.runtime
+    };
+    let wait = fetch.announcement.wait(on_timer);
+    let outcome = if on_timer {
+        wait.await
+    } else {
+        tokio::time::timeout(inner.waiting_limit(), wait)
+            .await
+            .unwrap_or(Err(TokenError::Interrupted))
+    };
     match outcome {
         Ok(entry) => Ok(entry),
         Err(error) => {
@@ -154,12 +148,22 @@ pub(crate) async fn join(
     }
 }
 
-/// Reports the attempt as interrupted if it is dropped before it reported.
+/// Reports the attempt to its slot and announces it to its callers, once:
+/// as interrupted if it is dropped before it reported.
 struct Reporter {
     inner: Arc<Inner>,
     slot: Arc<Slot>,
     id: AttemptId,
+    announcement: Arc<Announcement>,
     armed: bool,
+}
+
+impl Reporter {
+    fn report(mut self, outcome: Result<Fetched, TokenError>) {
+        self.armed = false;
+        let announced = self.inner.report(&self.slot, self.id, outcome);
+        self.announcement.announce(announced);
+    }
 }
 
 impl Drop for Reporter {
@@ -168,11 +172,19 @@ impl Drop for Reporter {
             let _ = self
                 .inner
                 .finish(&self.slot, self.id, Err(TokenError::Interrupted));
+            self.announcement.announce(Err(TokenError::Interrupted));
         }
     }
 }
 
 impl Inner {
+    /// How long a caller waits for an attempt at most.
+    fn waiting_limit(&self) -> Duration {
+        self.attempt_budget()
+            .saturating_add(GRACE)
+            .min(LONGEST_SPAN)
+    }
+
     /// The attempt itself: through the shared store if there is one.
     async fn run(
         &self,
@@ -231,7 +243,7 @@ impl Inner {
         slot: &Arc<Slot>,
         id: AttemptId,
         outcome: Result<Fetched, TokenError>,
-    ) -> Result<Arc<Entry>, TokenError> {
+    ) -> Outcome {
         let built = outcome.and_then(|fetched| self.make_entry(fetched));
         self.finish(slot, id, built)
     }

@@ -8,6 +8,7 @@
 //! | `state.rs` | one key's decisions, as plain transitions with their tests |
 //! | `slot.rs` | one key: the state under a mutex, the hint the hit path reads, the caller's wait |
 //! | `attempt.rs` | one attempt: spawned, bounded, panic-proof, always reported |
+//! | `outcome.rs` | an attempt's outcome as its callers await it, and the attempt's timer |
 //! | `fleet.rs` | the shared-store protocol: read, lease, fetch, save |
 //! | `entry.rs` | a token as held, and the [`CachedToken`] handed out |
 //! | `evict.rs` | which keys are forgotten: idle ones, and the least recently used past `max_keys` |
@@ -24,6 +25,7 @@ mod entry;
 mod evict;
 mod fleet;
 mod local;
+mod outcome;
 mod slot;
 mod state;
 

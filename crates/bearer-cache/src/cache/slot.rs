@@ -187,10 +187,11 @@ impl Inner {
             if let Some(work) = pending {
                 work.spawn();
             }
-            let (id, fetch) = match decision {
+            let (id, fetch, joined) = match decision {
                 // Another caller's attempt landed while we took the lock.
                 Decision::Serve(entry) => return Ok(CachedToken::shared(entry, true)),
-                Decision::Started(id, fetch) | Decision::Join(id, fetch) => (id, fetch),
+                Decision::Started(id, fetch) => (id, fetch, false),
+                Decision::Join(id, fetch) => (id, fetch, true),
                 Decision::WaitUntil(at) => {
                     if !waited {
                         waited = true;
@@ -208,7 +209,7 @@ impl Inner {
             };
             self.counters.wait();
             crate::metrics::wait();
-            match attempt::join(self, slot, id, fetch).await {
+            match attempt::join(self, slot, id, fetch, joined).await {
                 Ok(entry) => return Ok(CachedToken::shared(entry, false)),
                 Err(error) if !error.is_transient() => return Err(error),
                 // Transient: the next decision says wait or refuse.
@@ -218,7 +219,7 @@ impl Inner {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding it leaves plain data behind; keep serving.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -234,7 +235,7 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn what_every_key_holds_stays_small() {
-        assert!(size_of::<Slot>() <= 120, "Slot: {}", size_of::<Slot>());
+        assert!(size_of::<Slot>() <= 112, "Slot: {}", size_of::<Slot>());
         assert!(size_of::<Entry>() <= 136, "Entry: {}", size_of::<Entry>());
         assert!(size_of::<TokenKey>() <= 24);
         assert!(size_of::<crate::Token>() <= 72);

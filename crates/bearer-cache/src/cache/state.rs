@@ -11,6 +11,7 @@
 //! The refresh point lives in [`Policy::deadlines`](crate::policy::Policy),
 //! the backoff in [`Backoff`]; this file only decides *when* to use them.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,9 +20,10 @@ use crate::policy::after;
 use crate::{Backoff, FetchReason, TokenError};
 
 /// Names one attempt, so that the report of an attempt given up for lost
-/// cannot change what a newer one left.
+/// cannot change what a newer one left. Never zero, so that a state with
+/// no attempt costs no room of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct AttemptId(u64);
+pub(crate) struct AttemptId(NonZeroU64);
 
 /// What a caller asks of a key.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +103,7 @@ pub(crate) struct SlotState<F> {
     /// Boxed, and `None` while all of it is at rest: every key holds a
     /// state, and few keys have had a failure lately.
     setbacks: Option<Box<Setbacks>>,
-    next_id: u64,
+    next_id: NonZeroU64,
 }
 
 /// What failures (and a token that came due at once) leave behind.
@@ -122,7 +124,7 @@ impl<F> Default for SlotState<F> {
             latest: None,
             attempt: None,
             setbacks: None,
-            next_id: 0,
+            next_id: NonZeroU64::MIN,
         }
     }
 }
@@ -195,7 +197,7 @@ impl<F: Clone> SlotState<F> {
 
     fn start(&mut self, reason: FetchReason, start: impl FnOnce(Start) -> F) -> (AttemptId, F) {
         let id = AttemptId(self.next_id);
-        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id = self.next_id.checked_add(1).unwrap_or(NonZeroU64::MIN);
         let fetch = start(Start {
             id,
             reason,
