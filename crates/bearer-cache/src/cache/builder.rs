@@ -17,6 +17,8 @@ pub struct TokenCacheBuilder {
     source: Arc<dyn TokenSource>,
     policy: Policy,
     clock: SharedClock,
+    /// Whether `clock` is still the default [`SystemClock`].
+    default_clock: bool,
     store: Option<Arc<dyn TokenStore>>,
     store_call_timeout: Duration,
     store_lease_ttl: Duration,
@@ -32,6 +34,7 @@ impl TokenCacheBuilder {
             source,
             policy: Policy::default(),
             clock: Arc::new(SystemClock),
+            default_clock: true,
             store: None,
             store_call_timeout: Duration::from_millis(250),
             store_lease_ttl: Duration::from_secs(10),
@@ -135,12 +138,14 @@ impl TokenCacheBuilder {
     /// The clock (default [`SystemClock`]).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self.default_clock = false;
         self
     }
 
     /// The clock, already shared.
     pub fn shared_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self.default_clock = false;
         self
     }
 
@@ -220,6 +225,7 @@ impl TokenCacheBuilder {
                 epoch: self.clock.now(),
                 policy: self.policy,
                 clock: self.clock,
+                ticks: self.default_clock,
                 store: self.store.map(|store| StoreLink {
                     store,
                     call_timeout: self.store_call_timeout,

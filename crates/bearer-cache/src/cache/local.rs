@@ -21,6 +21,7 @@ use std::time::Instant;
 use super::entry::{Entry, Local};
 use super::slot::{RETIRED, Slot};
 use crate::TokenKey;
+use crate::clock::Tick;
 
 const WAYS: usize = 16;
 
@@ -44,6 +45,16 @@ pub(crate) struct Memo {
     /// touch is not due. A copy on this thread's line, so such a hit
     /// reads nothing of the entry's.
     pub(crate) quiet_until: Cell<Instant>,
+    /// The same instant as a coarse reading.
+    quiet_tick: Cell<Tick>,
+}
+
+/// What a quiet hit is checked against: a coarse reading where the cache's
+/// clock allows one (it is the default clock), else an instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Now {
+    Tick(Tick),
+    At(Instant),
 }
 
 impl Memo {
@@ -56,6 +67,7 @@ impl Memo {
             .min(deadlines.expires_at)
             .min(self.touch_at.get());
         self.quiet_until.set(quiet);
+        self.quiet_tick.set(Tick::of(quiet));
     }
 }
 
@@ -97,12 +109,16 @@ impl Way {
 /// [`Memo::quiet_until`]): the whole of a repeated hit but the counting.
 /// `None` sends the caller to [`with_memo`], which decides the rest.
 #[inline]
-pub(crate) fn quiet_hit(cache: u64, key: &TokenKey, now: Instant) -> Option<Arc<Local>> {
+pub(crate) fn quiet_hit(cache: u64, key: &TokenKey, now: Now) -> Option<Arc<Local>> {
     let hash = key.memo_hash();
     MEMO.try_with(|ways| {
         let ways = ways.try_borrow().ok()?;
         let memo = ways[way(cache, hash)].current(cache, hash, key)?;
-        (now < memo.quiet_until.get()).then(|| Arc::clone(&memo.local))
+        let quiet = match now {
+            Now::Tick(tick) => tick < memo.quiet_tick.get(),
+            Now::At(instant) => instant < memo.quiet_until.get(),
+        };
+        quiet.then(|| Arc::clone(&memo.local))
     })
     .ok()
     .flatten()
@@ -170,6 +186,7 @@ pub(crate) fn offer(
                 touch_at: Cell::new(now),
                 // The first hit asks the slot about the touch, then settles.
                 quiet_until: Cell::new(now),
+                quiet_tick: Cell::new(Tick::of(now)),
             }),
         };
         Some(local)

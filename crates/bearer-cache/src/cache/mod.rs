@@ -32,6 +32,7 @@ mod state;
 pub use builder::TokenCacheBuilder;
 pub use entry::CachedToken;
 
+use crate::clock::Tick;
 use crate::policy::{Policy, after};
 use crate::stats::{CacheStats, Counters};
 use crate::{SharedClock, Token, TokenError, TokenKey, TokenSource};
@@ -79,6 +80,9 @@ pub(crate) struct Inner {
     epoch: Instant,
     policy: Policy,
     clock: SharedClock,
+    /// Whether `clock` is the default one, whose coarse readings the hit
+    /// path may take as ticks.
+    ticks: bool,
     store: Option<StoreLink>,
     on_change: Option<ChangeHook>,
     counters: Counters,
@@ -143,18 +147,20 @@ impl TokenCache {
     /// no future across the lookup. Like everything in this crate it runs
     /// inside a tokio runtime: it may spawn the background refresh.
     pub fn get_cached(&self, key: &TokenKey) -> Option<CachedToken> {
-        // Never behind the precise clock: a deadline may be seen a few
-        // milliseconds early (and the miss path then reads the precise
-        // one), never late.
-        let now = self.inner.clock.coarse_now();
+        let now = self.inner.hit_reading();
         if let Some(local) = local::quiet_hit(self.inner.id, key, now) {
             // Nothing to decide: the rules of a hit would only count it.
             self.inner.counters.hit();
             crate::metrics::hit();
-            crate::metrics::time_to_expiry(local.entry.deadlines.expires_at, now);
+            #[cfg(feature = "metrics")]
+            crate::metrics::time_to_expiry(
+                local.entry.deadlines.expires_at,
+                self.inner.instant(now),
+            );
             let held = Held::Local(local);
             return Some(CachedToken { held, hit: true });
         }
+        let now = self.inner.instant(now);
         let (hit, touched) = self.inner.lookup(key, now)?;
         if touched {
             // Rare (once a minute per key in use): a chance to sweep.
@@ -332,6 +338,25 @@ impl Inner {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(sweep)),
             Err(_) => sweep(),
+        }
+    }
+
+    /// What the hit path reads: never behind the precise clock, so a
+    /// deadline may be seen a few milliseconds early (and the miss path
+    /// then reads the precise one), never late.
+    #[inline]
+    fn hit_reading(&self) -> local::Now {
+        match self.ticks.then(Tick::now).flatten() {
+            Some(tick) => local::Now::Tick(tick),
+            None => local::Now::At(self.clock.coarse_now()),
+        }
+    }
+
+    /// The instant `now` stands for.
+    fn instant(&self, now: local::Now) -> Instant {
+        match now {
+            local::Now::Tick(tick) => tick.instant().unwrap_or_else(|| self.clock.now()),
+            local::Now::At(instant) => instant,
         }
     }
 

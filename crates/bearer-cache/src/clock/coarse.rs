@@ -1,5 +1,8 @@
 //! The kernel's coarse monotonic clock as a `std::time::Instant` that is
-//! never behind a precise reading, for [`SystemClock::coarse_now`].
+//! never behind a precise reading, for [`SystemClock::coarse_now`], and as
+//! a [`Tick`], the same reading as nanoseconds past an origin, which the
+//! cache's hit path compares with its deadlines' ticks (an `Instant` costs
+//! a normalising addition to make; a tick is one subtraction).
 //!
 //! `CLOCK_MONOTONIC_COARSE` is the precise monotonic clock as of the last
 //! tick, read from the vDSO without touching the hardware counter: about
@@ -31,14 +34,41 @@
 //! [`SystemClock`]: super::SystemClock
 //! [`SystemClock::coarse_now`]: super::SystemClock
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `Some` reading that is never behind `Instant::now()` and at most three
 /// ticks ahead, on a multi-thread runtime's threads; `None` elsewhere (the
 /// caller then reads the precise clock).
 #[inline]
 pub(super) fn now() -> Option<Instant> {
-    imp::now()
+    Tick::now()?.instant()
+}
+
+/// A coarse reading kept as nanoseconds past the clock's origin. Compared
+/// with [`Tick::of`] a deadline, it answers what the `Instant` it stands
+/// for would, without making one: the hit path's whole use of the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Tick(u64);
+
+impl Tick {
+    /// A reading, on a multi-thread runtime's threads (see [`now`]).
+    #[inline]
+    pub(crate) fn now() -> Option<Tick> {
+        imp::nanos().map(Tick)
+    }
+
+    /// The reading `deadline` stands at: a reading is before `deadline`
+    /// exactly when it is below this (and none is below 0, where a
+    /// deadline before the origin lands).
+    pub(crate) fn of(deadline: Instant) -> Tick {
+        let past = deadline.saturating_duration_since(imp::origin_instant());
+        Tick(u64::try_from(past.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The instant this reading stands for (`None` past the end of time).
+    pub(crate) fn instant(self) -> Option<Instant> {
+        imp::origin_instant().checked_add(Duration::from_nanos(self.0))
+    }
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -97,23 +127,16 @@ mod imp {
         t.tv_sec >= 0 && (0..1_000_000_000).contains(&t.tv_nsec)
     }
 
-    /// `now - start` for valid readings, `None` if negative; by field, so
-    /// no division on the hit path.
+    /// `now - start` in nanoseconds, for valid readings; `None` if
+    /// negative. No division on the hit path.
     #[inline]
-    fn since(now: Timespec, start: Timespec) -> Option<Duration> {
+    fn nanos_since(now: Timespec, start: Timespec) -> Option<u64> {
         if !valid(now) {
             return None;
         }
-        let mut secs = now.tv_sec.checked_sub(start.tv_sec)?;
-        let mut nanos = now.tv_nsec - start.tv_nsec;
-        if nanos < 0 {
-            secs -= 1;
-            nanos += 1_000_000_000;
-        }
-        Some(Duration::new(
-            u64::try_from(secs).ok()?,
-            u32::try_from(nanos).ok()?,
-        ))
+        let secs = u64::try_from(now.tv_sec.checked_sub(start.tv_sec)?).ok()?;
+        secs.checked_mul(1_000_000_000)?
+            .checked_add_signed(now.tv_nsec - start.tv_nsec)
     }
 
     fn classify() -> Thread {
@@ -128,16 +151,20 @@ mod imp {
         }
     }
 
+    /// Nanoseconds past the origin, on a runtime worker.
     #[inline]
-    pub(super) fn now() -> Option<Instant> {
+    pub(super) fn nanos() -> Option<u64> {
         let thread = THREAD.try_with(Cell::get).ok()?;
         if thread != Thread::RuntimeWorker {
             return first_look(thread);
         }
-        let origin = origin();
         // Never negative: the coarse clock is monotonic too.
-        let since = since(clock_gettime(ClockId::MonotonicCoarse), origin.coarse?)?;
-        origin.ahead.checked_add(since)
+        nanos_since(clock_gettime(ClockId::MonotonicCoarse), origin().coarse?)
+    }
+
+    /// The instant a reading of 0 stands for.
+    pub(super) fn origin_instant() -> Instant {
+        origin().ahead
     }
 
     #[cfg(test)]
@@ -145,24 +172,28 @@ mod imp {
     fn differences_borrow_and_never_go_negative() {
         let t = |tv_sec, tv_nsec| Timespec { tv_sec, tv_nsec };
         assert_eq!(
-            since(t(5, 100), t(3, 900_000_000)),
-            Some(Duration::new(1, 100_000_100))
+            nanos_since(t(5, 100), t(3, 900_000_000)),
+            Some(1_100_000_100)
         );
-        assert_eq!(since(t(3, 900), t(3, 900)), Some(Duration::ZERO));
-        assert_eq!(since(t(3, 899), t(3, 900)), None);
-        assert_eq!(since(t(2, 0), t(3, 0)), None);
-        assert_eq!(since(t(4, 1_000_000_000), t(3, 0)), None, "not a reading");
-        assert_eq!(since(t(-1, 0), t(0, 0)), None, "not a reading");
+        assert_eq!(nanos_since(t(3, 900), t(3, 900)), Some(0));
+        assert_eq!(nanos_since(t(3, 899), t(3, 900)), None);
+        assert_eq!(nanos_since(t(2, 0), t(3, 0)), None);
+        assert_eq!(
+            nanos_since(t(4, 1_000_000_000), t(3, 0)),
+            None,
+            "not a reading"
+        );
+        assert_eq!(nanos_since(t(-1, 0), t(0, 0)), None, "not a reading");
     }
 
     /// A thread's first reading classifies it; every other thread's
     /// readings are precise.
     #[cold]
-    fn first_look(thread: Thread) -> Option<Instant> {
+    fn first_look(thread: Thread) -> Option<u64> {
         if thread == Thread::Unknown {
             let _ = THREAD.try_with(|t| t.set(classify()));
             if THREAD.try_with(Cell::get).ok()? == Thread::RuntimeWorker {
-                return now();
+                return nanos();
             }
         }
         None
@@ -171,11 +202,17 @@ mod imp {
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod imp {
+    use std::sync::OnceLock;
     use std::time::Instant;
 
     #[inline]
-    pub(super) fn now() -> Option<Instant> {
+    pub(super) fn nanos() -> Option<u64> {
         None
+    }
+
+    pub(super) fn origin_instant() -> Instant {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        *ORIGIN.get_or_init(Instant::now)
     }
 }
 
@@ -183,8 +220,32 @@ mod imp {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::now;
+    use super::{Tick, now};
     use crate::{Clock, SystemClock};
+
+    /// A tick is below a deadline's tick exactly when the instant it stands
+    /// for is before the deadline: the hit path decides on ticks alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn ticks_compare_as_the_instants_they_stand_for() {
+        let ticks = tokio::spawn(async { (0..1000).map(|_| Tick::now()).collect::<Vec<_>>() })
+            .await
+            .unwrap();
+        let linux = cfg!(any(target_os = "linux", target_os = "android"));
+        let nano = Duration::from_nanos(1);
+        for tick in ticks {
+            assert_eq!(tick.is_some(), linux);
+            let Some(tick) = tick else { continue };
+            let at = tick.instant().expect("within the end of time");
+            for deadline in [at - nano, at, at + nano, at + Duration::from_secs(3600)] {
+                assert_eq!(tick < Tick::of(deadline), at < deadline);
+            }
+        }
+        let long_ago = Instant::now() - Duration::from_secs(1);
+        assert_eq!(
+            Tick::of(long_ago),
+            Tick::of(long_ago - Duration::from_secs(60))
+        );
+    }
 
     /// On a worker: never behind a precise reading taken before it, and
     /// ahead of one taken after it by no more than its documented bound

@@ -15,7 +15,9 @@
 //! The hit path asks for [`Clock::coarse_now`]: a reading that may run a
 //! few milliseconds ahead, never behind, and that [`SystemClock`] takes
 //! from the kernel's tick-granular clock (`coarse.rs`) at a third of the
-//! price of a precise one.
+//! price of a precise one. With the default clock the hit path goes one
+//! step further and compares that reading as a plain count (`Tick`)
+//! against the same deadlines, without making an `Instant` of it.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::future::BoxFuture;
 
 mod coarse;
+
+pub(crate) use coarse::Tick;
 
 /// A source of monotonic and wall-clock time.
 ///
