@@ -102,11 +102,12 @@ impl Announcement {
         }
     }
 
-    /// Waits for the outcome; on the attempt's timer if `on_timer`,
-    /// otherwise on one the caller keeps itself.
-    pub(crate) fn wait(self: &Arc<Self>, on_timer: bool) -> Wait {
+    /// Waits for the outcome, on the attempt's timer if `on_timer`,
+    /// otherwise on one the caller keeps itself. Takes the caller's handle
+    /// rather than another: one count less to write as each waiter leaves.
+    pub(crate) fn wait(self: Arc<Self>, on_timer: bool) -> Wait {
         Wait {
-            announcement: Arc::clone(self),
+            announcement: self,
             index: None,
             on_timer,
         }
@@ -267,7 +268,7 @@ mod tests {
     async fn every_waiter_gets_the_outcome_and_a_late_one_too() {
         let announcement = Announcement::new(Some(Handle::current()), later());
         let waiters: Vec<_> = (0..300)
-            .map(|_| tokio::spawn(announcement.wait(true)))
+            .map(|_| tokio::spawn(Arc::clone(&announcement).wait(true)))
             .collect();
         while announcement.waiters() < 300 {
             tokio::task::yield_now().await;
@@ -282,7 +283,7 @@ mod tests {
                 outcome.as_ref().err()
             );
         }
-        let late = announcement.wait(true).await;
+        let late = Arc::clone(&announcement).wait(true).await;
         assert!(
             matches!(late, Err(TokenError::SourcePanicked)),
             "the first stays"
@@ -293,7 +294,7 @@ mod tests {
     async fn the_timer_releases_the_waiters_as_interrupted() {
         let deadline = Instant::now() + Duration::from_secs(5);
         let announcement = Announcement::new(Some(Handle::current()), deadline);
-        let outcome = announcement.wait(true).await;
+        let outcome = Arc::clone(&announcement).wait(true).await;
         assert!(
             matches!(outcome, Err(TokenError::Interrupted)),
             "{:?}",
@@ -310,8 +311,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_waiter_that_leaves_is_not_woken_and_frees_its_place() {
         let announcement = Announcement::new(Some(Handle::current()), later());
-        let mut leaving = announcement.wait(true);
-        let staying = tokio::spawn(announcement.wait(true));
+        let mut leaving = Arc::clone(&announcement).wait(true);
+        let staying = tokio::spawn(Arc::clone(&announcement).wait(true));
         assert!(
             futures::poll!(Pin::new(&mut leaving)).is_pending(),
             "nothing announced"
@@ -330,7 +331,7 @@ mod tests {
     async fn a_crowd_is_woken_from_a_blocking_thread() {
         let announcement = Announcement::new(Some(Handle::current()), later());
         let waiters: Vec<_> = (0..CROWD + 1)
-            .map(|_| tokio::spawn(announcement.wait(true)))
+            .map(|_| tokio::spawn(Arc::clone(&announcement).wait(true)))
             .collect();
         while announcement.waiters() <= CROWD {
             tokio::task::yield_now().await;
