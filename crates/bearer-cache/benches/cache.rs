@@ -614,7 +614,7 @@ fn main() {
         }
     }
 
-    stampedes(&rt, if quick { 5 } else { 11 }, None);
+    stampedes(&rt, if quick { 5 } else { 21 }, None);
 
     if quick {
         return;

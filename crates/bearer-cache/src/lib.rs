@@ -81,7 +81,10 @@
 //! failures, panics, cancellations, clock jumps and hostile numbers.
 //! On Linux the hit path reads the kernel's coarse monotonic clock through
 //! [`rustix`](https://docs.rs/rustix), since std offers only the precise
-//! one ([`SystemClock`] says when and why that is safe).
+//! one ([`SystemClock`] says when and why that is safe). An attempt's
+//! callers wait on an announcement of ours rather than on `futures`'
+//! `Shared`, which wakes its waiters under the lock each of them takes
+//! again: a crowd woken at once stalled on it (`cache/outcome.rs`).
 
 mod backoff;
 mod binding;
