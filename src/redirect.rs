@@ -189,8 +189,12 @@ fn carried(trail: Option<&Trail>, same_url: bool) -> bool {
 /// not have.
 fn digest(url: &Url) -> u64 {
     static SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
-    SEED.get_or_init(Default::default)
-        .hash_one(&url[..Position::AfterQuery])
+    // `fragment` reads a field; slicing at a `Position` is a call.
+    let sent = match url.fragment() {
+        None => url.as_str(),
+        Some(_) => &url[..Position::AfterQuery],
+    };
+    SEED.get_or_init(Default::default).hash_one(sent)
 }
 
 /// Why [`BearerAuth::redirect_policy`](crate::BearerAuth::redirect_policy)
