@@ -206,7 +206,6 @@ impl Middleware for BearerAuth {
             span.record("key", display(key));
         }
         let request = Authorized {
-            req,
             custom_key,
             span,
             extensions,
@@ -215,8 +214,8 @@ impl Middleware for BearerAuth {
         let cached = auth.cache().get_cached(request.key(auth));
         match cached {
             // The request goes straight into the box it is sent from.
-            Some(token) if token.binding().is_none() => Box::pin(self.bearer(request, token)),
-            Some(token) => Box::pin(self.bound(request, token)),
+            Some(token) if token.binding().is_none() => Box::pin(self.bearer(req, request, token)),
+            Some(token) => Box::pin(self.bound(req, request, token)),
             None => Box::pin(async move {
                 let key = request.key(&self.auth);
                 let token = self.auth.cache().get(key);
@@ -226,17 +225,17 @@ impl Middleware for BearerAuth {
                 }
                 .map_err(|e| fail(BearerError::NoToken(e)))?;
                 match token.binding() {
-                    None => self.bearer(request, token).await,
-                    Some(_) => self.bound(request, token).await,
+                    None => self.bearer(req, request, token).await,
+                    Some(_) => self.bound(req, request, token).await,
                 }
             }),
         }
     }
 }
 
-/// A request that gets a token, and what its sends need besides.
+/// What the sends of a request that gets a token need besides the request
+/// (which is passed on its own, so that it is moved once, into the future).
 struct Authorized<'a> {
-    req: Request,
     /// The request's own [`TokenKey`], when it has one.
     custom_key: Option<Box<TokenKey>>,
     /// `None` when no subscriber wants the span.
@@ -267,21 +266,23 @@ impl BearerAuth {
     /// rebinding).
     fn bearer<'a>(
         &'a self,
-        mut request: Authorized<'a>,
+        mut req: Request,
+        request: Authorized<'a>,
         token: CachedToken,
     ) -> impl Future<Output = Result<Response>> + Send + 'a {
         async move {
             request.record(&token);
-            let resends = self.auth.resends(request.req.method(), request.extensions);
+            let resends = self.auth.resends(req.method(), request.extensions);
             // The only way to resend is a copy taken before sending; a
             // streaming body has none, and then its 401 is simply returned.
-            let spare = resends
-                .keep_copy()
-                .then(|| Spare::take(&mut request.req))
-                .flatten();
-            let sent = Sent::new(request.req.url());
-            set_authorization(&mut request.req, &token)?;
-            let send = sent.track(request.next.clone().run(request.req, request.extensions));
+            let mut spare = if resends.keep_copy() {
+                Spare::take(&mut req)
+            } else {
+                None
+            };
+            let sent = Sent::new(req.url());
+            set_authorization(&mut req, &token)?;
+            let send = sent.track(request.next.clone().run(req, request.extensions));
             // A span nobody listens to is not entered on every poll.
             let (response, hops) = match &request.span {
                 None => send.await?,
@@ -291,7 +292,8 @@ impl BearerAuth {
                 .custom_key
                 .as_deref()
                 .unwrap_or(self.auth.default_key());
-            let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
+            let Some(rejected) = self.rejected(&response, key, token, &mut spare, resends, hops)
+            else {
                 return Ok(response);
             };
             let after = Box::pin(self.after_unauthorized(
@@ -314,6 +316,7 @@ impl BearerAuth {
     /// proof when the server refuses the proof rather than the token.
     fn bound<'a>(
         &'a self,
+        mut req: Request,
         mut request: Authorized<'a>,
         token: CachedToken,
     ) -> impl Future<Output = Result<Response>> + Send + 'a {
@@ -324,21 +327,23 @@ impl BearerAuth {
                 .custom_key
                 .as_deref()
                 .unwrap_or(self.auth.default_key());
-            let mut resends = self.auth.resends(request.req.method(), request.extensions);
+            let mut resends = self.auth.resends(req.method(), request.extensions);
             resends.allow_reproof();
             // Taken before the token and the proof are added: a resend gets its own.
-            let spare = resends
-                .keep_copy()
-                .then(|| Spare::take(&mut request.req))
-                .flatten();
-            let sent = Sent::new(request.req.url());
-            set_authorization(&mut request.req, &token)?;
-            let target = prove(&mut request.req, &token)?;
+            let mut spare = if resends.keep_copy() {
+                Spare::take(&mut req)
+            } else {
+                None
+            };
+            let sent = Sent::new(req.url());
+            set_authorization(&mut req, &token)?;
+            let target = prove(&mut req, &token)?;
             let (response, hops) = sent
-                .track(request.next.clone().run(request.req, request.extensions))
+                .track(request.next.clone().run(req, request.extensions))
                 .await?;
             Authorizer::observe_answer(&token, &target, response.headers());
-            let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
+            let Some(rejected) = self.rejected(&response, key, token, &mut spare, resends, hops)
+            else {
                 return Ok(response);
             };
             self.after_unauthorized(response, rejected, request.extensions, request.next)
@@ -355,7 +360,9 @@ impl BearerAuth {
         response: &Response,
         key: &TokenKey,
         token: CachedToken,
-        spare: Option<Spare>,
+        // Borrowed: moving the copy in would cost a copy of its bytes on
+        // every answer, rejected or not.
+        spare: &mut Option<Spare>,
         resends: Resends,
         hops: Hops,
     ) -> Option<Rejected> {
@@ -364,7 +371,7 @@ impl BearerAuth {
         Some(Rejected {
             key: key.clone(),
             token,
-            spare,
+            spare: spare.take(),
             resends,
             hops,
             url: None,
