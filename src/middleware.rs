@@ -264,6 +264,10 @@ impl BearerAuth {
     /// not moved again on the way. A block rather than an `async fn`, whose
     /// arguments would each take a second slot in the future (their
     /// rebinding).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store each argument twice"
+    )]
     fn bearer<'a>(
         &'a self,
         mut req: Request,
