@@ -287,25 +287,31 @@ impl BearerAuth {
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let send = sent.track(request.next.clone().run(req, request.extensions));
-            // A span nobody listens to is not entered on every poll.
-            let (response, hops) = match &request.span {
-                None => send.await?,
-                Some(span) => send.instrument(span.clone()).await?,
+            // The answer lives in this block only: borrowed while the 401
+            // path's future is awaited below, it would be kept in this
+            // future, at the cost of moving it in and out.
+            let after = {
+                // A span nobody listens to is not entered on every poll.
+                let (response, hops) = match &request.span {
+                    None => send.await?,
+                    Some(span) => send.instrument(span.clone()).await?,
+                };
+                let key = request
+                    .custom_key
+                    .as_deref()
+                    .unwrap_or(self.auth.default_key());
+                let Some(rejected) =
+                    self.rejected(&response, key, token, &mut spare, resends, hops)
+                else {
+                    return Ok(response);
+                };
+                Box::pin(self.after_unauthorized(
+                    response,
+                    rejected,
+                    request.extensions,
+                    request.next,
+                ))
             };
-            let key = request
-                .custom_key
-                .as_deref()
-                .unwrap_or(self.auth.default_key());
-            let Some(rejected) = self.rejected(&response, key, token, &mut spare, resends, hops)
-            else {
-                return Ok(response);
-            };
-            let after = Box::pin(self.after_unauthorized(
-                response,
-                rejected,
-                request.extensions,
-                request.next,
-            ));
             match request.span {
                 None => after.await,
                 Some(span) => after.instrument(span).await,
