@@ -365,6 +365,8 @@ impl BearerAuth {
     /// Whether the first answer rejects the token it carried, and if so
     /// what the 401 path needs from the first attempt (bearer and bound
     /// tokens alike).
+    // Once per answer: inlined, as are the checks it calls.
+    #[inline]
     fn rejected(
         &self,
         response: &Response,
@@ -556,6 +558,8 @@ fn fail(error: BearerError) -> Error {
     Error::middleware(error)
 }
 
+// Once per send: inlined.
+#[inline]
 fn set_authorization(req: &mut Request, token: &CachedToken) -> Result<()> {
     let value = Authorizer::header_value(token).map_err(|e| fail(BearerError::NoToken(e)))?;
     req.headers_mut().insert(AUTHORIZATION, value);
