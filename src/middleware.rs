@@ -277,13 +277,7 @@ impl BearerAuth {
         async move {
             request.record(&token);
             let resends = self.auth.resends(req.method(), request.extensions);
-            // The only way to resend is a copy taken before sending; a
-            // streaming body has none, and then its 401 is simply returned.
-            let mut spare = if resends.keep_copy() {
-                Spare::take(&mut req)
-            } else {
-                None
-            };
+            let mut spare = resend_copy(&mut req, resends);
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let send = sent.track(request.next.clone().run(req, request.extensions));
@@ -339,12 +333,7 @@ impl BearerAuth {
                 .unwrap_or(self.auth.default_key());
             let mut resends = self.auth.resends(req.method(), request.extensions);
             resends.allow_reproof();
-            // Taken before the token and the proof are added: a resend gets its own.
-            let mut spare = if resends.keep_copy() {
-                Spare::take(&mut req)
-            } else {
-                None
-            };
+            let mut spare = resend_copy(&mut req, resends);
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let target = prove(&mut req, &token)?;
@@ -556,6 +545,18 @@ fn debug_enabled() -> bool {
 
 fn fail(error: BearerError) -> Error {
     Error::middleware(error)
+}
+
+/// The copy of `req` for a resend, when one may follow. Taken before the
+/// token (and a proof) are added, so a resend gets its own; the only way to
+/// resend is a copy taken before sending, and a streaming body has none
+/// (then its 401 is simply returned).
+fn resend_copy(req: &mut Request, resends: Resends) -> Option<Spare> {
+    if resends.keep_copy() {
+        Spare::take(req)
+    } else {
+        None
+    }
 }
 
 // Once per send: inlined.
