@@ -70,21 +70,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// The cache's clock in production: bench builds enable tokio's
-/// `test-util` (a dev-dependency feature), whose clock takes a lock on
-/// every read, which no release build has.
-#[derive(Debug)]
-struct StdClock;
-
-impl reqwest_bearer::Clock for StdClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-    fn system_now(&self) -> std::time::SystemTime {
-        std::time::SystemTime::now()
-    }
-}
-
 struct Settings {
     rounds: usize,
     round: Duration,
@@ -138,11 +123,8 @@ async fn run(settings: Settings) {
         server.client_secret(),
     )
     .scope("read");
-    let auth = BearerAuth::new(
-        TokenCache::builder(source).clock(StdClock).build(),
-        server.base_url(),
-    )
-    .expect("valid origin");
+    let auth = BearerAuth::new(TokenCache::builder(source).build(), server.base_url())
+        .expect("valid origin");
     let token = auth.cache().get(&TokenKey::new()).await.expect("a token");
     let mut fixed = HeaderValue::from_str(token.expose_authorization_value()).expect("header-safe");
     fixed.set_sensitive(true);

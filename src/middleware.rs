@@ -151,15 +151,15 @@ impl BearerAuth {
 
 // The trait's method is written out rather than through `async_trait`, so
 // the one box per request (which every middleware pays) holds only what
-// the request needs after it is handed on: `async_trait` would keep the
-// request twice (the argument and its rebinding) beside the resend copy,
-// past the 1032 bytes glibc serves from its per-thread cache. The rest
-// allocates nothing: the token comes from the cache's synchronous hit path
-// (this thread's handle, no shared write), the default key is borrowed, the
-// header value is the one derived once per token and thread, the resend
-// copy keeps a few headers inline and shares the body's bytes (`Spare`),
-// no span is built unless a subscriber may want it, and the miss and 401
-// paths are boxed on their own.
+// the request needs after it is handed on, and the request is moved once
+// into it (`async_trait` would keep the request twice, the argument and its
+// rebinding, beside the resend copy, past the 1032 bytes glibc serves from
+// its per-thread cache). The rest allocates nothing: the token comes from
+// the cache's synchronous hit path (this thread's handle, no shared write),
+// the default key is borrowed, the header value is the one derived once per
+// token and thread, the resend copy keeps a few headers inline and shares
+// the body's bytes (`Spare`), no span is built unless a subscriber may want
+// it, and the miss and 401 paths are boxed on their own.
 impl Middleware for BearerAuth {
     fn handle<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
@@ -183,95 +183,134 @@ impl Middleware for BearerAuth {
         let key = custom_key.as_deref().unwrap_or(auth.default_key());
         // No span at all unless a subscriber may want one: even a disabled
         // span costs work per request and per poll (with `tracing`'s `log`
-        // feature, which axum turns on, a check of `log`'s level each time).
-        let span = if debug_enabled() {
-            tracing::debug_span!(
-                target: "reqwest_bearer",
-                "bearer_auth",
-                method = %req.method(),
-                origin = Empty,
-                key = Empty,
-                token = Empty,
-                cache_hit = Empty,
-                auth_retry = false,
-            )
-        } else {
-            Span::none()
-        };
+        // feature, which axum turns on, a check of `log`'s level each time,
+        // and again when it is dropped).
+        let span = debug_enabled()
+            .then(|| {
+                tracing::debug_span!(
+                    target: "reqwest_bearer",
+                    "bearer_auth",
+                    method = %req.method(),
+                    origin = Empty,
+                    key = Empty,
+                    token = Empty,
+                    cache_hit = Empty,
+                    auth_retry = false,
+                )
+            })
+            .filter(|span| !span.is_disabled());
         // Formatted only for a subscriber that wants the span: these cost
         // allocations on every request otherwise.
-        if !span.is_disabled() {
+        if let Some(span) = &span {
             span.record("origin", display(req.url().origin().ascii_serialization()));
             span.record("key", display(key));
         }
-        match auth.cache().get_cached(key) {
-            Some(token) => self.authorized(req, token, custom_key, span, extensions, next),
+        let request = Authorized {
+            custom_key,
+            span,
+            extensions,
+            next,
+        };
+        let cached = auth.cache().get_cached(request.key(auth));
+        match cached {
+            // The request goes straight into the box it is sent from.
+            Some(token) if token.binding().is_none() => Box::pin(self.bearer(req, request, token)),
+            Some(token) => Box::pin(self.bound(req, request, token)),
             None => Box::pin(async move {
-                let key = custom_key.as_deref().unwrap_or(self.auth.default_key());
-                let token = self
-                    .auth
-                    .cache()
-                    .get(key)
-                    .instrument(span.clone())
-                    .await
-                    .map_err(|e| fail(BearerError::NoToken(e)))?;
-                self.authorized(req, token, custom_key, span, extensions, next)
-                    .await
+                let key = request.key(&self.auth);
+                let token = self.auth.cache().get(key);
+                let token = match &request.span {
+                    Some(span) => token.instrument(span.clone()).await,
+                    None => token.await,
+                }
+                .map_err(|e| fail(BearerError::NoToken(e)))?;
+                match token.binding() {
+                    None => self.bearer(req, request, token).await,
+                    Some(_) => self.bound(req, request, token).await,
+                }
             }),
         }
     }
 }
 
-impl BearerAuth {
-    /// A request that gets `token`: made ready here, then sent (and resent
-    /// after a 401) by the future returned.
-    fn authorized<'a>(
-        &'a self,
-        mut req: Request,
-        token: CachedToken,
-        custom_key: Option<Box<TokenKey>>,
-        span: Span,
-        extensions: &'a mut Extensions,
-        next: Next<'a>,
-    ) -> BoxFuture<'a, Result<Response>> {
-        if !span.is_disabled() {
+/// What the sends of a request that gets a token need besides the request
+/// (which is passed on its own, so that it is moved once, into the future).
+struct Authorized<'a> {
+    /// The request's own [`TokenKey`], when it has one.
+    custom_key: Option<Box<TokenKey>>,
+    /// `None` when no subscriber wants the span.
+    span: Option<Span>,
+    extensions: &'a mut Extensions,
+    next: Next<'a>,
+}
+
+impl Authorized<'_> {
+    fn key<'k>(&'k self, auth: &'k Authorizer) -> &'k TokenKey {
+        self.custom_key.as_deref().unwrap_or(auth.default_key())
+    }
+
+    /// Records the token on the span, if any.
+    fn record(&self, token: &CachedToken) {
+        if let Some(span) = &self.span {
             span.record("token", display(token.fingerprint()));
             span.record("cache_hit", token.was_hit());
         }
-        // The one branch bound (DPoP) tokens add here: their own path.
-        if token.binding().is_some() {
-            return Box::pin(
-                async move {
-                    let key = custom_key.as_deref().unwrap_or(self.auth.default_key());
-                    self.bound(req, token, key, extensions, next).await
-                }
-                .instrument(span),
-            );
-        }
-        let resends = self.auth.resends(req.method(), extensions);
-        // The only way to resend is a copy taken before sending; a streaming
-        // body has none, and then its 401 is simply returned.
-        let spare = resends.keep_copy().then(|| Spare::take(&mut req)).flatten();
-        let sent = Sent::new(req.url());
-        if let Err(e) = set_authorization(&mut req, &token) {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        Box::pin(async move {
-            let send = sent.track(next.clone().run(req, extensions));
-            // A span nobody listens to is not entered on every poll.
-            let (response, hops) = if span.is_disabled() {
-                send.await?
-            } else {
-                send.instrument(span.clone()).await?
+    }
+}
+
+impl BearerAuth {
+    /// A request with a bearer token: made ready, sent, and resent after a
+    /// 401. Made ready at the first poll, inside the box, so the request is
+    /// not moved again on the way. A block rather than an `async fn`, whose
+    /// arguments would each take a second slot in the future (their
+    /// rebinding).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store each argument twice"
+    )]
+    fn bearer<'a>(
+        &'a self,
+        mut req: Request,
+        request: Authorized<'a>,
+        token: CachedToken,
+    ) -> impl Future<Output = Result<Response>> + Send + 'a {
+        async move {
+            request.record(&token);
+            let resends = self.auth.resends(req.method(), request.extensions);
+            let mut spare = resend_copy(&mut req, resends);
+            let sent = Sent::new(req.url());
+            set_authorization(&mut req, &token)?;
+            let send = sent.track(request.next.clone().run(req, request.extensions));
+            // The answer lives in this block only: borrowed while the 401
+            // path's future is awaited below, it would be kept in this
+            // future, at the cost of moving it in and out.
+            let after = {
+                // A span nobody listens to is not entered on every poll.
+                let (response, hops) = match &request.span {
+                    None => send.await?,
+                    Some(span) => send.instrument(span.clone()).await?,
+                };
+                let key = request
+                    .custom_key
+                    .as_deref()
+                    .unwrap_or(self.auth.default_key());
+                let Some(rejected) =
+                    self.rejected(&response, key, token, &mut spare, resends, hops)
+                else {
+                    return Ok(response);
+                };
+                Box::pin(self.after_unauthorized(
+                    response,
+                    rejected,
+                    request.extensions,
+                    request.next,
+                ))
             };
-            let key = custom_key.as_deref().unwrap_or(self.auth.default_key());
-            let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
-                return Ok(response);
-            };
-            Box::pin(self.after_unauthorized(response, rejected, extensions, next))
-                .instrument(span)
-                .await
-        })
+            match request.span {
+                None => after.await,
+                Some(span) => after.instrument(span).await,
+            }
+        }
     }
 }
 
@@ -279,39 +318,52 @@ impl BearerAuth {
     /// A request with a bound (DPoP) token: the bearer path plus a fresh
     /// proof per send, the nonces answers carry, and one resend with a new
     /// proof when the server refuses the proof rather than the token.
-    async fn bound(
-        &self,
+    fn bound<'a>(
+        &'a self,
         mut req: Request,
+        mut request: Authorized<'a>,
         token: CachedToken,
-        key: &TokenKey,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> Result<Response> {
-        let mut resends = self.auth.resends(req.method(), extensions);
-        resends.allow_reproof();
-        // Taken before the token and the proof are added: a resend gets its own.
-        let spare = resends.keep_copy().then(|| Spare::take(&mut req)).flatten();
-        let sent = Sent::new(req.url());
-        set_authorization(&mut req, &token)?;
-        let target = prove(&mut req, &token)?;
-        let (response, hops) = sent.track(next.clone().run(req, extensions)).await?;
-        Authorizer::observe_answer(&token, &target, response.headers());
-        let Some(rejected) = self.rejected(&response, key, token, spare, resends, hops) else {
-            return Ok(response);
-        };
-        self.after_unauthorized(response, rejected, extensions, next)
-            .await
+    ) -> impl Future<Output = Result<Response>> + Send + 'a {
+        request.record(&token);
+        let span = request.span.take().unwrap_or_else(Span::none);
+        async move {
+            let key = request
+                .custom_key
+                .as_deref()
+                .unwrap_or(self.auth.default_key());
+            let mut resends = self.auth.resends(req.method(), request.extensions);
+            resends.allow_reproof();
+            let mut spare = resend_copy(&mut req, resends);
+            let sent = Sent::new(req.url());
+            set_authorization(&mut req, &token)?;
+            let target = prove(&mut req, &token)?;
+            let (response, hops) = sent
+                .track(request.next.clone().run(req, request.extensions))
+                .await?;
+            Authorizer::observe_answer(&token, &target, response.headers());
+            let Some(rejected) = self.rejected(&response, key, token, &mut spare, resends, hops)
+            else {
+                return Ok(response);
+            };
+            self.after_unauthorized(response, rejected, request.extensions, request.next)
+                .await
+        }
+        .instrument(span)
     }
 
     /// Whether the first answer rejects the token it carried, and if so
     /// what the 401 path needs from the first attempt (bearer and bound
     /// tokens alike).
+    // Once per answer: inlined, as are the checks it calls.
+    #[inline]
     fn rejected(
         &self,
         response: &Response,
         key: &TokenKey,
         token: CachedToken,
-        spare: Option<Spare>,
+        // Borrowed: moving the copy in would cost a copy of its bytes on
+        // every answer, rejected or not.
+        spare: &mut Option<Spare>,
         resends: Resends,
         hops: Hops,
     ) -> Option<Rejected> {
@@ -320,7 +372,7 @@ impl BearerAuth {
         Some(Rejected {
             key: key.clone(),
             token,
-            spare,
+            spare: spare.take(),
             resends,
             hops,
             url: None,
@@ -495,6 +547,20 @@ fn fail(error: BearerError) -> Error {
     Error::middleware(error)
 }
 
+/// The copy of `req` for a resend, when one may follow. Taken before the
+/// token (and a proof) are added, so a resend gets its own; the only way to
+/// resend is a copy taken before sending, and a streaming body has none
+/// (then its 401 is simply returned).
+fn resend_copy(req: &mut Request, resends: Resends) -> Option<Spare> {
+    if resends.keep_copy() {
+        Spare::take(req)
+    } else {
+        None
+    }
+}
+
+// Once per send: inlined.
+#[inline]
 fn set_authorization(req: &mut Request, token: &CachedToken) -> Result<()> {
     let value = Authorizer::header_value(token).map_err(|e| fail(BearerError::NoToken(e)))?;
     req.headers_mut().insert(AUTHORIZATION, value);

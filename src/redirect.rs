@@ -12,8 +12,9 @@
 //! would resend the token to another origin, and records whether the last
 //! hop carried it. reqwest runs the policy inside the poll of the inner
 //! request's future, so the record travels in a thread-local swapped in
-//! around each poll of that future ([`Tracked`]): one pointer-sized swap in
-//! and out, and an allocation only when a hop is followed.
+//! around each poll of that future ([`Tracked`]): a two-byte swap in and
+//! out of a slot with no destructor (so no check of whether it is still
+//! alive), and a URL and an allocation only when a hop is followed.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -25,19 +26,33 @@ use std::task::{Context, Poll, ready};
 use url::{Position, Url};
 
 thread_local! {
-    /// The record of the request being polled on this thread, when it is
-    /// one this layer authorized.
+    /// Whether the request being polled on this thread is one this layer
+    /// authorized, and what the policy saw of it so far.
     static TRAIL: Cell<Scope> = const { Cell::new(Scope::Outside) };
+    /// Where a chain started, left by the policy at the first hop it follows
+    /// of an authorized request, for that request to take when its poll
+    /// ends (the only part of the record that is not `Copy`).
+    static FIRST: Cell<Option<Url>> = const { Cell::new(None) };
 }
 
 /// What the policy finds when it runs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Scope {
     /// Not inside a request this layer authorized.
     #[default]
     Outside,
-    /// Inside one: its record so far (none until a hop is followed).
-    Inside(Option<Box<Trail>>),
+    /// Inside one: what the policy has seen of it.
+    Inside(Seen),
+}
+
+/// An authorized request's record while it is polled.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    /// Whether the last hop followed kept the token; `None` before any.
+    carried: Option<bool>,
+    /// The chain's first hop was followed in this poll: [`FIRST`] holds
+    /// where it started.
+    first_waiting: bool,
 }
 
 /// What the policy saw of one authorized request's redirects, once it
@@ -88,6 +103,9 @@ where
 {
     type Output = reqwest_middleware::Result<(reqwest::Response, Hops)>;
 
+    // Inlined into the request's future: the answer (136 bytes) is then
+    // written where that future takes it, not returned through a copy.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let polled = {
@@ -104,31 +122,80 @@ where
 }
 
 /// A request's record in the thread's scope for one poll; on drop (the
-/// poll returned or panicked) the record, with what the policy wrote, goes
-/// back to the request and the scope to what it was (an outer request's,
-/// when layers nest).
+/// poll returned or panicked) what the policy wrote goes to the request's
+/// record and the scope back to what it was (an outer request's, when
+/// layers nest). Entered and left on every poll, so inlined into it; the
+/// rest is out of line.
 struct Inside<'a> {
     trail: &'a mut Option<Box<Trail>>,
     outer: Scope,
+    /// An outer request's chain start that the policy left in [`FIRST`]
+    /// and the outer request has not taken yet, kept aside meanwhile
+    /// (boxed: this is on every poll, that almost never).
+    outer_first: Option<Box<Url>>,
 }
 
 impl<'a> Inside<'a> {
+    #[inline]
     fn enter(trail: &'a mut Option<Box<Trail>>) -> Self {
-        // A thread tearing down its locals polls without a record.
-        let outer = TRAIL
-            .try_with(|scope| scope.replace(Scope::Inside(trail.take())))
-            .unwrap_or_default();
-        Inside { trail, outer }
+        let seen = Seen {
+            carried: trail.as_deref().map(|trail| trail.carried),
+            first_waiting: false,
+        };
+        let outer = TRAIL.replace(Scope::Inside(seen));
+        let outer_first = match outer {
+            Scope::Inside(Seen {
+                first_waiting: true,
+                ..
+            }) => take_first().map(Box::new),
+            _ => None,
+        };
+        Inside {
+            trail,
+            outer,
+            outer_first,
+        }
+    }
+
+    /// What the policy saw in this poll, into the request's record.
+    fn keep(&mut self, carried: bool, first_waiting: bool) {
+        match self.trail.as_deref_mut() {
+            Some(trail) if !first_waiting => trail.carried = carried,
+            _ => {
+                *self.trail = Some(Box::new(Trail {
+                    carried,
+                    first: take_first(),
+                }));
+            }
+        }
+    }
+
+    fn give_back(first: Box<Url>) {
+        // A thread tearing down its locals keeps no record.
+        let _ = FIRST.try_with(|slot| slot.set(Some(*first)));
     }
 }
 
 impl Drop for Inside<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let outer = std::mem::take(&mut self.outer);
-        if let Ok(Scope::Inside(trail)) = TRAIL.try_with(|scope| scope.replace(outer)) {
-            *self.trail = trail;
+        if let Scope::Inside(Seen {
+            carried: Some(carried),
+            first_waiting,
+        }) = TRAIL.replace(self.outer)
+        {
+            self.keep(carried, first_waiting);
+        }
+        if let Some(first) = self.outer_first.take() {
+            Self::give_back(first);
         }
     }
+}
+
+/// What the policy left in [`FIRST`] (nothing once the thread's locals are
+/// torn down).
+fn take_first() -> Option<Url> {
+    FIRST.try_with(Cell::take).ok().flatten()
 }
 
 /// What became of one send: the request sent, and what the policy saw.
@@ -189,8 +256,12 @@ fn carried(trail: Option<&Trail>, same_url: bool) -> bool {
 /// not have.
 fn digest(url: &Url) -> u64 {
     static SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
-    SEED.get_or_init(Default::default)
-        .hash_one(&url[..Position::AfterQuery])
+    // `fragment` reads a field; slicing at a `Position` is a call.
+    let sent = match url.fragment() {
+        None => url.as_str(),
+        Some(_) => &url[..Position::AfterQuery],
+    };
+    SEED.get_or_init(Default::default).hash_one(sent)
 }
 
 /// Why [`BearerAuth::redirect_policy`](crate::BearerAuth::redirect_policy)
@@ -249,27 +320,21 @@ pub(crate) fn decide(
 /// The policy's step: [`decide`], recorded for the middleware when the
 /// request is one it authorized.
 pub(crate) fn follow(previous: &[Url], next: &Url) -> Result<(), RedirectRefused> {
-    // Taken out while deciding (the slot holds `Outside` meanwhile), put back.
-    let Ok(Scope::Inside(trail)) = TRAIL.try_with(Cell::take) else {
+    let Scope::Inside(mut seen) = TRAIL.get() else {
         // Not a request this layer authorized.
         return decide(previous, next, false).map(|_| ());
     };
-    let decided = decide(previous, next, true);
-    let trail = match decided {
-        Ok(carried) => {
-            let mut trail = trail.unwrap_or_else(|| {
-                Box::new(Trail {
-                    carried,
-                    first: previous.first().cloned(),
-                })
-            });
-            trail.carried = carried;
-            Some(trail)
+    let carried = decide(previous, next, true)?;
+    if seen.carried.is_none() {
+        // The chain's first hop: where it started, the URL a resend goes to.
+        let first = previous.first().cloned();
+        if FIRST.try_with(|slot| slot.set(first)).is_ok() {
+            seen.first_waiting = true;
         }
-        Err(_) => trail,
-    };
-    let _ = TRAIL.try_with(|scope| scope.set(Scope::Inside(trail)));
-    decided.map(|_| ())
+    }
+    seen.carried = Some(carried);
+    TRAIL.set(Scope::Inside(seen));
+    Ok(())
 }
 
 /// Scheme, host and port, compared as reqwest compares them on a redirect.
@@ -414,6 +479,45 @@ mod tests {
         }));
         assert!(panicked.is_err());
         assert!(matches!(TRAIL.with(Cell::take), Scope::Outside));
+    }
+
+    #[test]
+    fn a_chain_start_waiting_for_an_outer_request_is_not_taken_by_an_inner_one() {
+        // A request's record as (carried, where the chain started).
+        fn record(trail: &Option<Box<Trail>>) -> Option<(bool, &str)> {
+            let trail = trail.as_deref()?;
+            Some((trail.carried, trail.first.as_ref()?.as_str()))
+        }
+        let (mut outer, mut inner) = (None, None);
+        {
+            let _outer = Inside::enter(&mut outer);
+            // The outer request's first hop, then, in the same poll, an
+            // inner request polled with its own first hop.
+            follow(
+                &urls(&["https://a.example/outer"]),
+                &url("https://a.example/o2"),
+            )
+            .unwrap();
+            {
+                let _inner = Inside::enter(&mut inner);
+                follow(
+                    &urls(&["https://b.example/inner"]),
+                    &url("https://c.example/i2"),
+                )
+                .unwrap();
+            }
+        }
+        assert_eq!(record(&outer), Some((true, "https://a.example/outer")));
+        assert_eq!(record(&inner), Some((false, "https://b.example/inner")));
+        assert_eq!(FIRST.with(Cell::take), None);
+        // A later poll of the outer request keeps its record and updates
+        // the last hop.
+        {
+            let _outer = Inside::enter(&mut outer);
+            let chain = urls(&["https://a.example/outer", "https://a.example/o2"]);
+            follow(&chain, &url("https://b.example/x")).unwrap();
+        }
+        assert_eq!(record(&outer), Some((false, "https://a.example/outer")));
     }
 
     #[test]

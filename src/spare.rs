@@ -95,6 +95,11 @@ type Pairs = SmallVec<[(HeaderName, HeaderValue); INLINE]>;
 
 /// The fields of `headers`, repeated names included, in order.
 fn pairs(headers: &HeaderMap) -> Pairs {
+    // Many requests have none yet (reqwest adds its defaults below every
+    // middleware), and collecting even an empty iterator costs a reserve.
+    if headers.is_empty() {
+        return Pairs::new();
+    }
     headers
         .iter()
         .map(|(name, value)| (name.clone(), value.clone()))

@@ -119,6 +119,8 @@ impl Authorizer {
 
     /// Whether a request to `url` with these headers and extensions gets a
     /// token, or why not.
+    // Once per request in every adapter: inlined there.
+    #[inline]
     pub fn check_url(
         &self,
         url: &Url,
@@ -173,6 +175,8 @@ impl Authorizer {
     /// The resend budget of a request with this method and extensions:
     /// none with [`NoAuthRetry`], none for a non-idempotent method unless
     /// allowed, else `max_auth_retries`.
+    // Once per request in every adapter: inlined there.
+    #[inline]
     pub fn resends(&self, method: &Method, extensions: &Extensions) -> Resends {
         let settings = &self.inner.settings;
         let allowed = extensions.get::<NoAuthRetry>().is_none()
@@ -206,6 +210,8 @@ impl Authorizer {
     /// carried `token`: for a bound (DPoP) token, `DPoP` challenges count
     /// too, and a refused proof (`use_dpop_nonce`, `invalid_dpop_proof`)
     /// is [`Verdict::Reprove`].
+    // Once per request in every adapter: inlined there.
+    #[inline]
     pub fn rejection_for(
         &self,
         token: &CachedToken,

@@ -3,15 +3,16 @@
 use std::net::IpAddr;
 
 use http::Uri;
-use url::{Host, Url};
+use url::{Host, Position, Url};
 
 use crate::error::BuildError;
 
 /// The origins a token may be sent to. A request to any other origin passes
 /// through the middleware untouched.
 ///
-/// Kept as a short list of (scheme, host, port) compared field by field, so
-/// the check on every request allocates nothing (`Url::origin` would).
+/// Kept as a short list of (scheme, host, port), compared with the request's
+/// URL as it stands, so the check on every request allocates nothing
+/// (`Url::origin` would).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AllowedOrigins {
     origins: Vec<AllowedOrigin>,
@@ -23,9 +24,21 @@ struct AllowedOrigin {
     /// As `Url::host_str` gives it: lower-case, IPv6 in brackets.
     host: String,
     port: u16,
+    /// `scheme://host[:port]` as a parsed `Url` begins: the port only when
+    /// it is not the scheme's default.
+    serialized: String,
 }
 
 impl AllowedOrigin {
+    /// The check on every request: one compare of the URL's first bytes
+    /// (see [`AllowedOrigins::allows`]).
+    fn begins(&self, url: &Url) -> bool {
+        // Where the authority ends, an http(s) URL's path begins with '/':
+        // so no userinfo, and host and port are exactly these.
+        let url = url.as_str().as_bytes();
+        url.starts_with(self.serialized.as_bytes()) && url.get(self.serialized.len()) == Some(&b'/')
+    }
+
     fn matches(&self, url: &Url) -> bool {
         url.scheme() == self.scheme
             && url.host_str() == Some(self.host.as_str())
@@ -81,6 +94,7 @@ impl AllowedOrigins {
             scheme: url.scheme().to_owned(),
             host: host.to_owned(),
             port,
+            serialized: url[..Position::BeforePath].to_owned(),
         };
         if !self.origins.contains(&origin) {
             self.origins.push(origin);
@@ -92,9 +106,13 @@ impl AllowedOrigins {
         self.origins.is_empty()
     }
 
-    /// Whether `url` belongs to an allowed origin.
+    /// Whether `url` belongs to an allowed origin. A `Url`'s serialization
+    /// is canonical (lower-case host, no default port), so one that begins
+    /// with an allowed origin's is in it, at the cost of a byte compare;
+    /// only a URL with userinfo, or of another origin, is compared part by
+    /// part (`host_str` and the rest are calls each).
     pub(crate) fn allows(&self, url: &Url) -> bool {
-        self.origins.iter().any(|o| o.matches(url))
+        self.origins.iter().any(|o| o.begins(url)) || self.origins.iter().any(|o| o.matches(url))
     }
 
     /// Whether `uri` (absolute, as an HTTP client sends it) belongs to an
@@ -182,6 +200,36 @@ mod tests {
         assert!(!o.allows(&url("https://api.example.com:8443/")));
         assert!(!o.allows(&url("https://evil.example.com/")));
         assert!(!o.allows(&url("https://api.example.com.evil.net/")));
+    }
+
+    #[test]
+    fn userinfo_ports_and_lookalikes_compare_as_origins() {
+        let o = set(&["https://api.example.com", "http://127.0.0.1:8080"]);
+        for (input, allowed) in [
+            // Userinfo is not part of the origin.
+            ("https://user:pw@api.example.com/x", true),
+            ("https://api.example.com@evil.example/", false),
+            ("https://api.example.com:443@evil.example/", false),
+            ("http://127.0.0.1:8080@evil.example/", false),
+            // A default port written out is the same origin; another is not.
+            ("https://api.example.com:443/x", true),
+            ("http://api.example.com:443/", false),
+            ("https://api.example.com:80/", false),
+            ("http://127.0.0.1:8080", true),
+            ("http://127.0.0.1:80/", false),
+            ("http://127.0.0.1:808/", false),
+            ("https://api.example.co/", false),
+            ("https://api.example.com./", false),
+        ] {
+            let u = url(input);
+            assert_eq!(o.allows(&u), allowed, "{input}");
+            // The quick compare never allows what the full one does not.
+            assert!(o.origins.iter().all(|x| !x.begins(&u) || x.matches(&u)));
+        }
+        // An allowed origin with its default port written out matches
+        // requests without it.
+        let o = set(&["https://api.example.com:443"]);
+        assert!(o.allows(&url("https://api.example.com/")));
     }
 
     #[test]
