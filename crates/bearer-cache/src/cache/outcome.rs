@@ -30,11 +30,12 @@ use crate::TokenError;
 /// What an attempt's callers get.
 pub(crate) type Outcome = Result<Arc<Entry>, TokenError>;
 
-/// Past this many waiters, they are woken from a blocking thread: woken
-/// from a worker, a crowd overflows its local run queue (256 tasks), which
-/// moves the oldest half, the callers that have waited longest, to the back
-/// of the runtime's queue; woken from a blocking thread, they queue in the
-/// order they came.
+/// How many waiters are woken from the announcing thread; the rest are
+/// woken from a blocking thread. Woken from a worker, a crowd overflows its
+/// local run queue (256 tasks), which moves the oldest half, the callers
+/// that have waited longest, to the back of the runtime's queue; woken from
+/// a blocking thread, they queue in the order they came. The first ones
+/// start at once, while that thread is still being woken.
 const CROWD: usize = 128;
 
 /// One attempt's outcome, once in, and its waiters until then.
@@ -80,9 +81,9 @@ impl Announcement {
     }
 
     /// Announces `outcome` (the first announced stays) and wakes every
-    /// waiter. A crowd is woken from a blocking thread; if the runtime
-    /// drops that job unrun (it is shutting down), they are woken all the
-    /// same.
+    /// waiter. Past the first [`CROWD`], from a blocking thread; if the
+    /// runtime drops that job unrun (it is shutting down), they are woken
+    /// all the same.
     pub(crate) fn announce(&self, outcome: Outcome) {
         let _ = self.outcome.set(outcome);
         let (wakers, timer) = {
@@ -94,10 +95,13 @@ impl Announcement {
         };
         // Its waker points back here: dropped, nothing holds this any more.
         drop(timer);
-        let wake = WakeAll(wakers);
-        if wake.0.len() > CROWD {
+        let mut first = WakeAll(wakers);
+        if first.0.len() > CROWD {
             if let Ok(runtime) = Handle::try_current() {
-                drop(runtime.spawn_blocking(move || drop(wake)));
+                // The rest from a blocking thread, which starts on them
+                // while the first, who came first, are woken here.
+                let rest = WakeAll(first.0.split_off(CROWD));
+                drop(runtime.spawn_blocking(move || drop(rest)));
             }
         }
     }
