@@ -95,13 +95,15 @@ impl Announcement {
         };
         // Its waker points back here: dropped, nothing holds this any more.
         drop(timer);
-        let mut first = WakeAll(wakers);
-        if first.0.len() > CROWD {
+        let mut wake = WakeAll(wakers);
+        if wake.0.len() > CROWD {
             if let Ok(runtime) = Handle::try_current() {
-                // The rest from a blocking thread, which starts on them
-                // while the first, who came first, are woken here.
-                let rest = WakeAll(first.0.split_off(CROWD));
-                drop(runtime.spawn_blocking(move || drop(rest)));
+                // The first, who came first, here and now; the rest from a
+                // blocking thread.
+                for waker in wake.0[..CROWD].iter_mut().filter_map(Option::take) {
+                    waker.wake();
+                }
+                drop(runtime.spawn_blocking(move || drop(wake)));
             }
         }
     }
