@@ -21,7 +21,11 @@ use bearer_testkit::TestServer;
 use reqwest_bearer::cache::TokenBinding;
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{AccessToken, BearerAuth, DpopKey, TokenCache, TokenKey};
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_middleware::ClientBuilder;
+
+#[path = "shared/throughput.rs"]
+mod shared;
+use shared::throughput;
 
 struct Settings {
     rounds: usize,
@@ -75,6 +79,9 @@ fn proof_cost(settings: &Settings) {
 async fn throughput_ratio(settings: Settings) {
     let server = TestServer::start().await;
     let key = DpopKey::generate().expect("a key");
+    // One reqwest client under both, so they send over the same pooled
+    // connection (see `benches/middleware.rs`).
+    let http = reqwest::Client::new();
     let client = |dpop: bool| {
         let source = ClientCredentials::new(
             server.token_url(),
@@ -94,9 +101,7 @@ async fn throughput_ratio(settings: Settings) {
             .expect("loopback origins");
         (
             auth.clone(),
-            ClientBuilder::new(reqwest::Client::new())
-                .with(auth)
-                .build(),
+            ClientBuilder::new(http.clone()).with(auth).build(),
         )
     };
     let (bound_auth, bound) = client(true);
@@ -110,20 +115,20 @@ async fn throughput_ratio(settings: Settings) {
         ("checked", server.api_url("/api/echo")),
     ] {
         for concurrency in [1, 64] {
-            throughput(&bound, &url, concurrency, settings.round / 4).await;
-            throughput(&bearer, &url, concurrency, settings.round / 4).await;
+            throughput(&bound, &url, None, concurrency, settings.round / 4).await;
+            throughput(&bearer, &url, None, concurrency, settings.round / 4).await;
             let mut ratios = Vec::with_capacity(settings.rounds);
             for round in 0..settings.rounds {
                 let (dpop, plain) = if round % 2 == 0 {
-                    let d = throughput(&bound, &url, concurrency, settings.round).await;
+                    let d = throughput(&bound, &url, None, concurrency, settings.round).await;
                     (
                         d,
-                        throughput(&bearer, &url, concurrency, settings.round).await,
+                        throughput(&bearer, &url, None, concurrency, settings.round).await,
                     )
                 } else {
-                    let p = throughput(&bearer, &url, concurrency, settings.round).await;
+                    let p = throughput(&bearer, &url, None, concurrency, settings.round).await;
                     (
-                        throughput(&bound, &url, concurrency, settings.round).await,
+                        throughput(&bound, &url, None, concurrency, settings.round).await,
                         p,
                     )
                 };
@@ -136,36 +141,4 @@ async fn throughput_ratio(settings: Settings) {
             );
         }
     }
-}
-
-/// Requests per second over `duration`, `concurrency` workers each sending
-/// one request at a time and reading the whole answer.
-async fn throughput(
-    client: &ClientWithMiddleware,
-    url: &url::Url,
-    concurrency: usize,
-    duration: Duration,
-) -> f64 {
-    let start = Instant::now();
-    let deadline = start + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url) = (client.clone(), url.clone());
-            tokio::spawn(async move {
-                let mut done = 0u64;
-                while Instant::now() < deadline {
-                    let response = client.get(url.clone()).send().await.expect("sent");
-                    assert!(response.status().is_success(), "{}", response.status());
-                    response.bytes().await.expect("body read");
-                    done += 1;
-                }
-                done
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for worker in workers {
-        total += worker.await.expect("worker finished");
-    }
-    total as f64 / start.elapsed().as_secs_f64()
 }

@@ -35,7 +35,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bearer_testkit::TestServer;
 use http::HeaderValue;
@@ -43,6 +43,10 @@ use http::header::AUTHORIZATION;
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, TokenCache, TokenKey};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+
+#[path = "shared/throughput.rs"]
+mod shared;
+use shared::throughput;
 
 /// The system allocator, counting allocations process-wide.
 struct Counting;
@@ -285,45 +289,6 @@ async fn sequential(
         assert!(response.status().is_success(), "{}", response.status());
         response.bytes().await.expect("body read");
     }
-}
-
-/// Requests per second over `duration`, with `concurrency` workers each
-/// sending one request at a time and reading the whole answer.
-async fn throughput(
-    client: &ClientWithMiddleware,
-    url: &url::Url,
-    header: Option<&HeaderValue>,
-    concurrency: usize,
-    duration: Duration,
-) -> f64 {
-    let start = Instant::now();
-    let deadline = start + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let client = client.clone();
-            let url = url.clone();
-            let header = header.cloned();
-            tokio::spawn(async move {
-                let mut done = 0u64;
-                while Instant::now() < deadline {
-                    let mut request = client.get(url.clone());
-                    if let Some(h) = &header {
-                        request = request.header(AUTHORIZATION, h.clone());
-                    }
-                    let response = request.send().await.expect("request sent");
-                    assert!(response.status().is_success(), "{}", response.status());
-                    response.bytes().await.expect("body read");
-                    done += 1;
-                }
-                done
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for worker in workers {
-        total += worker.await.expect("worker finished");
-    }
-    total as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Sits outside another middleware and notes the size of the future that
