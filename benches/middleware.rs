@@ -39,14 +39,13 @@ use std::time::Duration;
 
 use bearer_testkit::TestServer;
 use http::HeaderValue;
-use http::header::AUTHORIZATION;
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, TokenCache, TokenKey};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
 #[path = "shared/throughput.rs"]
 mod shared;
-use shared::throughput;
+use shared::{send_one, throughput};
 
 /// The system allocator, counting allocations process-wide.
 struct Counting;
@@ -281,13 +280,7 @@ async fn sequential(
     n: u64,
 ) {
     for _ in 0..n {
-        let mut request = client.get(url.clone());
-        if let Some(h) = header {
-            request = request.header(AUTHORIZATION, h.clone());
-        }
-        let response = request.send().await.expect("request sent");
-        assert!(response.status().is_success(), "{}", response.status());
-        response.bytes().await.expect("body read");
+        send_one(client, url, header).await;
     }
 }
 

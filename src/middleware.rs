@@ -290,18 +290,17 @@ impl BearerAuth {
                     None => send.await?,
                     Some(span) => send.instrument(span.clone()).await?,
                 };
-                let key = request
-                    .custom_key
-                    .as_deref()
-                    .unwrap_or(self.auth.default_key());
+                let key = request.key(&self.auth);
                 let Some(rejected) =
                     self.rejected(&response, key, token, &mut spare, resends, hops)
                 else {
                     return Ok(response);
                 };
+                let span = request.span.clone().unwrap_or_else(Span::none);
                 Box::pin(self.after_unauthorized(
                     response,
                     rejected,
+                    span,
                     request.extensions,
                     request.next,
                 ))
@@ -326,11 +325,8 @@ impl BearerAuth {
     ) -> impl Future<Output = Result<Response>> + Send + 'a {
         request.record(&token);
         let span = request.span.take().unwrap_or_else(Span::none);
+        let on_401 = span.clone();
         async move {
-            let key = request
-                .custom_key
-                .as_deref()
-                .unwrap_or(self.auth.default_key());
             let mut resends = self.auth.resends(req.method(), request.extensions);
             resends.allow_reproof();
             let mut spare = resend_copy(&mut req, resends);
@@ -341,11 +337,12 @@ impl BearerAuth {
                 .track(request.next.clone().run(req, request.extensions))
                 .await?;
             Authorizer::observe_answer(&token, &target, response.headers());
+            let key = request.key(&self.auth);
             let Some(rejected) = self.rejected(&response, key, token, &mut spare, resends, hops)
             else {
                 return Ok(response);
             };
-            self.after_unauthorized(response, rejected, request.extensions, request.next)
+            self.after_unauthorized(response, rejected, on_401, request.extensions, request.next)
                 .await
         }
         .instrument(span)
@@ -380,16 +377,17 @@ impl BearerAuth {
     }
 
     /// The 401 path: the authorizer decides; this replaces the token and
-    /// resends while it says so.
+    /// resends while it says so. Records on `span`, the request's own
+    /// (`Span::none()` when nobody listens): never on the caller's.
     async fn after_unauthorized(
         &self,
         mut response: Response,
         mut state: Rejected,
+        span: Span,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
         let auth = &self.auth;
-        let span = Span::current();
         loop {
             let Some(verdict) =
                 auth.rejection_for(&state.token, response.status(), response.headers())

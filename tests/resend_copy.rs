@@ -15,7 +15,8 @@ async fn a_resent_request_is_the_one_sent_with_a_new_token() {
     let control = server.control();
     let mut url = server.api_url("/api/echo");
     url.query_pairs_mut().append_pair("page", "2");
-    // Below, at and above the headers the copy keeps inline.
+    // At and above the headers the copy keeps inline (three, which the
+    // request below has of its own).
     for extra in [0, 3, 8] {
         let first = echo(client.get(url.clone()).send().await.unwrap()).await;
         control.reject_next_api_requests(1);

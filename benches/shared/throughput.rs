@@ -1,5 +1,5 @@
-//! Requests per second through a client, for the benches that compare
-//! middlewares (`middleware.rs`, `dpop.rs`).
+//! Requests through a client, one at a time or per second, for the benches
+//! that compare middlewares (`middleware.rs`, `dpop.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -27,13 +27,7 @@ pub(crate) async fn throughput(
             tokio::spawn(async move {
                 let mut done = 0u64;
                 while Instant::now() < deadline {
-                    let mut request = client.get(url.clone());
-                    if let Some(h) = &header {
-                        request = request.header(AUTHORIZATION, h.clone());
-                    }
-                    let response = request.send().await.expect("request sent");
-                    assert!(response.status().is_success(), "{}", response.status());
-                    response.bytes().await.expect("body read");
+                    send_one(&client, &url, header.as_ref()).await;
                     done += 1;
                 }
                 done
@@ -45,4 +39,20 @@ pub(crate) async fn throughput(
         total += worker.await.expect("worker finished");
     }
     total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One request (with `header` as `Authorization`, if given), its answer
+/// checked for success and read whole.
+pub(crate) async fn send_one(
+    client: &ClientWithMiddleware,
+    url: &url::Url,
+    header: Option<&HeaderValue>,
+) {
+    let mut request = client.get(url.clone());
+    if let Some(h) = header {
+        request = request.header(AUTHORIZATION, h.clone());
+    }
+    let response = request.send().await.expect("request sent");
+    assert!(response.status().is_success(), "{}", response.status());
+    response.bytes().await.expect("body read");
 }

@@ -109,10 +109,13 @@ impl AllowedOrigins {
     /// Whether `url` belongs to an allowed origin. A `Url`'s serialization
     /// is canonical (lower-case host, no default port), so one that begins
     /// with an allowed origin's is in it, at the cost of a byte compare;
-    /// only a URL with userinfo, or of another origin, is compared part by
-    /// part (`host_str` and the rest are calls each).
+    /// only userinfo, which sits between the scheme and the host, can make
+    /// an allowed URL begin otherwise, and only such a URL is compared part
+    /// by part (`host_str` and the rest are calls each).
     pub(crate) fn allows(&self, url: &Url) -> bool {
-        self.origins.iter().any(|o| o.begins(url)) || self.origins.iter().any(|o| o.matches(url))
+        let userinfo = !url.username().is_empty() || url.password().is_some();
+        self.origins.iter().any(|o| o.begins(url))
+            || (userinfo && self.origins.iter().any(|o| o.matches(url)))
     }
 
     /// Whether `uri` (absolute, as an HTTP client sends it) belongs to an

@@ -44,7 +44,7 @@ pub(crate) struct Memo {
     /// the token is short of its refresh point and its expiry, and the
     /// touch is not due. A copy on this thread's line, so such a hit
     /// reads nothing of the entry's.
-    pub(crate) quiet_until: Cell<Instant>,
+    quiet_until: Cell<Instant>,
     /// The same instant as a coarse reading.
     quiet_tick: Cell<Tick>,
 }
