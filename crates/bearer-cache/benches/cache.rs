@@ -383,7 +383,11 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--stampedes-only") {
-        let only = args.get(i + 2).map(|which| which == "ours");
+        // `cargo bench` appends `--bench`: only a named side counts.
+        let only = args
+            .get(i + 2)
+            .filter(|which| !which.starts_with("--"))
+            .map(|which| which == "ours");
         stampedes(&runtime(), args[i + 1].parse().unwrap(), only);
         return;
     }

@@ -84,7 +84,8 @@
 //! one ([`SystemClock`] says when and why that is safe). An attempt's
 //! callers wait on an announcement of ours rather than on `futures`'
 //! `Shared`, which wakes its waiters under the lock each of them takes
-//! again: a crowd woken at once stalled on it (`cache/outcome.rs`).
+//! again: a crowd woken at once stalled on it. Ours wakes a crowd as a
+//! relay, in the order it came (`cache/outcome.rs`).
 
 mod backoff;
 mod binding;
