@@ -17,7 +17,7 @@
 //! back no more than a preempted worker's few lanes. So that a waiter that
 //! is woken but never polled again can't stall the relay, a watch on the
 //! runtime's timer wakes the next lanes whenever the relay makes no
-//! progress for [`STALL`].
+//! progress for [`STALL`], twice as many at each stall.
 //!
 //! It also holds the attempt's timer, on the attempt's runtime: when a
 //! source blocks its thread, the attempt's own timeout can't fire, and the
@@ -229,28 +229,33 @@ struct WakeRest(Arc<Announcement>);
 
 impl WakeRest {
     /// Every [`STALL`], wakes the next `lanes` waiters if the relay made
-    /// no progress since the last look; done once every waiter is woken.
-    async fn watch(self, mut timer: tokio::time::Interval, lanes: usize) {
+    /// no progress since the last look, twice as many at each stall after
+    /// that (so that many waiters that never take their turn cost a few
+    /// stalls, not one per lane's worth of them); done once every waiter
+    /// is woken.
+    async fn watch(self, mut timer: tokio::time::Interval, mut lanes: usize) {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The interval's first tick is at once.
         timer.tick().await;
         let mut seen = lock(&self.0.waiting).next;
         loop {
             timer.tick().await;
-            let stalled = {
+            let woken = {
                 let mut waiting = lock(&self.0.waiting);
                 if waiting.all_woken() {
                     return;
                 }
-                let stalled = seen == waiting.next;
-                seen = waiting.next;
-                if stalled {
-                    waiting.take_next(lanes)
+                let woken = if waiting.next == seen {
+                    let woken = waiting.take_next(lanes);
+                    lanes = lanes.saturating_mul(2);
+                    woken
                 } else {
                     Vec::new()
-                }
+                };
+                seen = waiting.next;
+                woken
             };
-            for waker in stalled.into_iter().flatten() {
+            for waker in woken.into_iter().flatten() {
                 waker.wake();
             }
         }
@@ -538,6 +543,15 @@ mod tests {
         (waits, tasks)
     }
 
+    /// What `waiter` got, failing the test if it is not released within a
+    /// minute (of paused time: at once, if nothing else is due).
+    async fn released(waiter: tokio::task::JoinHandle<Outcome>) -> Outcome {
+        tokio::time::timeout(Duration::from_secs(60), waiter)
+            .await
+            .expect("released within a minute")
+            .expect("the waiter's task")
+    }
+
     /// Waiters woken but never polled again (a caller holding its future
     /// without polling it) hold the relay's turns: the watch wakes the
     /// next lanes after a stall, so the rest still get the outcome.
@@ -549,13 +563,29 @@ mod tests {
         let start = Instant::now();
         announcement.announce(Err(TokenError::SourcePanicked));
         for waiter in rest {
-            let outcome = tokio::time::timeout(Duration::from_secs(60), waiter)
-                .await
-                .expect("released within a minute");
-            assert!(outcome.unwrap().is_err());
+            assert!(released(waiter).await.is_err());
         }
         let took = Instant::now() - start;
         assert!(took >= STALL, "released by the watch, after {took:?}");
+        drop(held);
+    }
+
+    /// Many such waiters cost a few stalls: each wakes twice as many as
+    /// the one before.
+    #[tokio::test(start_paused = true)]
+    async fn many_waiters_that_never_take_their_turn_cost_a_few_stalls() {
+        let announcement = Announcement::new(Some(Handle::current()), later());
+        let lanes = lanes(Some(&Handle::current()));
+        // The announcement wakes `lanes` of them, the watch `lanes`,
+        // `2 ×`, `4 ×` and `8 ×` at its four stalls: the held 15 lanes'
+        // worth, then the rest (one at a time, fifteen stalls).
+        let (held, rest) = queue(&announcement, lanes * 15, lanes).await;
+        let start = Instant::now();
+        announcement.announce(Err(TokenError::SourcePanicked));
+        for waiter in rest {
+            assert!(released(waiter).await.is_err());
+        }
+        assert_eq!(Instant::now() - start, STALL * 4);
         drop(held);
     }
 
