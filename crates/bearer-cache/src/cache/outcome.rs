@@ -605,6 +605,38 @@ mod tests {
         assert_eq!(Instant::now(), start, "the relay, not the watch");
     }
 
+    /// On two workers, with a third of the crowd cancelled while the relay
+    /// runs (some holding a turn when they go), everyone left is released.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crowd_that_leaves_at_random_while_woken_is_all_released() {
+        let announcement = Announcement::new(Some(Handle::current()), later());
+        let crowd = 3000;
+        let waiters: Vec<_> = (0..crowd)
+            .map(|_| tokio::spawn(Arc::clone(&announcement).wait(true)))
+            .collect();
+        while announcement.waiters() < crowd {
+            tokio::task::yield_now().await;
+        }
+        let announcing = Arc::clone(&announcement);
+        let announced =
+            tokio::spawn(async move { announcing.announce(Err(TokenError::SourcePanicked)) });
+        for waiter in waiters.iter().step_by(3) {
+            waiter.abort();
+        }
+        announced.await.unwrap();
+        let all = async {
+            for (i, waiter) in waiters.into_iter().enumerate() {
+                match waiter.await {
+                    Ok(outcome) => assert!(outcome.is_err()),
+                    Err(cancelled) => assert!(i % 3 == 0 && cancelled.is_cancelled()),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .expect("all released");
+    }
+
     /// Announced outside a runtime, where no watch can run, every waiter
     /// is woken at once, by what the watch leaves behind when dropped (as
     /// when its runtime shuts down).
