@@ -9,8 +9,8 @@
 //! its own runtime waits on the attempt's timer, which the
 //! [`Announcement`] holds and which fires even when a source blocks its
 //! thread (where the attempt's own timeout can't): joiners share one
-//! timer, and woken together, as a stampede's thousands are, none has a
-//! timer of its own to take out of the wheel. The caller that started the
+//! timer, and when a stampede's thousands are woken, none has a timer of
+//! its own to take out of the wheel. The caller that started the
 //! attempt keeps a timer inline in its own future, which costs no
 //! allocation when, as with most first fetches, nobody joins. So does a
 //! caller on another runtime, since the attempt's runtime may stop being

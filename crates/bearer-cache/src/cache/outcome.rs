@@ -7,9 +7,10 @@
 //! first and read without a lock, and waiters are woken after the lock is
 //! released.
 //!
-//! A crowd is woken as a relay, in the order it came: the announcement
-//! wakes the first few (its lanes, see [`lanes`]), and each waiter, as it
-//! takes the outcome (or leaves), wakes the next one not yet woken. Woken
+//! On a multi-thread runtime a crowd is woken as a relay, in the order it
+//! came: the announcement wakes the first few (its lanes, see [`waking`]),
+//! and each waiter, as it takes the outcome (or leaves), wakes the next
+//! one not yet woken. Woken
 //! all at once, a crowd sits in the runtime's queues in batches, and a
 //! worker the system preempts holds its batch back while the rest finish:
 //! measured in a stampede on 2 cores, 60 to 280 of the callers that came
@@ -17,12 +18,14 @@
 //! back no more than a preempted worker's few lanes. So that a waiter that
 //! is woken but never polled again can't stall the relay, a watch on the
 //! runtime's timer wakes the next lanes whenever the relay makes no
-//! progress for [`STALL`], twice as many at each stall.
+//! progress for [`STALL`], twice as many at each stall. Elsewhere (a
+//! current-thread runtime, no runtime) a crowd is woken at once.
 //!
 //! It also holds the attempt's timer, on the attempt's runtime: when a
 //! source blocks its thread, the attempt's own timeout can't fire, and the
 //! callers on that runtime are released by this one instead of each
-//! keeping a timer of its own (see `attempt.rs`).
+//! keeping a timer of its own (see `attempt.rs`). The announcement takes
+//! the timer's place: from then on they are woken as above.
 
 use std::future::Future;
 use std::mem;
@@ -33,7 +36,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::task::{ArcWake, waker_ref};
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::time::{Instant, Sleep};
 
 use super::entry::Entry;
@@ -43,27 +46,51 @@ use crate::TokenError;
 /// What an attempt's callers get.
 pub(crate) type Outcome = Result<Arc<Entry>, TokenError>;
 
-/// How many waiters are woken at once, by the announcement and by the
-/// watch, on `runtime`; each passes its turn on to the next. A few per
-/// worker: enough to keep every worker busy, few enough that what a
-/// preempted worker holds back is a small part of a crowd (on 2 cores, 8
-/// lanes beat 16, 32 and 64 in stampede p99), and well below a worker's
-/// local run queue (256 tasks, past which the oldest half, the callers
-/// that have waited longest, would go to the back of the runtime's queue).
-fn lanes(runtime: Option<&Handle>) -> usize {
+/// How a crowd of waiters is woken once the outcome is in.
+enum Waking {
+    /// Everyone at once, by the announcement.
+    AllAtOnce,
+    /// As a relay: `lanes` by the announcement, the rest by those before
+    /// them, watched on `runtime`'s timer.
+    Relay { runtime: Handle, lanes: usize },
+}
+
+/// How a crowd is woken when announced on `runtime`. As a relay only on a
+/// multi-thread runtime: its workers are always driven, so the watch
+/// always runs, and it is there that a preempted worker holds a batch
+/// back. A current-thread runtime runs one queue in order anyway, and it
+/// is driven only inside its `block_on`: a relay there would leave waiters
+/// that don't run on it (another thread's `futures::executor::block_on`
+/// in its context) behind turns that its queued tasks hold until it is
+/// driven again.
+///
+/// Lanes: a few per worker, enough to keep every worker busy, few enough
+/// that what a preempted worker holds back is a small part of a crowd (on
+/// 2 cores, 8 lanes beat 16, 32 and 64 in stampede p99), and well below a
+/// worker's local run queue (256 tasks, past which the oldest half, the
+/// callers that have waited longest, would go to the back of the
+/// runtime's queue).
+fn waking(runtime: Option<Handle>) -> Waking {
     const PER_WORKER: usize = 4;
-    runtime
-        .map_or(1, |runtime| runtime.metrics().num_workers())
-        .saturating_mul(PER_WORKER)
-        .clamp(MIN_LANES, 128)
+    match runtime {
+        Some(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            let lanes = runtime
+                .metrics()
+                .num_workers()
+                .saturating_mul(PER_WORKER)
+                .clamp(MIN_LANES, 128);
+            Waking::Relay { runtime, lanes }
+        }
+        _ => Waking::AllAtOnce,
+    }
 }
 
 /// The fewest lanes: a crowd no larger is woken at once, and no runtime is
 /// looked up for it.
 const MIN_LANES: usize = 8;
 
-/// How long the relay may make no progress before the watch wakes the next
-/// lanes: long beside one waiter's turn (microseconds), short beside a
+/// How long the relay may make no progress before the watch wakes more
+/// waiters: long beside one waiter's turn (microseconds), short beside a
 /// caller's patience.
 const STALL: Duration = Duration::from_millis(5);
 
@@ -149,29 +176,39 @@ impl Announcement {
         })
     }
 
-    /// Announces `outcome` (the first announced stays) and starts the
-    /// relay that wakes every waiter: the first lanes here, the rest
-    /// from the waiters before them, watched on the runtime's timer. Where
-    /// there is no runtime to watch on, every waiter is woken here.
+    /// Announces `outcome` (the first announced stays) and wakes every
+    /// waiter: as a relay on a multi-thread runtime, otherwise all at once
+    /// (see [`waking`]).
     pub(crate) fn announce(self: &Arc<Self>, outcome: Outcome) {
+        self.announce_by(outcome, || waking(Handle::try_current().ok()));
+    }
+
+    /// [`announce`](Self::announce), woken as `how` says if there are
+    /// more waiters than [`MIN_LANES`] (asked only then).
+    fn announce_by(self: &Arc<Self>, outcome: Outcome, how: impl FnOnce() -> Waking) {
         let _ = self.outcome.set(outcome);
         let (first, timer, relay) = {
             let mut waiting = lock(&self.waiting);
             let timer = mem::replace(&mut waiting.timer, Timer::Off);
             let crowd = waiting.wakers.len() - waiting.next > MIN_LANES;
-            let runtime = crowd.then(|| Handle::try_current().ok()).flatten();
-            let lanes = lanes(runtime.as_ref());
-            let first = waiting.take_next(lanes);
-            let relay = (!waiting.all_woken()).then_some((runtime, lanes));
+            let (first, relay) = match crowd.then(how) {
+                Some(Waking::Relay { runtime, lanes }) => {
+                    let first = waiting.take_next(lanes);
+                    let seen = waiting.next;
+                    (first, Some((runtime, lanes, seen)))
+                }
+                Some(Waking::AllAtOnce) | None => (waiting.take_next(usize::MAX), None),
+            };
             (first, timer, relay)
         };
-        // Its waker points back here: dropped, nothing holds this any more.
+        // Its waker points back here: dropped, only the watch (if any)
+        // holds this any more.
         drop(timer);
         for waker in first.into_iter().flatten() {
             waker.wake();
         }
-        if let Some((runtime, lanes)) = relay {
-            self.watch(runtime, lanes);
+        if let Some((runtime, lanes, seen)) = relay {
+            self.watch(&runtime, lanes, seen);
         }
     }
 
@@ -179,31 +216,32 @@ impl Announcement {
     /// its own place is cleared (it may not have been woken yet) and the
     /// next waiter woken.
     fn pass_on(&self, index: usize) {
-        let next = {
+        let (own, next) = {
             let mut waiting = lock(&self.waiting);
-            if let Some(own) = waiting.wakers.get_mut(index) {
-                *own = None;
-            }
-            waiting.take_one()
+            let own = waiting.wakers.get_mut(index).and_then(Option::take);
+            (own, waiting.take_one())
         };
+        // Dropped outside the lock, like every waker here.
+        drop(own);
         if let Some(waker) = next {
             waker.wake();
         }
     }
 
-    /// Watches the relay on the runtime's timer until every waiter is
-    /// woken; wakes them all at once if it can't (no runtime, no timers),
-    /// or if the runtime drops the watch (shutting down).
-    fn watch(self: &Arc<Self>, runtime: Option<Handle>, lanes: usize) {
+    /// Watches the relay on `runtime`'s timer until every waiter is woken,
+    /// from where it stood (`seen`); wakes them all at once if it can't (a
+    /// runtime without timers), or if the runtime drops the watch
+    /// (shutting down).
+    fn watch(self: &Arc<Self>, runtime: &Handle, lanes: usize, seen: usize) {
         let rest = WakeRest(Arc::clone(self));
-        let Some(runtime) = runtime else {
-            return;
-        };
         // A runtime without timers panics here; `rest` then wakes them all.
-        let Ok(timer) = catch_unwind(AssertUnwindSafe(|| tokio::time::interval(STALL))) else {
+        let Ok(timer) = catch_unwind(AssertUnwindSafe(|| {
+            let _on = runtime.enter();
+            tokio::time::interval(STALL)
+        })) else {
             return;
         };
-        drop(runtime.spawn(rest.watch(timer, lanes)));
+        drop(runtime.spawn(rest.watch(timer, lanes, seen)));
     }
 
     /// Waits for the outcome, on the attempt's timer if `on_timer`,
@@ -229,15 +267,14 @@ struct WakeRest(Arc<Announcement>);
 
 impl WakeRest {
     /// Every [`STALL`], wakes the next `lanes` waiters if the relay made
-    /// no progress since the last look, twice as many at each stall after
-    /// that (so that many waiters that never take their turn cost a few
-    /// stalls, not one per lane's worth of them); done once every waiter
-    /// is woken.
-    async fn watch(self, mut timer: tokio::time::Interval, mut lanes: usize) {
+    /// no progress since the last look (the first: where it stood when
+    /// announced, `seen`), twice as many at each stall after that (so that
+    /// many waiters that never take their turn cost a few stalls, not one
+    /// per lane's worth of them); done once every waiter is woken.
+    async fn watch(self, mut timer: tokio::time::Interval, mut lanes: usize, mut seen: usize) {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The interval's first tick is at once.
         timer.tick().await;
-        let mut seen = lock(&self.0.waiting).next;
         loop {
             timer.tick().await;
             let woken = {
@@ -424,6 +461,19 @@ mod tests {
 
     use super::*;
 
+    /// The lanes the relay tests run with.
+    const LANES: usize = MIN_LANES;
+
+    /// Announces `outcome` woken as a relay of [`LANES`] on this runtime
+    /// (a current-thread one, whose paused time drives the watch), as a
+    /// multi-thread runtime would.
+    fn relay(announcement: &Arc<Announcement>, outcome: Outcome) {
+        announcement.announce_by(outcome, || Waking::Relay {
+            runtime: Handle::current(),
+            lanes: LANES,
+        });
+    }
+
     fn later() -> Instant {
         Instant::now() + Duration::from_secs(3600)
     }
@@ -496,7 +546,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_crowd_is_woken_in_turn_in_the_order_it_came() {
         let announcement = Announcement::new(Some(Handle::current()), later());
-        let lanes = lanes(Some(&Handle::current()));
+        let lanes = LANES;
         let finished = Arc::new(Mutex::new(Vec::new()));
         let crowd = lanes * 4 + 3;
         let waiters: Vec<_> = (0..crowd)
@@ -513,7 +563,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let start = Instant::now();
-        announcement.announce(Err(TokenError::SourcePanicked));
+        relay(&announcement, Err(TokenError::SourcePanicked));
         for waiter in waiters {
             assert!(waiter.await.unwrap().is_err());
         }
@@ -558,10 +608,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn waiters_that_never_take_their_turn_do_not_stall_the_rest() {
         let announcement = Announcement::new(Some(Handle::current()), later());
-        let lanes = lanes(Some(&Handle::current()));
+        let lanes = LANES;
         let (held, rest) = queue(&announcement, lanes, lanes * 3).await;
         let start = Instant::now();
-        announcement.announce(Err(TokenError::SourcePanicked));
+        relay(&announcement, Err(TokenError::SourcePanicked));
         for waiter in rest {
             assert!(released(waiter).await.is_err());
         }
@@ -575,13 +625,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn many_waiters_that_never_take_their_turn_cost_a_few_stalls() {
         let announcement = Announcement::new(Some(Handle::current()), later());
-        let lanes = lanes(Some(&Handle::current()));
-        // The announcement wakes `lanes` of them, the watch `lanes`,
-        // `2 ×`, `4 ×` and `8 ×` at its four stalls: the held 15 lanes'
-        // worth, then the rest (one at a time, fifteen stalls).
+        let lanes = LANES;
+        // The announcement wakes `lanes` of them; the watch `lanes`,
+        // `2 ×`, `4 ×` and `8 ×` at its four stalls, the last of which
+        // reaches past the held 15 lanes' worth to the rest. A lane at a
+        // stall would take fifteen.
         let (held, rest) = queue(&announcement, lanes * 15, lanes).await;
         let start = Instant::now();
-        announcement.announce(Err(TokenError::SourcePanicked));
+        relay(&announcement, Err(TokenError::SourcePanicked));
         for waiter in rest {
             assert!(released(waiter).await.is_err());
         }
@@ -594,10 +645,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn waiters_that_leave_after_the_announcement_pass_their_turn_on() {
         let announcement = Announcement::new(Some(Handle::current()), later());
-        let lanes = lanes(Some(&Handle::current()));
+        let lanes = LANES;
         let (leaving, rest) = queue(&announcement, lanes * 2, lanes * 2).await;
         let start = Instant::now();
-        announcement.announce(Err(TokenError::SourcePanicked));
+        relay(&announcement, Err(TokenError::SourcePanicked));
         drop(leaving);
         for waiter in rest {
             assert!(waiter.await.unwrap().is_err());
@@ -637,9 +688,48 @@ mod tests {
             .expect("all released");
     }
 
-    /// Announced outside a runtime, where no watch can run, every waiter
-    /// is woken at once, by what the watch leaves behind when dropped (as
-    /// when its runtime shuts down).
+    /// On a current-thread runtime a crowd is woken at once: waiters that
+    /// never take their turn hold nobody back, with no time passing.
+    #[tokio::test(start_paused = true)]
+    async fn a_current_thread_runtime_wakes_a_crowd_at_once() {
+        let announcement = Announcement::new(Some(Handle::current()), later());
+        let (held, rest) = queue(&announcement, MIN_LANES * 4, MIN_LANES).await;
+        let start = Instant::now();
+        announcement.announce(Err(TokenError::SourcePanicked));
+        for waiter in rest {
+            assert!(released(waiter).await.is_err());
+        }
+        assert_eq!(Instant::now(), start, "no watch");
+        drop(held);
+    }
+
+    /// The lanes `waking` picks on a multi-thread runtime of `workers`.
+    fn lanes_on(workers: usize) -> Option<usize> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .build()
+            .unwrap();
+        match waking(Some(runtime.handle().clone())) {
+            Waking::Relay { lanes, .. } => Some(lanes),
+            Waking::AllAtOnce => None,
+        }
+    }
+
+    #[test]
+    fn a_relay_only_on_a_multi_thread_runtime() {
+        assert_eq!(lanes_on(2), Some(8));
+        assert_eq!(lanes_on(64), Some(128));
+        let one = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(matches!(
+            waking(Some(one.handle().clone())),
+            Waking::AllAtOnce
+        ));
+        assert!(matches!(waking(None), Waking::AllAtOnce));
+    }
+
+    /// Announced outside a runtime, every waiter is woken at once.
     #[test]
     fn outside_a_runtime_every_waiter_is_woken_at_once() {
         #[derive(Default)]
@@ -652,8 +742,7 @@ mod tests {
         let count = Arc::new(Count::default());
         let waker = futures::task::waker(Arc::clone(&count));
         let announcement = Announcement::new(None, later());
-        let lanes = lanes(None);
-        let mut waits: Vec<_> = (0..lanes + 5)
+        let mut waits: Vec<_> = (0..MIN_LANES * 3)
             .map(|_| Arc::clone(&announcement).wait(false))
             .collect();
         for wait in &mut waits {
@@ -664,7 +753,7 @@ mod tests {
         announcement.announce(Err(TokenError::SourcePanicked));
         assert_eq!(
             count.0.load(std::sync::atomic::Ordering::SeqCst),
-            lanes + 4,
+            MIN_LANES * 3 - 1,
             "every waiter but the one that left"
         );
     }
