@@ -10,12 +10,12 @@
 //! On a multi-thread runtime a crowd is woken as a relay, in the order it
 //! came: the announcement wakes the first few (its lanes, see [`waking`]),
 //! and each waiter, as it takes the outcome (or leaves), wakes the next
-//! one not yet woken. Woken
-//! all at once, a crowd sits in the runtime's queues in batches, and a
-//! worker the system preempts holds its batch back while the rest finish:
-//! measured in a stampede on 2 cores, 60 to 280 of the callers that came
-//! early finished last, which is what its p99 is made of. A relay holds
-//! back no more than a preempted worker's few lanes. So that a waiter that
+//! one not yet woken. Woken all at once, a crowd sits in the runtime's
+//! queues in batches, and a worker the system preempts holds its batch
+//! back while the rest finish: measured in a stampede on 2 cores, 60 to
+//! 280 of the callers that came early finished last, which is what its
+//! p99 is made of. A relay holds back no more than a preempted worker's
+//! few lanes. So that a waiter that
 //! is woken but never polled again can't stall the relay, a watch on the
 //! runtime's timer wakes the next lanes whenever the relay makes no
 //! progress for [`STALL`], twice as many at each stall. Elsewhere (a
