@@ -22,6 +22,8 @@ mod outage;
 mod overhead;
 #[path = "scenarios/peer.rs"]
 mod peer;
+#[path = "shared/throughput.rs"]
+mod shared;
 #[path = "scenarios/soak.rs"]
 mod soak;
 #[path = "scenarios/stampede.rs"]

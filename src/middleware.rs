@@ -159,7 +159,7 @@ impl BearerAuth {
 // the default key is borrowed, the header value is the one derived once per
 // token and thread, the resend copy keeps a few headers inline and shares
 // the body's bytes (`Spare`), no span is built unless a subscriber may want
-// it, and the miss and 401 paths are boxed on their own.
+// it, and the miss path and the bearer 401 path are boxed on their own.
 impl Middleware for BearerAuth {
     fn handle<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
@@ -180,7 +180,6 @@ impl Middleware for BearerAuth {
             return next.run(req, extensions);
         }
         let custom_key = extensions.get::<TokenKey>().map(|k| Box::new(k.clone()));
-        let key = custom_key.as_deref().unwrap_or(auth.default_key());
         // No span at all unless a subscriber may want one: even a disabled
         // span costs work per request and per poll (with `tracing`'s `log`
         // feature, which axum turns on, a check of `log`'s level each time,
@@ -199,18 +198,18 @@ impl Middleware for BearerAuth {
                 )
             })
             .filter(|span| !span.is_disabled());
-        // Formatted only for a subscriber that wants the span: these cost
-        // allocations on every request otherwise.
-        if let Some(span) = &span {
-            span.record("origin", display(req.url().origin().ascii_serialization()));
-            span.record("key", display(key));
-        }
         let request = Authorized {
             custom_key,
             span,
             extensions,
             next,
         };
+        // Formatted only for a subscriber that wants the span: these cost
+        // allocations on every request otherwise.
+        if let Some(span) = &request.span {
+            span.record("origin", display(req.url().origin().ascii_serialization()));
+            span.record("key", display(request.key(auth)));
+        }
         let cached = auth.cache().get_cached(request.key(auth));
         match cached {
             // The request goes straight into the box it is sent from.
@@ -277,7 +276,7 @@ impl BearerAuth {
         async move {
             request.record(&token);
             let resends = self.auth.resends(req.method(), request.extensions);
-            let mut spare = resend_copy(&mut req, resends);
+            let mut spare = take_spare(&mut req, resends);
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let send = sent.track(request.next.clone().run(req, request.extensions));
@@ -329,7 +328,7 @@ impl BearerAuth {
         async move {
             let mut resends = self.auth.resends(req.method(), request.extensions);
             resends.allow_reproof();
-            let mut spare = resend_copy(&mut req, resends);
+            let mut spare = take_spare(&mut req, resends);
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let target = prove(&mut req, &token)?;
@@ -358,7 +357,7 @@ impl BearerAuth {
         response: &Response,
         key: &TokenKey,
         token: CachedToken,
-        // Borrowed: moving the copy in would cost a copy of its bytes on
+        // Borrowed: moving the copy in would copy the `Spare` itself on
         // every answer, rejected or not.
         spare: &mut Option<Spare>,
         resends: Resends,
@@ -549,7 +548,7 @@ fn fail(error: BearerError) -> Error {
 /// token (and a proof) are added, so a resend gets its own; the only way to
 /// resend is a copy taken before sending, and a streaming body has none
 /// (then its 401 is simply returned).
-fn resend_copy(req: &mut Request, resends: Resends) -> Option<Spare> {
+fn take_spare(req: &mut Request, resends: Resends) -> Option<Spare> {
     if resends.keep_copy() {
         Spare::take(req)
     } else {

@@ -124,8 +124,7 @@ where
 /// A request's record in the thread's scope for one poll; on drop (the
 /// poll returned or panicked) what the policy wrote goes to the request's
 /// record and the scope back to what it was (an outer request's, when
-/// layers nest). Entered and left on every poll, so inlined into it; the
-/// rest is out of line.
+/// layers nest). Entered and left on every poll, so inlined into it.
 struct Inside<'a> {
     trail: &'a mut Option<Box<Trail>>,
     outer: Scope,

@@ -68,6 +68,46 @@ async fn span_records_fingerprint_cache_hit_and_retry() {
     assert_eq!(captured.closed_spans().len(), 3);
 }
 
+/// With this layer's target filtered out, the layer opens no span of its
+/// own; the 401 path must then record nothing on the caller's span, even
+/// one that has fields of the same names.
+#[tokio::test(flavor = "current_thread")]
+async fn the_401_path_never_records_on_the_callers_span() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_env_filter("trace,reqwest_bearer=off")
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (server, _auth, client) = setup().await;
+    get_echo(&client, server.api_url("/api/echo")).await;
+    server.control().reject_next_api_requests(1);
+    {
+        let caller = tracing::info_span!(
+            target: "caller",
+            "caller",
+            token = tracing::field::Empty,
+            auth_retry = tracing::field::Empty,
+            cache_hit = tracing::field::Empty,
+        );
+        let _entered = caller.enter();
+        let echoed = get_echo(&client, server.api_url("/api/echo")).await;
+        assert!(echoed_token(&echoed).is_some(), "resent with a new token");
+    }
+    let text = captured.text();
+    let closed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("caller") && l.contains(" close"))
+        .collect();
+    assert_eq!(closed.len(), 1, "{text}");
+    for field in ["token=", "auth_retry=", "cache_hit="] {
+        assert!(!closed[0].contains(field), "{}", closed[0]);
+    }
+    assert!(!text.contains("bearer_auth"), "no span of the layer's own");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_stay_out_of_logs_debug_and_errors() {
     let (captured, _guard) = capture();

@@ -1,54 +1,16 @@
 //! overhead: requests per second with a token layer vs the same client
 //! sending the same header by hand, warm token, in alternating rounds.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bearer_testkit::TestServer;
-use http::header::AUTHORIZATION;
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use http::HeaderValue;
+use reqwest_middleware::ClientBuilder;
 
 use crate::common::{
     Impl, Line, Mode, Recorded, Report, client, get_ok, http_client, median, source,
 };
-
-/// Completed requests per second over `period` with `concurrency` workers.
-async fn throughput(
-    client: &ClientWithMiddleware,
-    url: &url::Url,
-    header: Option<&str>,
-    concurrency: usize,
-    period: Duration,
-) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + period;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url, done) = (client.clone(), url.clone(), done.clone());
-            let header = header.map(str::to_owned);
-            tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    let mut request = client.get(url.clone());
-                    if let Some(h) = &header {
-                        request = request.header(AUTHORIZATION, h.as_str());
-                    }
-                    let ok = match request.send().await {
-                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    assert!(ok, "overhead: a request failed");
-                    done.fetch_add(1, Relaxed);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.expect("worker");
-    }
-    done.load(Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
+use crate::shared::throughput;
 
 pub async fn run(mode: Mode, report: &mut Report) {
     let server = TestServer::start().await;
@@ -56,7 +18,12 @@ pub async fn run(mode: Mode, report: &mut Report) {
     let http = http_client();
     // The baseline: no token layer at all, a valid token set by hand.
     let bare = ClientBuilder::new(http.clone()).build();
-    let by_hand = format!("Bearer {}", server.control().mint_access_token("read"));
+    let mut by_hand = HeaderValue::try_from(format!(
+        "Bearer {}",
+        server.control().mint_access_token("read")
+    ))
+    .expect("a header-safe token");
+    by_hand.set_sensitive(true);
     let layers = [Impl::Ours, Impl::MutexCache].map(|imp| {
         (
             imp,

@@ -1,5 +1,6 @@
 //! Requests through a client, one at a time or per second, for the benches
-//! that compare middlewares (`middleware.rs`, `dpop.rs`).
+//! that compare middlewares (`middleware.rs`, `dpop.rs`, and the scenario
+//! harness's `overhead`).
 
 use std::time::{Duration, Instant};
 

@@ -85,7 +85,8 @@
 //! callers wait on an announcement of ours rather than on `futures`'
 //! `Shared`, which wakes its waiters under the lock each of them takes
 //! again: a crowd woken at once stalled on it. Ours wakes a crowd as a
-//! relay, in the order it came (`cache/outcome.rs`).
+//! relay, in the order it came, on a multi-thread runtime, and all at once
+//! elsewhere (`cache/outcome.rs`).
 
 mod backoff;
 mod binding;

@@ -119,7 +119,7 @@ impl Authorizer {
 
     /// Whether a request to `url` with these headers and extensions gets a
     /// token, or why not.
-    // Once per request in every adapter: inlined there.
+    // Once per request in the reqwest adapter (again for a resend's URL): inlined.
     #[inline]
     pub fn check_url(
         &self,
@@ -210,7 +210,7 @@ impl Authorizer {
     /// carried `token`: for a bound (DPoP) token, `DPoP` challenges count
     /// too, and a refused proof (`use_dpop_nonce`, `invalid_dpop_proof`)
     /// is [`Verdict::Reprove`].
-    // Once per request in every adapter: inlined there.
+    // Once per answer in every adapter (twice for a 401): inlined there.
     #[inline]
     pub fn rejection_for(
         &self,

@@ -113,9 +113,10 @@ impl AllowedOrigins {
     /// an allowed URL begin otherwise, and only such a URL is compared part
     /// by part (`host_str` and the rest are calls each).
     pub(crate) fn allows(&self, url: &Url) -> bool {
-        let userinfo = !url.username().is_empty() || url.password().is_some();
+        // Userinfo is asked for only when the quick compare refused.
         self.origins.iter().any(|o| o.begins(url))
-            || (userinfo && self.origins.iter().any(|o| o.matches(url)))
+            || ((!url.username().is_empty() || url.password().is_some())
+                && self.origins.iter().any(|o| o.matches(url)))
     }
 
     /// Whether `uri` (absolute, as an HTTP client sends it) belongs to an
@@ -207,8 +208,18 @@ mod tests {
 
     #[test]
     fn userinfo_ports_and_lookalikes_compare_as_origins() {
-        let o = set(&["https://api.example.com", "http://127.0.0.1:8080"]);
+        let o = set(&[
+            "https://api.example.com",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9",
+        ]);
         for (input, allowed) in [
+            // IPv6: canonical brackets; a longer port or a userinfo
+            // lookalike is another origin.
+            ("http://[0:0::1]:9/x", true),
+            ("http://[::1]:90/", false),
+            ("http://[::1]:9@evil.example/", false),
+            ("http://u@[::1]:9/", true),
             // Userinfo is not part of the origin.
             ("https://user:pw@api.example.com/x", true),
             ("https://api.example.com@evil.example/", false),

@@ -125,7 +125,7 @@ pub(crate) async fn join(
     id: AttemptId,
     fetch: Fetch,
     joined: bool,
-) -> Result<Arc<Entry>, TokenError> {
+) -> Outcome {
     let on_timer = joined && {
         let here = Handle::try_current().ok().map(|runtime| runtime.id());
         here.is_some() && here == fetch.runtime
@@ -249,12 +249,7 @@ impl Inner {
     }
 
     /// Hands attempt `id`'s outcome to the state, then logs and notifies.
-    pub(crate) fn finish(
-        &self,
-        slot: &Arc<Slot>,
-        id: AttemptId,
-        outcome: Result<Arc<Entry>, TokenError>,
-    ) -> Result<Arc<Entry>, TokenError> {
+    pub(crate) fn finish(&self, slot: &Arc<Slot>, id: AttemptId, outcome: Outcome) -> Outcome {
         let now = self.clock.now();
         let sample = rand::rng().random::<f64>();
         let finish = slot.update(self, |state| {

@@ -346,8 +346,11 @@ impl Inner {
     /// then reads the precise one), never late.
     #[inline]
     fn hit_reading(&self) -> local::Now {
-        match self.ticks.then(Tick::now).flatten() {
-            Some(tick) => local::Now::Tick(tick),
+        match self.ticks.then(Tick::now) {
+            Some(Some(tick)) => local::Now::Tick(tick),
+            // The default clock off a runtime's workers, where its coarse
+            // reading is the precise one: read that, not the ticks again.
+            Some(None) => local::Now::At(self.clock.now()),
             None => local::Now::At(self.clock.coarse_now()),
         }
     }

@@ -44,7 +44,7 @@ use super::slot::lock;
 use crate::TokenError;
 
 /// What an attempt's callers get.
-pub(crate) type Outcome = Result<Arc<Entry>, TokenError>;
+pub(super) type Outcome = Result<Arc<Entry>, TokenError>;
 
 /// How a crowd of waiters is woken once the outcome is in.
 enum Waking {
@@ -71,18 +71,19 @@ enum Waking {
 /// callers that have waited longest, would go to the back of the
 /// runtime's queue).
 fn waking(runtime: Option<Handle>) -> Waking {
-    const PER_WORKER: usize = 4;
     match runtime {
         Some(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            let lanes = runtime
-                .metrics()
-                .num_workers()
-                .saturating_mul(PER_WORKER)
-                .clamp(MIN_LANES, 128);
+            let lanes = lanes(runtime.metrics().num_workers());
             Waking::Relay { runtime, lanes }
         }
         _ => Waking::AllAtOnce,
     }
+}
+
+/// The relay's lanes on a runtime of `workers` (see [`waking`]).
+fn lanes(workers: usize) -> usize {
+    const PER_WORKER: usize = 4;
+    workers.saturating_mul(PER_WORKER).clamp(MIN_LANES, 128)
 }
 
 /// The fewest lanes: a crowd no larger is woken at once, and no runtime is
@@ -95,7 +96,7 @@ const MIN_LANES: usize = 8;
 const STALL: Duration = Duration::from_millis(5);
 
 /// One attempt's outcome, once in, and its waiters until then.
-pub(crate) struct Announcement {
+pub(super) struct Announcement {
     outcome: OnceLock<Outcome>,
     waiting: Mutex<Waiting>,
 }
@@ -114,10 +115,8 @@ impl Waiting {
     /// The next `n` waiters not yet woken, taken off the list. All of
     /// them, the common case, takes the list itself: no allocation.
     fn take_next(&mut self, n: usize) -> Vec<Option<Waker>> {
-        let left = self.wakers.len() - self.next;
-        if left <= n {
-            self.next = 0;
-            return mem::take(&mut self.wakers);
+        if self.wakers.len() - self.next <= n {
+            return self.take_all();
         }
         let mut taken = Vec::with_capacity(n);
         while taken.len() < n && self.next < self.wakers.len() {
@@ -127,6 +126,12 @@ impl Waiting {
             self.next += 1;
         }
         taken
+    }
+
+    /// Every waiter not yet woken: the list itself.
+    fn take_all(&mut self) -> Vec<Option<Waker>> {
+        self.next = 0;
+        mem::take(&mut self.wakers)
     }
 
     /// The next waiter not yet woken, taken off the list.
@@ -147,7 +152,8 @@ impl Waiting {
 
 /// The attempt's deadline, as a timer of the attempt's runtime.
 enum Timer {
-    /// Started by the first caller to wait on it: an attempt nobody joins
+    /// Started by the first caller that waits on the attempt's timer (a
+    /// joiner on the attempt's runtime): an attempt nobody joins
     /// (a background refresh, or a first fetch with one caller, which
     /// keeps a timer of its own) puts nothing more in the timer wheel.
     Due(Handle, Instant),
@@ -160,7 +166,7 @@ enum Timer {
 impl Announcement {
     /// An announcement whose waiters are released at `deadline` on
     /// `runtime`'s timer if nothing was announced by then.
-    pub(crate) fn new(runtime: Option<Handle>, deadline: Instant) -> Arc<Self> {
+    pub(super) fn new(runtime: Option<Handle>, deadline: Instant) -> Arc<Self> {
         Arc::new(Announcement {
             outcome: OnceLock::new(),
             waiting: Mutex::new(Waiting {
@@ -179,14 +185,18 @@ impl Announcement {
     /// Announces `outcome` (the first announced stays) and wakes every
     /// waiter: as a relay on a multi-thread runtime, otherwise all at once
     /// (see [`waking`]).
-    pub(crate) fn announce(self: &Arc<Self>, outcome: Outcome) {
+    pub(super) fn announce(self: &Arc<Self>, outcome: Outcome) {
         self.announce_by(outcome, || waking(Handle::try_current().ok()));
     }
 
     /// [`announce`](Self::announce), woken as `how` says if there are
     /// more waiters than [`MIN_LANES`] (asked only then).
     fn announce_by(self: &Arc<Self>, outcome: Outcome, how: impl FnOnce() -> Waking) {
-        let _ = self.outcome.set(outcome);
+        if self.outcome.set(outcome).is_err() {
+            // Announced before: that announcement took the timer and the
+            // waiters.
+            return;
+        }
         let (first, timer, relay) = {
             let mut waiting = lock(&self.waiting);
             let timer = mem::replace(&mut waiting.timer, Timer::Off);
@@ -195,9 +205,10 @@ impl Announcement {
                 Some(Waking::Relay { runtime, lanes }) => {
                     let first = waiting.take_next(lanes);
                     let seen = waiting.next;
-                    (first, Some((runtime, lanes, seen)))
+                    let relay = (!waiting.all_woken()).then_some((runtime, lanes, seen));
+                    (first, relay)
                 }
-                Some(Waking::AllAtOnce) | None => (waiting.take_next(usize::MAX), None),
+                Some(Waking::AllAtOnce) | None => (waiting.take_all(), None),
             };
             (first, timer, relay)
         };
@@ -212,16 +223,23 @@ impl Announcement {
         }
     }
 
-    /// A waiter at `index` took the outcome or left after the announcement:
-    /// its own place is cleared (it may not have been woken yet) and the
-    /// next waiter woken.
-    fn pass_on(&self, index: usize) {
+    /// The waiter at `index` took the outcome or is leaving: its place is
+    /// cleared and, once the outcome is in, its turn in the relay passed
+    /// on to the next waiter (one turn too many, at worst, if it had not
+    /// been woken yet). Checked under the lock, which `announce` takes
+    /// after it stores the outcome.
+    fn leave(&self, index: usize) {
         let (own, next) = {
             let mut waiting = lock(&self.waiting);
             let own = waiting.wakers.get_mut(index).and_then(Option::take);
-            (own, waiting.take_one())
+            let next = if self.outcome.get().is_some() {
+                waiting.take_one()
+            } else {
+                None
+            };
+            (own, next)
         };
-        // Dropped outside the lock, like every waker here.
+        // Dropped outside the lock.
         drop(own);
         if let Some(waker) = next {
             waker.wake();
@@ -234,11 +252,8 @@ impl Announcement {
     /// (shutting down).
     fn watch(self: &Arc<Self>, runtime: &Handle, lanes: usize, seen: usize) {
         let rest = WakeRest(Arc::clone(self));
-        // A runtime without timers panics here; `rest` then wakes them all.
-        let Ok(timer) = catch_unwind(AssertUnwindSafe(|| {
-            let _on = runtime.enter();
-            tokio::time::interval(STALL)
-        })) else {
+        // `None` on a runtime without timers; `rest` then wakes them all.
+        let Some(timer) = with_timers(runtime, || tokio::time::interval(STALL)) else {
             return;
         };
         drop(runtime.spawn(rest.watch(timer, lanes, seen)));
@@ -247,7 +262,7 @@ impl Announcement {
     /// Waits for the outcome, on the attempt's timer if `on_timer`,
     /// otherwise on one the caller keeps itself. Takes the caller's handle
     /// rather than another: one count less to write as each waiter leaves.
-    pub(crate) fn wait(self: Arc<Self>, on_timer: bool) -> Wait {
+    pub(super) fn wait(self: Arc<Self>, on_timer: bool) -> Wait {
         Wait {
             announcement: self,
             index: None,
@@ -303,8 +318,7 @@ impl Drop for WakeRest {
     fn drop(&mut self) {
         let rest = {
             let mut waiting = lock(&self.0.waiting);
-            let len = waiting.wakers.len();
-            waiting.take_next(len)
+            waiting.take_all()
         };
         for waker in rest.into_iter().flatten() {
             waker.wake();
@@ -343,27 +357,36 @@ fn start_timer(
     announcement: &Arc<Announcement>,
 ) -> Option<Pin<Box<Sleep>>> {
     let waker = waker_ref(announcement);
-    let started = catch_unwind(AssertUnwindSafe(|| {
-        let _on = runtime.enter();
+    let started = with_timers(runtime, || {
         let mut timer = Box::pin(tokio::time::sleep_until(deadline));
         let fired = timer
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
             .is_ready();
         (!fired).then_some(timer)
-    }));
+    });
     match started {
-        Ok(Some(timer)) => Some(timer),
-        Ok(None) => {
+        Some(Some(timer)) => Some(timer),
+        Some(None) => {
             announcement.announce(Err(TokenError::Interrupted));
             None
         }
-        Err(_) => None,
+        None => None,
     }
 }
 
+/// `make`'s timer, made in `runtime`'s context; `None` if that panics (a
+/// runtime built without timers, or one shut down).
+fn with_timers<T>(runtime: &Handle, make: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let _on = runtime.enter();
+        make()
+    }))
+    .ok()
+}
+
 /// One caller's wait for an [`Announcement`].
-pub(crate) struct Wait {
+pub(super) struct Wait {
     announcement: Arc<Announcement>,
     /// Where this waiter's waker is, once it has one.
     index: Option<usize>,
@@ -424,7 +447,7 @@ impl Wait {
     fn taken(&mut self) -> Option<Outcome> {
         let outcome = self.announcement.outcome.get()?.clone();
         if let Some(index) = self.index.take() {
-            self.announcement.pass_on(index);
+            self.announcement.leave(index);
         }
         Some(outcome)
     }
@@ -432,25 +455,8 @@ impl Wait {
 
 impl Drop for Wait {
     fn drop(&mut self) {
-        let Some(index) = self.index else {
-            return;
-        };
-        // Checked under the lock, which `announce` takes after it stores
-        // the outcome: stored now, this waiter may have been woken, and its
-        // turn is passed on (one turn too many, at worst).
-        let next = {
-            let mut waiting = lock(&self.announcement.waiting);
-            if let Some(waker) = waiting.wakers.get_mut(index) {
-                *waker = None;
-            }
-            if self.announcement.outcome.get().is_some() {
-                waiting.take_one()
-            } else {
-                None
-            }
-        };
-        if let Some(waker) = next {
-            waker.wake();
+        if let Some(index) = self.index {
+            self.announcement.leave(index);
         }
     }
 }
@@ -703,22 +709,16 @@ mod tests {
         drop(held);
     }
 
-    /// The lanes `waking` picks on a multi-thread runtime of `workers`.
-    fn lanes_on(workers: usize) -> Option<usize> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .build()
-            .unwrap();
-        match waking(Some(runtime.handle().clone())) {
-            Waking::Relay { lanes, .. } => Some(lanes),
-            Waking::AllAtOnce => None,
-        }
-    }
-
     #[test]
     fn a_relay_only_on_a_multi_thread_runtime() {
-        assert_eq!(lanes_on(2), Some(8));
-        assert_eq!(lanes_on(64), Some(128));
+        let two = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        assert!(matches!(
+            waking(Some(two.handle().clone())),
+            Waking::Relay { lanes: 8, .. }
+        ));
         let one = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -727,6 +727,15 @@ mod tests {
             Waking::AllAtOnce
         ));
         assert!(matches!(waking(None), Waking::AllAtOnce));
+    }
+
+    #[test]
+    fn lanes_are_four_a_worker_within_bounds() {
+        assert_eq!(lanes(1), MIN_LANES);
+        assert_eq!(lanes(2), 8);
+        assert_eq!(lanes(5), 20);
+        assert_eq!(lanes(64), 128);
+        assert_eq!(lanes(usize::MAX), 128);
     }
 
     /// Announced outside a runtime, every waiter is woken at once.

@@ -240,11 +240,13 @@ mod tests {
                 assert_eq!(tick < Tick::of(deadline), at < deadline);
             }
         }
-        let long_ago = Instant::now() - Duration::from_secs(1);
-        assert_eq!(
-            Tick::of(long_ago),
-            Tick::of(long_ago - Duration::from_secs(60))
-        );
+        // A deadline before the origin lands at 0, below every reading.
+        let origin = Tick(0).instant().expect("the origin");
+        assert_eq!(Tick::of(origin), Tick(0));
+        if let Some(before) = origin.checked_sub(Duration::from_secs(60)) {
+            assert_eq!(Tick::of(before), Tick(0));
+        }
+        assert!(Tick::of(origin + nano) > Tick(0));
     }
 
     /// On a worker: never behind a precise reading taken before it, and

@@ -78,8 +78,8 @@ pub trait Clock: Send + Sync + Debug + 'static {
 /// tokio runtime (where tokio's time can't be paused), is the kernel's
 /// coarse monotonic clock (Linux `CLOCK_MONOTONIC_COARSE`, about 6 ns
 /// against 17 ns for a precise reading) plus two of its ticks, so that it
-/// is never behind [`now`](Clock::now) and at most two ticks (8 ms at the
-/// usual 250 Hz) ahead. Elsewhere, and on other systems, it is
+/// is never behind [`now`](Clock::now) and at most three ticks (12 ms at
+/// the usual 250 Hz) ahead. Elsewhere, and on other systems, it is
 /// [`now`](Clock::now).
 ///
 /// ```
