@@ -23,6 +23,10 @@
 //! - Storm: the server revokes every token, then 1000 concurrent requests;
 //!   prints how many token fetches that caused and how many requests failed.
 //!
+//! `-- --callers N` measures the overhead at N callers only (1 and 64
+//! otherwise), `-- --rounds N --round-ms M` sets the rounds and their
+//! length (61 of 120 ms; 25 of 50 with `--quick`).
+//!
 //! `-- --requests-only ours|noop N` sends only N warm sequential requests
 //! through one client, for instruction counts under
 //! `valgrind --tool=callgrind`: the difference between two N, divided by
@@ -35,7 +39,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bearer_testkit::TestServer;
 use http::HeaderValue;
@@ -78,6 +82,8 @@ struct Settings {
     round: Duration,
     /// `--requests-only`: which client, and how many requests.
     requests_only: Option<(String, u64)>,
+    /// `--callers N`: measure the overhead at N callers only.
+    callers: Option<usize>,
 }
 
 fn main() {
@@ -94,18 +100,17 @@ fn main() {
             .expect("--requests-only ours|noop N");
         (which, n)
     });
-    let settings = if quick {
-        Settings {
-            rounds: 25,
-            round: Duration::from_millis(50),
-            requests_only,
-        }
-    } else {
-        Settings {
-            rounds: 61,
-            round: Duration::from_millis(120),
-            requests_only,
-        }
+    let number = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1)?.parse::<u64>().ok())
+    };
+    let (rounds, round_ms) = if quick { (25, 50) } else { (61, 120) };
+    let settings = Settings {
+        rounds: number("--rounds").unwrap_or(rounds) as usize,
+        round: Duration::from_millis(number("--round-ms").unwrap_or(round_ms)),
+        requests_only,
+        callers: number("--callers").map(|n| n as usize),
     };
     // Instruction counts want one thread: no work stealing, no spinning
     // workers, the same path every run.
@@ -178,7 +183,11 @@ async fn run(settings: Settings) {
         return;
     }
 
-    for concurrency in [1, 64] {
+    let callers = match settings.callers {
+        Some(n) => vec![n],
+        None => vec![1, 64],
+    };
+    for concurrency in callers {
         // Warm the connection pools.
         for (client, header) in [
             (&with, None),
@@ -211,6 +220,24 @@ async fn run(settings: Settings) {
             ours.median, ours.p25, ours.p75, settings.rounds, noop.median, noop.p25, noop.p75
         );
     }
+
+    // One caller again, the three clients taking turns request by request.
+    let clients = [
+        (&with, None),
+        (&without, Some(&fixed)),
+        (&noop, Some(&fixed)),
+    ];
+    let (ours_turns, noop_turns) = interleaved(clients, &url, settings.rounds).await;
+    println!(
+        "RESULT overhead_interleaved concurrency=1 ratio={:.3} iqr={:.3}..{:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3}",
+        ours_turns.median,
+        ours_turns.p25,
+        ours_turns.p75,
+        settings.rounds,
+        noop_turns.median,
+        noop_turns.p25,
+        noop_turns.p75
+    );
 
     // Allocations per request, sequential, after the rounds above warmed
     // everything (pools, the token's header value): blocks of requests,
@@ -270,6 +297,47 @@ impl Spread {
             p75: at(0.75),
         }
     }
+}
+
+/// The throughput ratios at one caller (ours ÷ without, the
+/// nothing-middleware ÷ without) with the three clients taking turns
+/// request by request, each request timed on its own, in `rounds` rounds of
+/// 1,000 turns (the order within a turn rotating): the ratio of a round is
+/// that of the time its requests took. A change in the machine's speed
+/// that lasts longer than a turn (~0.1 ms) then slows the three alike,
+/// where rounds of one client at a time each meet it at a different moment.
+/// One caller only: with many, each request's time is mostly waiting for
+/// the others, whichever client they go through.
+async fn interleaved(
+    clients: [(&ClientWithMiddleware, Option<&HeaderValue>); 3],
+    url: &url::Url,
+    rounds: usize,
+) -> (Spread, Spread) {
+    const TURNS: usize = 1_000;
+    let (clients, url) = (clients.map(|(c, h)| (c.clone(), h.cloned())), url.clone());
+    // On a runtime worker, as the throughput rounds' callers are.
+    tokio::spawn(async move {
+        let mut ours = Vec::with_capacity(rounds);
+        let mut floor = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let mut spent = [Duration::ZERO; 3];
+            for turn in 0..TURNS {
+                for i in 0..3 {
+                    let which = (turn + i) % 3;
+                    let (client, header) = &clients[which];
+                    let start = Instant::now();
+                    send_one(client, &url, header.as_ref()).await;
+                    spent[which] += start.elapsed();
+                }
+            }
+            // Throughput is the inverse of the time a request takes.
+            ours.push(spent[1].as_secs_f64() / spent[0].as_secs_f64());
+            floor.push(spent[1].as_secs_f64() / spent[2].as_secs_f64());
+        }
+        (Spread::of(ours), Spread::of(floor))
+    })
+    .await
+    .expect("the interleaved rounds finished")
 }
 
 /// `n` requests, one after the other, each answer read whole.

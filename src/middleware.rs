@@ -3,9 +3,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bearer_cache::{CachedToken, TokenCache, TokenKey, TokenSource};
-use bearer_http::{Adapter, AuthBuilder, Authorizer, Resends, Step};
+use bearer_http::{Adapter, AuthBuilder, Authorizer, Call, Resends, Step};
 use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
@@ -276,38 +277,44 @@ impl BearerAuth {
         async move {
             request.record(&token);
             let resends = self.auth.resends(req.method(), request.extensions);
-            let mut spare = take_spare(&mut req, resends);
+            // Written where it lies in this future: returned, it would be
+            // copied in whole.
+            let mut spare = None;
+            take_spare(&mut req, resends, &mut spare);
+            let call = self.auth.call(req.headers());
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
-            let send = sent.track(request.next.clone().run(req, request.extensions));
-            // The answer lives in this block only: borrowed while the 401
-            // path's future is awaited below, it would be kept in this
-            // future, at the cost of moving it in and out.
-            let after = {
-                // A span nobody listens to is not entered on every poll.
-                let (response, hops) = match &request.span {
-                    None => send.await?,
-                    Some(span) => send.instrument(span.clone()).await?,
-                };
+            let span = request.span.as_ref();
+            // The send and its answer live in this block only: the layout
+            // of this future keeps whatever is in scope across an await,
+            // so had they been in scope while the 401 path runs, every
+            // request's future would have had room for them twice.
+            let mut after = {
+                let mut send = sent.track(request.next.clone().run(req, request.extensions));
+                let answer = InSpan::new(&mut send, span).await;
+                let rejects = answer.as_ref().is_ok_and(|response| {
+                    (self.auth)
+                        .rejection_for(&token, call, response.status(), response.headers())
+                        .is_some()
+                });
+                if !rejects {
+                    // Handed back whole: taken apart and put together
+                    // again, the answer (136 bytes) was copied each time.
+                    return answer;
+                }
+                let response = answer?;
+                let hops = send.hops();
                 let key = request.key(&self.auth);
-                let Some(rejected) =
-                    self.rejected(&response, key, token, &mut spare, resends, hops)
-                else {
-                    return Ok(response);
-                };
-                let span = request.span.clone().unwrap_or_else(Span::none);
-                Box::pin(self.after_unauthorized(
+                let rejected = Rejected::new(key, token, spare, resends, call, hops);
+                self.boxed_after_unauthorized(
                     response,
                     rejected,
                     span,
                     request.extensions,
                     request.next,
-                ))
+                )
             };
-            match request.span {
-                None => after.await,
-                Some(span) => after.instrument(span).await,
-            }
+            InSpan::new(&mut after, span).await
         }
     }
 }
@@ -328,51 +335,45 @@ impl BearerAuth {
         async move {
             let mut resends = self.auth.resends(req.method(), request.extensions);
             resends.allow_reproof();
-            let mut spare = take_spare(&mut req, resends);
+            let mut spare = None;
+            take_spare(&mut req, resends, &mut spare);
+            let call = self.auth.call(req.headers());
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let target = prove(&mut req, &token)?;
-            let (response, hops) = sent
-                .track(request.next.clone().run(req, request.extensions))
-                .await?;
+            let mut send = sent.track(request.next.clone().run(req, request.extensions));
+            let response = (&mut send).await?;
             Authorizer::observe_answer(&token, &target, response.headers());
-            let key = request.key(&self.auth);
-            let Some(rejected) = self.rejected(&response, key, token, &mut spare, resends, hops)
-            else {
+            if (self.auth)
+                .rejection_for(&token, call, response.status(), response.headers())
+                .is_none()
+            {
                 return Ok(response);
-            };
+            }
+            let hops = send.hops();
+            let key = request.key(&self.auth);
+            let rejected = Rejected::new(key, token, spare, resends, call, hops);
             self.after_unauthorized(response, rejected, on_401, request.extensions, request.next)
                 .await
         }
         .instrument(span)
     }
 
-    /// Whether the first answer rejects the token it carried, and if so
-    /// what the 401 path needs from the first attempt (bearer and bound
-    /// tokens alike).
-    // Once per answer: inlined, as are the checks it calls.
-    #[inline]
-    fn rejected(
-        &self,
-        response: &Response,
-        key: &TokenKey,
-        token: CachedToken,
-        // Borrowed: moving the copy in would copy the `Spare` itself on
-        // every answer, rejected or not.
-        spare: &mut Option<Spare>,
-        resends: Resends,
-        hops: Hops,
-    ) -> Option<Rejected> {
-        self.auth
-            .rejection_for(&token, response.status(), response.headers())?;
-        Some(Rejected {
-            key: key.clone(),
-            token,
-            spare: spare.take(),
-            resends,
-            hops,
-            url: None,
-        })
+    /// [`after_unauthorized`](Self::after_unauthorized) for the bearer
+    /// path, boxed and out of line: neither its future nor the code that
+    /// builds it is part of every request's.
+    #[cold]
+    #[inline(never)]
+    fn boxed_after_unauthorized<'a>(
+        &'a self,
+        response: Response,
+        rejected: Rejected,
+        span: Option<&Span>,
+        extensions: &'a mut Extensions,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Result<Response>> {
+        let span = span.cloned().unwrap_or_else(Span::none);
+        Box::pin(self.after_unauthorized(response, rejected, span, extensions, next))
     }
 
     /// The 401 path: the authorizer decides; this replaces the token and
@@ -388,9 +389,12 @@ impl BearerAuth {
     ) -> Result<Response> {
         let auth = &self.auth;
         loop {
-            let Some(verdict) =
-                auth.rejection_for(&state.token, response.status(), response.headers())
-            else {
+            let Some(verdict) = auth.rejection_for(
+                &state.token,
+                state.call,
+                response.status(),
+                response.headers(),
+            ) else {
                 return Ok(response);
             };
             if !state.hops.carried(&response) {
@@ -476,7 +480,9 @@ async fn send_again(
         Some(_) => Some(prove(&mut resend, token)?),
         None => None,
     };
-    let (response, hops) = sent.track(next.clone().run(resend, extensions)).await?;
+    let mut send = sent.track(next.clone().run(resend, extensions));
+    let response = (&mut send).await?;
+    let hops = send.hops();
     if let Some(target) = target {
         Authorizer::observe_answer(token, &target, response.headers());
     }
@@ -490,6 +496,8 @@ struct Rejected {
     /// A copy of the request for resending, if it could be copied.
     spare: Option<Spare>,
     resends: Resends,
+    /// What the answers may reject the token by.
+    call: Call,
     /// What became of the last send (redirects, the URL sent).
     hops: Hops,
     /// The URL to resend to, once found.
@@ -497,6 +505,27 @@ struct Rejected {
 }
 
 impl Rejected {
+    /// What the 401 path takes from the first attempt, whose answer
+    /// rejected `token`.
+    fn new(
+        key: &TokenKey,
+        token: CachedToken,
+        spare: Option<Spare>,
+        resends: Resends,
+        call: Call,
+        hops: Hops,
+    ) -> Self {
+        Rejected {
+            key: key.clone(),
+            token,
+            spare,
+            resends,
+            call,
+            hops,
+            url: None,
+        }
+    }
+
     /// Finds the URL sent, for resending; `false` when it is not known
     /// (then the request is not resent). It is the URL that passed the
     /// origin check before the first send; checked again all the same, so
@@ -531,6 +560,34 @@ impl Rejected {
     }
 }
 
+/// A future with a span entered around each of its polls, when there is
+/// one: unlike `Instrumented` over `Span::none()`, no span means no work
+/// per poll (with `tracing`'s `log` feature, `Instrumented` checks `log`'s
+/// level on every enter and exit even of an empty span).
+struct InSpan<'s, 'f, F> {
+    // Borrowed, and polled through the borrow: a future that is itself
+    // `&mut F` costs a call of its own per poll, which this one inlines.
+    future: &'f mut F,
+    span: Option<&'s Span>,
+}
+
+impl<'s, 'f, F> InSpan<'s, 'f, F> {
+    fn new(future: &'f mut F, span: Option<&'s Span>) -> Self {
+        InSpan { future, span }
+    }
+}
+
+impl<F: Future + Unpin> Future for InSpan<'_, '_, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let _entered = this.span.map(Span::enter);
+        Pin::new(&mut *this.future).poll(cx)
+    }
+}
+
 /// The future `Middleware::handle` returns (as `async_trait` spells it).
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -544,15 +601,13 @@ fn fail(error: BearerError) -> Error {
     Error::middleware(error)
 }
 
-/// The copy of `req` for a resend, when one may follow. Taken before the
-/// token (and a proof) are added, so a resend gets its own; the only way to
-/// resend is a copy taken before sending, and a streaming body has none
-/// (then its 401 is simply returned).
-fn take_spare(req: &mut Request, resends: Resends) -> Option<Spare> {
+/// The copy of `req` for a resend, into `into`, when one may follow. Taken
+/// before the token (and a proof) are added, so a resend gets its own; the
+/// only way to resend is a copy taken before sending, and a streaming body
+/// has none (then its 401 is simply returned).
+fn take_spare(req: &mut Request, resends: Resends, into: &mut Option<Spare>) {
     if resends.keep_copy() {
-        Spare::take(req)
-    } else {
-        None
+        Spare::take_into(req, into);
     }
 }
 

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use url::{Position, Url};
 
@@ -97,27 +97,30 @@ pub(crate) struct Tracked<F> {
     trail: Option<Box<Trail>>,
 }
 
+impl<F> Tracked<F> {
+    /// What became of the send, once it has answered: asked only when the
+    /// answer needs it (a rejection).
+    pub(crate) fn hops(self) -> Hops {
+        Hops {
+            sent: self.sent,
+            trail: self.trail,
+        }
+    }
+}
+
 impl<F> Future for Tracked<F>
 where
     F: Future<Output = reqwest_middleware::Result<reqwest::Response>> + Unpin,
 {
-    type Output = reqwest_middleware::Result<(reqwest::Response, Hops)>;
+    type Output = F::Output;
 
     // Inlined into the request's future: the answer (136 bytes) is then
     // written where that future takes it, not returned through a copy.
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let polled = {
-            let _inside = Inside::enter(&mut this.trail);
-            Pin::new(&mut this.send).poll(cx)
-        };
-        let response = ready!(polled)?;
-        let hops = Hops {
-            sent: this.sent,
-            trail: this.trail.take(),
-        };
-        Poll::Ready(Ok((response, hops)))
+        let _inside = Inside::enter(&mut this.trail);
+        Pin::new(&mut this.send).poll(cx)
     }
 }
 

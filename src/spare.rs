@@ -45,15 +45,29 @@ pub(crate) struct Spare {
 impl Spare {
     /// Takes a copy of `req` as it is now, or `None` when its body is a
     /// stream (which cannot be sent twice).
+    #[cfg(test)]
     pub(crate) fn take(req: &mut Request) -> Option<Spare> {
-        let body = share_body(req.body_mut())?;
-        Some(Spare {
+        let mut slot = None;
+        Spare::take_into(req, &mut slot);
+        slot
+    }
+
+    /// [`take`](Self::take), written into `slot` (left as it is for a
+    /// streaming body): built where it lies, since a copy built apart and
+    /// moved in is copied whole, the unused inline room for fields
+    /// (216 bytes) included.
+    pub(crate) fn take_into(req: &mut Request, slot: &mut Option<Spare>) {
+        let Some(body) = share_body(req.body_mut()) else {
+            return;
+        };
+        let spare = slot.insert(Spare {
             method: req.method().clone(),
             version: req.version(),
             timeout: req.timeout().copied(),
-            headers: pairs(req.headers()),
+            headers: Pairs::new(),
             body,
-        })
+        });
+        copy_fields(req.headers(), &mut spare.headers);
     }
 
     /// A request as the copy was taken, to `url` (the one sent: see
@@ -98,17 +112,19 @@ fn share_body(body: &mut Option<Body>) -> Option<Option<Bytes>> {
 /// Header fields in order, inline when few.
 type Pairs = SmallVec<[(HeaderName, HeaderValue); INLINE]>;
 
-/// The fields of `headers`, repeated names included, in order.
-fn pairs(headers: &HeaderMap) -> Pairs {
+/// Copies the fields of `headers` into `pairs`, repeated names included,
+/// in order.
+fn copy_fields(headers: &HeaderMap, pairs: &mut Pairs) {
     // Many requests have none yet (reqwest adds its defaults below every
-    // middleware), and collecting even an empty iterator costs a reserve.
+    // middleware), and extending by even an empty iterator costs a reserve.
     if headers.is_empty() {
-        return Pairs::new();
+        return;
     }
-    headers
-        .iter()
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
+    pairs.extend(
+        headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone())),
+    );
 }
 
 /// A header map of `pairs`, with room for the `Authorization` and `DPoP`

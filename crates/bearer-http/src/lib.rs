@@ -4,7 +4,9 @@
 //! - **where tokens go**: allowed origins, checked on a `Url` or an
 //!   `http::Uri` ([`Authorizer::check_url`], [`Authorizer::check_uri`]);
 //! - **what a 401 means**: the `WWW-Authenticate` verdict
-//!   ([`Authorizer::verdict`], built on [`parse_www_authenticate`]);
+//!   ([`Authorizer::verdict`], built on [`parse_www_authenticate`]), and
+//!   what else rejects a token: gRPC's `UNAUTHENTICATED`, in the answer to
+//!   a gRPC call only ([`Call`], [`Authorizer::rejection_for`]);
 //! - **when to resend**: the per-request budget and its steps
 //!   ([`Authorizer::resends`], [`Resends`]);
 //! - **bound tokens** (DPoP, RFC 9449): a fresh proof per request
@@ -37,6 +39,7 @@ mod builder;
 mod challenge;
 mod error;
 mod extensions;
+mod fields;
 mod metrics;
 mod origin;
 mod proof;
@@ -52,5 +55,5 @@ pub use challenge::{
 pub use error::BuildError;
 pub use extensions::{NoAuthRetry, SkipAuth};
 pub use proof::{proof_target, proof_target_of_uri};
-pub use rejection::Verdict;
+pub use rejection::{Call, Verdict};
 pub use resend::{Resends, Step};

@@ -332,6 +332,25 @@ pub(crate) async fn status(
     (status, axum::Json(json!({ "status": status.as_u16() }))).into_response()
 }
 
+/// `/api/grpc`: answers as a gRPC server answers a unary call, whatever
+/// the request's content type: `200` with `content-type: application/grpc`
+/// and, trailers-only, `grpc-status: 16` (`UNAUTHENTICATED`) when the token
+/// is refused, `grpc-status: 0` when it is accepted.
+pub(crate) async fn grpc(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let status = match guard(&shared, &headers).await {
+        Ok(_) => "0",
+        Err(_) => "16",
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/grpc"),
+            (header::HeaderName::from_static("grpc-status"), status),
+        ],
+    )
+        .into_response()
+}
+
 /// `/redirect?to=PATH` on the other origin: 302 to that path on the other
 /// origin itself; `/redirect-back?to=PATH`: to that path on the main origin,
 /// completing an A → B → A bounce. No authentication; what it saw is

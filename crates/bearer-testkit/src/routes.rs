@@ -36,6 +36,7 @@ pub(crate) fn main(shared: Arc<Shared>) -> Router {
         .route("/api/redirect-cross", any(api::redirect_cross))
         .route("/api/scoped/{scope}", any(api::scoped))
         .route("/api/status/{code}", any(api::status))
+        .route("/api/grpc", any(api::grpc))
         .route("/api/challenge", any(api_challenge::challenge))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
