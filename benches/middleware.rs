@@ -23,9 +23,14 @@
 //! - Storm: the server revokes every token, then 1000 concurrent requests;
 //!   prints how many token fetches that caused and how many requests failed.
 //!
+//! - Overhead in turns, at 1 caller: the three clients take turns request
+//!   by request, each request timed (see `interleaved`), in as many rounds
+//!   of 1,000 turns as the overhead above has rounds.
+//!
 //! `-- --callers N` measures the overhead at N callers only (1 and 64
-//! otherwise), `-- --rounds N --round-ms M` sets the rounds and their
-//! length (61 of 120 ms; 25 of 50 with `--quick`).
+//! otherwise; the turns only with 1), `-- --rounds N --round-ms M` sets
+//! the rounds and their length (61 of 120 ms; 25 of 50 with `--quick`;
+//! the turns' rounds are 1,000 turns long whatever `--round-ms` says).
 //!
 //! `-- --requests-only ours|noop N` sends only N warm sequential requests
 //! through one client, for instruction counts under
@@ -107,7 +112,7 @@ fn main() {
     };
     let (rounds, round_ms) = if quick { (25, 50) } else { (61, 120) };
     let settings = Settings {
-        rounds: number("--rounds").unwrap_or(rounds) as usize,
+        rounds: number("--rounds").unwrap_or(rounds).max(1) as usize,
         round: Duration::from_millis(number("--round-ms").unwrap_or(round_ms)),
         requests_only,
         callers: number("--callers").map(|n| n as usize),
@@ -222,22 +227,18 @@ async fn run(settings: Settings) {
     }
 
     // One caller again, the three clients taking turns request by request.
-    let clients = [
-        (&with, None),
-        (&without, Some(&fixed)),
-        (&noop, Some(&fixed)),
-    ];
-    let (ours_turns, noop_turns) = interleaved(clients, &url, settings.rounds).await;
-    println!(
-        "RESULT overhead_interleaved concurrency=1 ratio={:.3} iqr={:.3}..{:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3}",
-        ours_turns.median,
-        ours_turns.p25,
-        ours_turns.p75,
-        settings.rounds,
-        noop_turns.median,
-        noop_turns.p25,
-        noop_turns.p75
-    );
+    if settings.callers.is_none_or(|n| n == 1) {
+        let clients = [
+            (&with, None),
+            (&without, Some(&fixed)),
+            (&noop, Some(&fixed)),
+        ];
+        let (ours, noop) = interleaved(clients, &url, settings.rounds).await;
+        println!(
+            "RESULT overhead_interleaved concurrency=1 ratio={:.3} iqr={:.3}..{:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3}",
+            ours.median, ours.p25, ours.p75, settings.rounds, noop.median, noop.p25, noop.p75
+        );
+    }
 
     // Allocations per request, sequential, after the rounds above warmed
     // everything (pools, the token's header value): blocks of requests,
@@ -302,18 +303,29 @@ impl Spread {
 /// The throughput ratios at one caller (ours ÷ without, the
 /// nothing-middleware ÷ without) with the three clients taking turns
 /// request by request, each request timed on its own, in `rounds` rounds of
-/// 1,000 turns (the order within a turn rotating): the ratio of a round is
-/// that of the time its requests took. A change in the machine's speed
-/// that lasts longer than a turn (~0.1 ms) then slows the three alike,
-/// where rounds of one client at a time each meet it at a different moment.
-/// One caller only: with many, each request's time is mostly waiting for
-/// the others, whichever client they go through.
+/// 1,000 turns: the ratio of a round is that of the time its requests took.
+/// A change in the machine's speed that lasts longer than a turn (~0.1 ms)
+/// then slows the three alike, where rounds of one client at a time each
+/// meet it at a different moment. The turns go through all six orders in
+/// a cycle: ours follows the client without a layer exactly as often as
+/// that client follows ours, and the two follow the nothing-middleware,
+/// and themselves, equally often, so whatever a request leaves behind for
+/// the next one falls on both alike. One caller only: with many, each request's time is
+/// mostly waiting for the others, whichever client they go through.
 async fn interleaved(
     clients: [(&ClientWithMiddleware, Option<&HeaderValue>); 3],
     url: &url::Url,
     rounds: usize,
 ) -> (Spread, Spread) {
     const TURNS: usize = 1_000;
+    const ORDERS: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
     let (clients, url) = (clients.map(|(c, h)| (c.clone(), h.cloned())), url.clone());
     // On a runtime worker, as the throughput rounds' callers are.
     tokio::spawn(async move {
@@ -322,8 +334,7 @@ async fn interleaved(
         for _ in 0..rounds {
             let mut spent = [Duration::ZERO; 3];
             for turn in 0..TURNS {
-                for i in 0..3 {
-                    let which = (turn + i) % 3;
+                for which in ORDERS[turn % ORDERS.len()] {
                     let (client, header) = &clients[which];
                     let start = Instant::now();
                     send_one(client, &url, header.as_ref()).await;

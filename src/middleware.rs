@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bearer_cache::{CachedToken, TokenCache, TokenKey, TokenSource};
-use bearer_http::{Adapter, AuthBuilder, Authorizer, Call, Resends, Step};
+use bearer_http::{Adapter, AuthBuilder, Authorizer, Resends, Step};
 use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
@@ -281,7 +281,6 @@ impl BearerAuth {
             // copied in whole.
             let mut spare = None;
             take_spare(&mut req, resends, &mut spare);
-            let call = self.auth.call(req.headers());
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let span = request.span.as_ref();
@@ -294,7 +293,7 @@ impl BearerAuth {
                 let answer = InSpan::new(&mut send, span).await;
                 let rejects = answer.as_ref().is_ok_and(|response| {
                     (self.auth)
-                        .rejection_for(&token, call, response.status(), response.headers())
+                        .rejection_for(&token, response.status(), response.headers())
                         .is_some()
                 });
                 if !rejects {
@@ -305,7 +304,7 @@ impl BearerAuth {
                 let response = answer?;
                 let hops = send.hops();
                 let key = request.key(&self.auth);
-                let rejected = Rejected::new(key, token, spare, resends, call, hops);
+                let rejected = Rejected::new(key, token, spare, resends, hops);
                 self.boxed_after_unauthorized(
                     response,
                     rejected,
@@ -337,7 +336,6 @@ impl BearerAuth {
             resends.allow_reproof();
             let mut spare = None;
             take_spare(&mut req, resends, &mut spare);
-            let call = self.auth.call(req.headers());
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let target = prove(&mut req, &token)?;
@@ -345,14 +343,14 @@ impl BearerAuth {
             let response = (&mut send).await?;
             Authorizer::observe_answer(&token, &target, response.headers());
             if (self.auth)
-                .rejection_for(&token, call, response.status(), response.headers())
+                .rejection_for(&token, response.status(), response.headers())
                 .is_none()
             {
                 return Ok(response);
             }
             let hops = send.hops();
             let key = request.key(&self.auth);
-            let rejected = Rejected::new(key, token, spare, resends, call, hops);
+            let rejected = Rejected::new(key, token, spare, resends, hops);
             self.after_unauthorized(response, rejected, on_401, request.extensions, request.next)
                 .await
         }
@@ -389,12 +387,9 @@ impl BearerAuth {
     ) -> Result<Response> {
         let auth = &self.auth;
         loop {
-            let Some(verdict) = auth.rejection_for(
-                &state.token,
-                state.call,
-                response.status(),
-                response.headers(),
-            ) else {
+            let Some(verdict) =
+                auth.rejection_for(&state.token, response.status(), response.headers())
+            else {
                 return Ok(response);
             };
             if !state.hops.carried(&response) {
@@ -496,8 +491,6 @@ struct Rejected {
     /// A copy of the request for resending, if it could be copied.
     spare: Option<Spare>,
     resends: Resends,
-    /// What the answers may reject the token by.
-    call: Call,
     /// What became of the last send (redirects, the URL sent).
     hops: Hops,
     /// The URL to resend to, once found.
@@ -512,7 +505,6 @@ impl Rejected {
         token: CachedToken,
         spare: Option<Spare>,
         resends: Resends,
-        call: Call,
         hops: Hops,
     ) -> Self {
         Rejected {
@@ -520,7 +512,6 @@ impl Rejected {
             token,
             spare,
             resends,
-            call,
             hops,
             url: None,
         }
@@ -563,7 +554,9 @@ impl Rejected {
 /// A future with a span entered around each of its polls, when there is
 /// one: unlike `Instrumented` over `Span::none()`, no span means no work
 /// per poll (with `tracing`'s `log` feature, `Instrumented` checks `log`'s
-/// level on every enter and exit even of an empty span).
+/// level on every enter and exit even of an empty span). Unlike
+/// `Instrumented`, it does not own the future, so a future dropped before
+/// it finishes (its caller gave up) is dropped outside the span.
 struct InSpan<'s, 'f, F> {
     // Borrowed, and polled through the borrow: a future that is itself
     // `&mut F` costs a call of its own per poll, which this one inlines.

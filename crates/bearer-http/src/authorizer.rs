@@ -12,7 +12,7 @@ use crate::builder::AuthBuilder;
 use crate::extensions::{NoAuthRetry, SkipAuth};
 use crate::fields::field;
 use crate::origin::AllowedOrigins;
-use crate::rejection::{Call, Verdict, grpc_unauthenticated, rejection, verdict};
+use crate::rejection::{Verdict, grpc_unauthenticated, is_grpc, rejection, verdict};
 use crate::resend::Resends;
 
 /// A token cache and the rules for using its tokens over HTTP: which
@@ -194,26 +194,12 @@ impl Authorizer {
         verdict(headers, self.inner.settings.refresh_without_challenge)
     }
 
-    /// What the answer to a request with these headers may reject its
-    /// token by (see [`Call`]); asked before the request is sent.
-    // Once per request in every adapter: inlined there.
-    #[inline]
-    pub fn call(&self, request_headers: &HeaderMap) -> Call {
-        Call::of(request_headers)
-    }
-
-    /// Whether the answer to `call` (its status and headers) rejects the
-    /// token the request carried, and the verdict: a 401, judged by
-    /// [`verdict`](Self::verdict), or for a gRPC call `UNAUTHENTICATED` in
-    /// the headers, which blames the token. `None`: not a rejection.
-    pub fn rejection(
-        &self,
-        call: Call,
-        status: StatusCode,
-        headers: &HeaderMap,
-    ) -> Option<Verdict> {
+    /// Whether a response (its status and headers) rejects the token the
+    /// request carried, and the verdict: a 401, judged by
+    /// [`verdict`](Self::verdict), or a gRPC `UNAUTHENTICATED` in the
+    /// headers, which blames the token. `None`: not a rejection.
+    pub fn rejection(&self, status: StatusCode, headers: &HeaderMap) -> Option<Verdict> {
         rejection(
-            call,
             status,
             headers,
             self.inner.settings.refresh_without_challenge,
@@ -230,12 +216,10 @@ impl Authorizer {
     pub fn rejection_for(
         &self,
         token: &CachedToken,
-        call: Call,
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Option<Verdict> {
         rejection(
-            call,
             status,
             headers,
             self.inner.settings.refresh_without_challenge,
@@ -243,10 +227,17 @@ impl Authorizer {
         )
     }
 
+    /// Whether the answer to a request with these headers can reject the
+    /// token in its trailers (a gRPC call), so an adapter should watch them.
+    pub fn trailers_may_reject(&self, request_headers: &HeaderMap) -> bool {
+        is_grpc(request_headers)
+    }
+
     /// Whether the trailers of the answer to a gRPC call reject the token
     /// (`UNAUTHENTICATED` after the headers; watched when
-    /// [`Call::trailers_may_reject`]). The answer has been handed on by
-    /// then: the token can only be reported, not the request resent.
+    /// [`trailers_may_reject`](Self::trailers_may_reject)). The answer has
+    /// been handed on by then: the token can only be reported, not the
+    /// request resent.
     pub fn rejected_in_trailers(&self, trailers: &HeaderMap) -> bool {
         let rejected = grpc_unauthenticated(trailers);
         if rejected {

@@ -4,9 +4,7 @@
 //! - **where tokens go**: allowed origins, checked on a `Url` or an
 //!   `http::Uri` ([`Authorizer::check_url`], [`Authorizer::check_uri`]);
 //! - **what a 401 means**: the `WWW-Authenticate` verdict
-//!   ([`Authorizer::verdict`], built on [`parse_www_authenticate`]), and
-//!   what else rejects a token: gRPC's `UNAUTHENTICATED`, in the answer to
-//!   a gRPC call only ([`Call`], [`Authorizer::rejection_for`]);
+//!   ([`Authorizer::verdict`], built on [`parse_www_authenticate`]);
 //! - **when to resend**: the per-request budget and its steps
 //!   ([`Authorizer::resends`], [`Resends`]);
 //! - **bound tokens** (DPoP, RFC 9449): a fresh proof per request
@@ -55,5 +53,5 @@ pub use challenge::{
 pub use error::BuildError;
 pub use extensions::{NoAuthRetry, SkipAuth};
 pub use proof::{proof_target, proof_target_of_uri};
-pub use rejection::{Call, Verdict};
+pub use rejection::Verdict;
 pub use resend::{Resends, Step};

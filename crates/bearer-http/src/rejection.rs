@@ -107,62 +107,13 @@ pub(crate) fn bound_verdict(headers: &HeaderMap, refresh_without_challenge: bool
 /// gRPC's status for a missing or bad credential (`UNAUTHENTICATED`).
 const GRPC_UNAUTHENTICATED: &[u8] = b"16";
 
-/// What the answer to a request may reject its token by, read off the
-/// request before it is sent ([`Authorizer::call`](crate::Authorizer::call)):
-/// a 401 always; gRPC's `UNAUTHENTICATED` (`grpc-status: 16`, in the
-/// headers or the trailers) only when the request is a gRPC call
-/// (`content-type: application/grpc…`, which every gRPC client sends).
-/// Only a gRPC server speaks in that field, and then only to a gRPC call.
-///
-/// ```
-/// use bearer_cache::{StaticSource, TokenCache};
-/// use bearer_http::Authorizer;
-/// use http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE};
-///
-/// let auth = Authorizer::builder(TokenCache::builder(StaticSource::new("t")).build())
-///     .allow_origin("https://api.example.com".parse()?)
-///     .build()?;
-/// let mut grpc = HeaderMap::new();
-/// grpc.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-/// let call = auth.call(&grpc);
-/// assert!(call.trailers_may_reject());
-///
-/// let mut answer = HeaderMap::new();
-/// answer.insert("grpc-status", HeaderValue::from_static("16"));
-/// assert!(auth.rejection(call, StatusCode::OK, &answer).is_some());
-/// // The same field in the answer to a call that is not gRPC means nothing.
-/// let rest = auth.call(&HeaderMap::new());
-/// assert!(auth.rejection(rest, StatusCode::OK, &answer).is_none());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Call {
-    grpc: bool,
-}
-
-impl Call {
-    #[inline]
-    pub(crate) fn of(request_headers: &HeaderMap) -> Call {
-        Call {
-            grpc: is_grpc(request_headers),
-        }
-    }
-
-    /// Whether the answer's trailers can reject the token (a gRPC call),
-    /// so an adapter should watch them.
-    pub fn trailers_may_reject(self) -> bool {
-        self.grpc
-    }
-}
-
-/// Whether the answer to `call` rejects the token it carried, and what it
-/// says: a 401 is judged by its `WWW-Authenticate` fields; for a gRPC call,
-/// `UNAUTHENTICATED` in the headers (a trailers-only answer) blames the
+/// Whether a response rejects the token it carried, and what it says: a
+/// 401 is judged by its `WWW-Authenticate` fields; a gRPC `UNAUTHENTICATED`
+/// (`grpc-status: 16` in the headers of a trailers-only answer) blames the
 /// token. `None`: not a rejection.
 // Asked of every answer: inlined, down to the calls that read a 401.
 #[inline]
 pub(crate) fn rejection(
-    call: Call,
     status: StatusCode,
     headers: &HeaderMap,
     refresh_without_challenge: bool,
@@ -174,18 +125,23 @@ pub(crate) fn rejection(
         } else {
             verdict(headers, refresh_without_challenge)
         })
-    } else if call.grpc && grpc_unauthenticated(headers) {
+    } else if grpc_unauthenticated(headers) {
         Some(Verdict::Refresh)
     } else {
         None
     }
 }
 
-/// Whether a request is a gRPC call (`content-type: application/grpc…`),
-/// whose answer may reject the token in its trailers.
+/// Whether a request is a gRPC call (`content-type: application/grpc…`,
+/// the type compared without regard to case, as media types are), whose
+/// answer may reject the token in its trailers.
 pub(crate) fn is_grpc(request_headers: &HeaderMap) -> bool {
-    field(request_headers, &http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    const GRPC: &[u8] = b"application/grpc";
+    field(request_headers, &http::header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .get(..GRPC.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(GRPC))
+    })
 }
 
 /// Up to how many names [`grpc_unauthenticated`] looks through one by one
@@ -214,26 +170,22 @@ mod tests {
     use http::HeaderValue;
 
     #[test]
-    fn rejections_are_401s_and_grpc_unauthenticated_to_grpc_calls() {
-        let mut content_type = HeaderMap::new();
-        content_type.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        let (call, rest) = (Call::of(&content_type), Call::of(&HeaderMap::new()));
+    fn rejections_are_401s_and_grpc_unauthenticated() {
         let mut grpc = HeaderMap::new();
         grpc.insert("grpc-status", HeaderValue::from_static("16"));
         assert_eq!(
-            rejection(call, StatusCode::OK, &grpc, false, false),
+            rejection(StatusCode::OK, &grpc, false, false),
             Some(Verdict::Refresh)
         );
-        assert_eq!(rejection(rest, StatusCode::OK, &grpc, false, false), None);
         grpc.insert("grpc-status", HeaderValue::from_static("7"));
-        assert_eq!(rejection(call, StatusCode::OK, &grpc, false, false), None);
+        assert_eq!(rejection(StatusCode::OK, &grpc, false, false), None);
         assert!(!grpc_unauthenticated(&grpc));
         for (content_type, grpc) in [
             ("application/grpc", true),
             ("application/grpc+proto", true),
+            ("application/grpc-web+proto", true),
+            ("Application/gRPC", true),
+            ("application/grp", false),
             ("application/json", false),
         ] {
             let mut h = HeaderMap::new();
@@ -245,11 +197,11 @@ mod tests {
         }
         assert!(!is_grpc(&HeaderMap::new()));
         assert_eq!(
-            rejection(call, StatusCode::FORBIDDEN, &headers(&[]), true, false),
+            rejection(StatusCode::FORBIDDEN, &headers(&[]), true, false),
             None
         );
         assert_eq!(
-            rejection(rest, StatusCode::UNAUTHORIZED, &headers(&[]), true, false),
+            rejection(StatusCode::UNAUTHORIZED, &headers(&[]), true, false),
             Some(Verdict::Refresh)
         );
     }
@@ -385,13 +337,12 @@ mod tests {
         );
         // Through `rejection`: only a bound token reads DPoP challenges.
         let nonce = headers(&[b"DPoP error=use_dpop_nonce"]);
-        let call = Call::of(&HeaderMap::new());
         assert!(matches!(
-            rejection(call, StatusCode::UNAUTHORIZED, &nonce, false, true),
+            rejection(StatusCode::UNAUTHORIZED, &nonce, false, true),
             Some(Verdict::Reprove(_))
         ));
         assert!(matches!(
-            rejection(call, StatusCode::UNAUTHORIZED, &nonce, false, false),
+            rejection(StatusCode::UNAUTHORIZED, &nonce, false, false),
             Some(Verdict::Final(_))
         ));
     }

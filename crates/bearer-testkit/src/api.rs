@@ -333,9 +333,9 @@ pub(crate) async fn status(
 }
 
 /// `/api/grpc`: answers as a gRPC server answers a unary call, whatever
-/// the request's content type: `200` with `content-type: application/grpc`
-/// and, trailers-only, `grpc-status: 16` (`UNAUTHENTICATED`) when the token
-/// is refused, `grpc-status: 0` when it is accepted.
+/// the request: `200` with `content-type: application/grpc` and,
+/// trailers-only, `grpc-status: 16` (`UNAUTHENTICATED`) when the token is
+/// refused, `grpc-status: 0` when it is accepted.
 pub(crate) async fn grpc(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let status = match guard(&shared, &headers).await {
         Ok(_) => "0",

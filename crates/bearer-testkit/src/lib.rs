@@ -41,7 +41,7 @@
 //! | `GET /.well-known/openid-configuration` | discovery (also at `/.well-known/oauth-authorization-server`) |
 //! | `POST /login` (path and field names set by [`LoginForm`]), `POST /login/access-token` | plain JSON/form login answering `{"token"}` (or the field [`LoginForm`] names) / `{"access_token"}` with a configurable expiry field ([`LoginExpiry`]) |
 //! | `/api/echo`, `/api/slow?ms=`, `/api/stream?chunks=`, `/api/redirect?to=`, `/api/redirect-cross?to=`, `/api/scoped/{scope}`, `/api/status/{code}`, `/api/challenge?status=&www_authenticate=` | the protected API: RFC 6750 challenges on 401/403 |
-//! | `/api/grpc` | the protected API as a gRPC server answers a unary call: `grpc-status: 16` on a refused token, `0` otherwise |
+//! | `/api/grpc` | the protected API as a gRPC server answers a unary call: `content-type: application/grpc`, `grpc-status: 16` on a refused token, `0` otherwise |
 //! | other origin: `/redirect?to=`, `/redirect-back?to=` | 302 to a path on the other origin itself, or back on the main origin (an A → B → A bounce); no authentication |
 //! | other origin: any other path | records headers, echoes, no authentication |
 //! | TLS origin ([`TestServerBuilder::mutual_tls`], [`TestServer::mtls_url`]): everything above | asks for a client certificate (required at the handshake by default); clients registered with [`ClientConfig::tls_client_auth`] (subject DN or DNS SAN, chain checked against the [`TestPki`] CA) or [`ClientConfig::self_signed_tls_client_auth`] authenticate with it; tokens issued over it are bound (`cnf.x5t#S256`, also in JWT tokens and introspection) and the API refuses them, 401 `invalid_token`, on a connection presenting another certificate or none; discovery lists `mtls_endpoint_aliases` |

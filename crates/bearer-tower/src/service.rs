@@ -94,17 +94,16 @@ where
         .keep_copy()
         .then(|| try_clone_request(&request))
         .flatten();
-    let this_call = auth.call(request.headers());
+    let watch_trailers = auth.trailers_may_reject(request.headers());
     set_authorization(&mut request, &token, target.as_deref())?;
     let mut response = inner.call(request).await.map_err(Into::into)?;
     loop {
         if let Some(target) = &target {
             Authorizer::observe_answer(&token, target, response.headers());
         }
-        let Some(verdict) =
-            auth.rejection_for(&token, this_call, response.status(), response.headers())
+        let Some(verdict) = auth.rejection_for(&token, response.status(), response.headers())
         else {
-            if !this_call.trailers_may_reject() {
+            if !watch_trailers {
                 return Ok(unwatched(response));
             }
             // A gRPC call may still be refused in its trailers.
