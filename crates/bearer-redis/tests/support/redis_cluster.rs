@@ -1,11 +1,12 @@
 //! A throw-away Redis Cluster: three primaries and three replicas, real
 //! `redis-server` processes on free loopback ports, killed on drop.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
+
+use super::redis_server::{free_port, on_free_ports};
 
 /// How long a node may be unreachable before its replica takes over.
 pub const NODE_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -23,13 +24,6 @@ pub struct RedisCluster {
     /// A tick for every line any node logs.
     log: Receiver<()>,
     log_tx: Sender<()>,
-}
-
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 fn cli(port: u16, args: &[&str]) -> Result<String, String> {
@@ -114,7 +108,15 @@ impl RedisCluster {
     }
 
     fn start_node(&self) -> Result<Node, String> {
-        let (port, bus) = (free_port()?, free_port()?);
+        on_free_ports(|| self.start_node_on_free_ports())
+    }
+
+    fn start_node_on_free_ports(&self) -> Result<Node, String> {
+        let port = free_port()?;
+        let bus = free_port()?;
+        if bus == port {
+            return Err(format!("port {port} came up twice"));
+        }
         let mut command = Command::new("redis-server");
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])

@@ -14,17 +14,15 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Result<Self, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let mut server = RedisServer {
-            port,
-            child: None,
-            replica_of: None,
-        };
-        server.restart()?;
-        Ok(server)
+        on_free_ports(|| {
+            let mut server = RedisServer {
+                port: free_port()?,
+                child: None,
+                replica_of: None,
+            };
+            server.restart()?;
+            Ok(server)
+        })
     }
 
     /// A replica of `primary`, returned once it has synced with it.
@@ -145,6 +143,34 @@ impl RedisServer {
             .and_then(|v| v.trim().parse().ok())
             .expect("INFO stats has total_commands_processed")
     }
+}
+
+/// A loopback port free when asked.
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// How many times [`on_free_ports`] tries.
+const START_ATTEMPTS: usize = 5;
+
+/// Runs `start` (which picks ports with [`free_port`] and starts a server
+/// on them) until it succeeds, a few times at most: a port found free is
+/// let go before `redis-server` binds it, and another test running at the
+/// same time may take it in between, which makes the server exit at once.
+pub fn on_free_ports<T>(mut start: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    let mut failed = String::new();
+    for _ in 0..START_ATTEMPTS {
+        match start() {
+            Ok(started) => return Ok(started),
+            Err(why) => failed = why,
+        }
+    }
+    Err(format!(
+        "{failed} ({START_ATTEMPTS} tries, each on new ports)"
+    ))
 }
 
 /// Runs `command` (a `redis-server`) and returns once it accepts
