@@ -12,6 +12,9 @@
 //!   their interquartile range (`iqr=p25..p75`: how noisy the run was),
 //!   for ours and for the nothing-middleware from the same rounds
 //!   (1.0 = free).
+//! - Overhead in turns, at 1 caller: the three clients take turns request
+//!   by request, each request timed (see `interleaved`), in as many rounds
+//!   of 1,000 turns as the overhead above has rounds.
 //! - Allocations: per request through the middleware, through the
 //!   nothing-middleware and through the middleware with resends off,
 //!   counted by a global allocator over blocks of sequential requests, the
@@ -22,10 +25,6 @@
 //!   from a per-thread cache).
 //! - Storm: the server revokes every token, then 1000 concurrent requests;
 //!   prints how many token fetches that caused and how many requests failed.
-//!
-//! - Overhead in turns, at 1 caller: the three clients take turns request
-//!   by request, each request timed (see `interleaved`), in as many rounds
-//!   of 1,000 turns as the overhead above has rounds.
 //!
 //! `-- --callers N` measures the overhead at N callers only (1 and 64
 //! otherwise; the turns only with 1), `-- --rounds N --round-ms M` sets
@@ -310,8 +309,9 @@ impl Spread {
 /// a cycle: ours follows the client without a layer exactly as often as
 /// that client follows ours, and the two follow the nothing-middleware,
 /// and themselves, equally often, so whatever a request leaves behind for
-/// the next one falls on both alike. One caller only: with many, each request's time is
-/// mostly waiting for the others, whichever client they go through.
+/// the next one falls on both alike. One caller only: with many, each
+/// request's time is mostly waiting for the others, whichever client they
+/// go through.
 async fn interleaved(
     clients: [(&ClientWithMiddleware, Option<&HeaderValue>); 3],
     url: &url::Url,

@@ -43,8 +43,8 @@ pub(crate) struct Spare {
 }
 
 impl Spare {
-    /// Takes a copy of `req` as it is now, or `None` when its body is a
-    /// stream (which cannot be sent twice).
+    /// [`take_into`](Self::take_into) a fresh slot: the copy, or `None`
+    /// for a streaming body.
     #[cfg(test)]
     pub(crate) fn take(req: &mut Request) -> Option<Spare> {
         let mut slot = None;
@@ -52,10 +52,10 @@ impl Spare {
         slot
     }
 
-    /// [`take`](Self::take), written into `slot` (left as it is for a
-    /// streaming body): built where it lies, since a copy built apart and
-    /// moved in is copied whole, the unused inline room for fields
-    /// (216 bytes) included.
+    /// Takes a copy of `req` as it is now into `slot`, which is left as it
+    /// is when the body is a stream (which cannot be sent twice). Built
+    /// where it lies: a copy built apart and moved in is copied whole, the
+    /// unused inline room for fields (216 bytes) included.
     pub(crate) fn take_into(req: &mut Request, slot: &mut Option<Spare>) {
         let Some(body) = share_body(req.body_mut()) else {
             return;

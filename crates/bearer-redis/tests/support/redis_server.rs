@@ -14,11 +14,17 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Result<Self, String> {
+        RedisServer::start_on_a_free_port(None)
+    }
+
+    /// A server on a free port (a replica of the server on `replica_of`,
+    /// if given), tried again on another port if it loses its port.
+    fn start_on_a_free_port(replica_of: Option<u16>) -> Result<Self, String> {
         on_free_ports(|| {
             let mut server = RedisServer {
                 port: free_port()?,
                 child: None,
-                replica_of: None,
+                replica_of,
             };
             server.restart()?;
             Ok(server)
@@ -27,10 +33,7 @@ impl RedisServer {
 
     /// A replica of `primary`, returned once it has synced with it.
     pub fn start_replica_of(primary: &RedisServer) -> Result<Self, String> {
-        let mut replica = RedisServer::start()?;
-        replica.stop();
-        replica.replica_of = Some(primary.port);
-        replica.restart()?;
+        let replica = RedisServer::start_on_a_free_port(Some(primary.port))?;
         // One write on the primary, then WAIT on the same connection: the
         // primary answers once the replica has acknowledged that write, so the
         // link is up and in sync without asking again and again.
