@@ -6,20 +6,22 @@
 //!   against the same client without it sending the same token as a fixed
 //!   header, both to the testkit's `/api/echo` (so the server does the same
 //!   work), at concurrency 1 and 64. Many short rounds, each measuring all
-//!   three clients (ours, none, the nothing-middleware) back to back in an
-//!   order that rotates, so load that comes and goes on a shared machine
-//!   hits the three alike; prints the median of the per-round ratios and
-//!   their interquartile range (`iqr=p25..p75`: how noisy the run was),
-//!   for ours and for the nothing-middleware from the same rounds
-//!   (1.0 = free).
+//!   three clients (ours, none, the nothing-middleware) back to back, the
+//!   rounds cycling through all six orders, so load that comes and goes on
+//!   a shared machine hits the three alike; prints the median of the
+//!   per-round ratios and their interquartile range (`iqr=p25..p75`: how
+//!   noisy the run was), and the ratio of the summed throughputs
+//!   (`pooled=`), for ours and for the nothing-middleware from the same
+//!   rounds (1.0 = free).
 //! - Overhead in turns, at 1 caller: the three clients take turns request
 //!   by request, each request timed (see `interleaved`), in as many rounds
 //!   of 1,000 turns as the overhead above has rounds.
 //! - Allocations: per request through the middleware, through the
-//!   nothing-middleware and through the middleware with resends off,
+//!   nothing-middleware and through the middleware with resends off, and
+//!   through the first two for requests with a field of their own,
 //!   counted by a global allocator over blocks of sequential requests, the
-//!   three interleaved; the median block of each. The in-process server's
-//!   allocations are in all three and cancel out in the differences.
+//!   five interleaved; the median block of each. The in-process server's
+//!   allocations are in all of them and cancel out in the differences.
 //! - Future size: the bytes of the future the middleware returns, which
 //!   `async_trait` boxes on every request (glibc serves up to 1032 bytes
 //!   from a per-thread cache).
@@ -31,13 +33,17 @@
 //! the rounds and their length (61 of 120 ms; 25 of 50 with `--quick`;
 //! the turns' rounds are 1,000 turns long whatever `--round-ms` says).
 //!
-//! `-- --requests-only ours|noop N` sends only N warm sequential requests
-//! through one client, for instruction counts under
-//! `valgrind --tool=callgrind`: the difference between two N, divided by
-//! the difference in N, is the cost of one request (ours minus the
-//! nothing-middleware's is the middleware's), and does not move with the
-//! machine's load (it runs on one thread, server included, so the path is
-//! the same every run).
+//! `-- --one-thread` runs everything on one current-thread runtime (no
+//! task changes core).
+//!
+//! `-- --requests-only ours|noop|none N` sends only N warm requests
+//! through one client (`none`: the one without a middleware), for
+//! instruction counts under `valgrind --tool=callgrind`: the difference
+//! between two N, divided by the difference in N, is the cost of one
+//! request (ours minus the nothing-middleware's is the middleware's), and
+//! does not move with the machine's load (it runs on one thread, server
+//! included, so the path is the same every run). Sequential, or spread
+//! over `--callers C` tasks that run at once (N/C each).
 //!
 //! Prints the figures; asserts nothing about them.
 
@@ -47,6 +53,7 @@ use std::time::{Duration, Instant};
 
 use bearer_testkit::TestServer;
 use http::HeaderValue;
+use http::header::{ACCEPT, AUTHORIZATION};
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, TokenCache, TokenKey};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
@@ -96,12 +103,12 @@ fn main() {
     let requests_only = args.iter().position(|a| a == "--requests-only").map(|i| {
         let which = args
             .get(i + 1)
-            .expect("--requests-only ours|noop N")
+            .expect("--requests-only ours|noop|none N")
             .clone();
         let n = args
             .get(i + 2)
             .and_then(|n| n.parse().ok())
-            .expect("--requests-only ours|noop N");
+            .expect("--requests-only ours|noop|none N");
         (which, n)
     });
     let number = |flag: &str| {
@@ -114,11 +121,12 @@ fn main() {
         rounds: number("--rounds").unwrap_or(rounds).max(1) as usize,
         round: Duration::from_millis(number("--round-ms").unwrap_or(round_ms)),
         requests_only,
-        callers: number("--callers").map(|n| n as usize),
+        callers: number("--callers").map(|n| n.max(1) as usize),
     };
     // Instruction counts want one thread: no work stealing, no spinning
     // workers, the same path every run.
-    let mut runtime = if settings.requests_only.is_some() {
+    let one_thread = args.iter().any(|a| a == "--one-thread");
+    let mut runtime = if settings.requests_only.is_some() || one_thread {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -175,14 +183,26 @@ async fn run(settings: Settings) {
         FUTURE_BYTES.load(Ordering::Relaxed)
     );
 
-    if let Some((which, n)) = &settings.requests_only {
+    if let Some((which, n)) = settings.requests_only.clone() {
         let (client, header) = match which.as_str() {
             "ours" => (&with, None),
             "noop" => (&noop, Some(&fixed)),
-            other => panic!("--requests-only ours|noop N, not {other}"),
+            "none" => (&without, Some(&fixed)),
+            other => panic!("--requests-only ours|noop|none N, not {other}"),
         };
         sequential(client, &url, header, 200).await;
-        sequential(client, &url, header, *n).await;
+        let callers = settings.callers.unwrap_or(1) as u64;
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let (client, url, header) = (client.clone(), url.clone(), header.cloned());
+                tokio::spawn(async move {
+                    sequential(&client, &url, header.as_ref(), n / callers).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("requests sent");
+        }
         println!("RESULT requests_only impl={which} requests={n}");
         return;
     }
@@ -202,11 +222,12 @@ async fn run(settings: Settings) {
         }
         let mut ratios = Vec::with_capacity(settings.rounds);
         let mut floor = Vec::with_capacity(settings.rounds);
+        let mut sums = [0.0; 3];
         for round in 0..settings.rounds {
-            // Rotate which goes first so drift hurts none of them.
+            // Through all six orders, so drift hurts none of them and each
+            // follows each of the others equally often.
             let mut rps = [0.0; 3];
-            for i in 0..3 {
-                let which = (round + i) % 3;
+            for which in ORDERS[round % ORDERS.len()] {
                 rps[which] = match which {
                     0 => throughput(&with, &url, None, concurrency, settings.round).await,
                     1 => {
@@ -217,11 +238,22 @@ async fn run(settings: Settings) {
             }
             ratios.push(rps[0] / rps[1]);
             floor.push(rps[2] / rps[1]);
+            for (sum, rps) in sums.iter_mut().zip(rps) {
+                *sum += rps;
+            }
         }
         let (ours, noop) = (Spread::of(ratios), Spread::of(floor));
         println!(
-            "RESULT overhead concurrency={concurrency} ratio={:.3} iqr={:.3}..{:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3}",
-            ours.median, ours.p25, ours.p75, settings.rounds, noop.median, noop.p25, noop.p75
+            "RESULT overhead concurrency={concurrency} ratio={:.3} iqr={:.3}..{:.3} pooled={:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3} noop_pooled={:.3}",
+            ours.median,
+            ours.p25,
+            ours.p75,
+            sums[0] / sums[1],
+            settings.rounds,
+            noop.median,
+            noop.p25,
+            noop.p75,
+            sums[2] / sums[1]
         );
     }
 
@@ -241,22 +273,33 @@ async fn run(settings: Settings) {
 
     // Allocations per request, sequential, after the rounds above warmed
     // everything (pools, the token's header value): blocks of requests,
-    // the three clients interleaved, the median block of each.
-    let clients = [(&with, None), (&noop, Some(&fixed)), (&no_resend, None)];
+    // the clients interleaved, the median block of each. Then the same
+    // for requests with a field of their own (`Accept`), which the layer
+    // copies for a resend.
+    let accept = HeaderValue::from_static("application/json");
+    let variants = [
+        (&with, None, None),
+        (&noop, Some(&fixed), None),
+        (&no_resend, None, None),
+        (&with, None, Some(&accept)),
+        (&noop, Some(&fixed), Some(&accept)),
+    ];
     sequential(&no_resend, &url, None, 200).await;
     let block = 500u64;
-    let mut samples: [Vec<f64>; 3] = Default::default();
+    let mut samples: [Vec<f64>; 5] = Default::default();
     for round in 0..9 {
-        for i in 0..3 {
-            let which = (round + i) % 3;
-            let (client, header) = clients[which];
+        for i in 0..variants.len() {
+            let which = (round + i) % variants.len();
+            let (client, header, field) = variants[which];
             let before = ALLOCATIONS.load(Ordering::Relaxed);
-            sequential(client, &url, header, block).await;
+            for _ in 0..block {
+                send_with(client, &url, header, field).await;
+            }
             let count = ALLOCATIONS.load(Ordering::Relaxed) - before;
             samples[which].push(count as f64 / block as f64);
         }
     }
-    let [ours, noop, no_resend] = samples.map(|s| Spread::of(s).median);
+    let [ours, noop, no_resend, ours_field, noop_field] = samples.map(|s| Spread::of(s).median);
     println!(
         "RESULT allocations_per_request impl=reqwest-bearer value={ours:.2} minus_noop={:.2}",
         ours - noop
@@ -266,6 +309,11 @@ async fn run(settings: Settings) {
         "RESULT allocations_per_request impl=reqwest-bearer-no-resend value={no_resend:.2} minus_noop={:.2}",
         no_resend - noop
     );
+    println!(
+        "RESULT allocations_per_request impl=reqwest-bearer-one-field value={ours_field:.2} minus_noop={:.2}",
+        ours_field - noop_field
+    );
+    println!("RESULT allocations_per_request impl=noop-middleware-one-field value={noop_field:.2}");
 
     let control = server.control();
     let issued_before = control.counters().issued.total();
@@ -299,6 +347,17 @@ impl Spread {
     }
 }
 
+/// The orders in which the three clients (0 ours, 1 without, 2 the
+/// nothing-middleware) take a round or a turn, cycled through.
+const ORDERS: [[usize; 3]; 6] = [
+    [0, 1, 2],
+    [0, 2, 1],
+    [1, 0, 2],
+    [1, 2, 0],
+    [2, 0, 1],
+    [2, 1, 0],
+];
+
 /// The throughput ratios at one caller (ours ÷ without, the
 /// nothing-middleware ÷ without) with the three clients taking turns
 /// request by request, each request timed on its own, in `rounds` rounds of
@@ -318,14 +377,6 @@ async fn interleaved(
     rounds: usize,
 ) -> (Spread, Spread) {
     const TURNS: usize = 1_000;
-    const ORDERS: [[usize; 3]; 6] = [
-        [0, 1, 2],
-        [0, 2, 1],
-        [1, 0, 2],
-        [1, 2, 0],
-        [2, 0, 1],
-        [2, 1, 0],
-    ];
     let (clients, url) = (clients.map(|(c, h)| (c.clone(), h.cloned())), url.clone());
     // On a runtime worker, as the throughput rounds' callers are.
     tokio::spawn(async move {
@@ -349,6 +400,25 @@ async fn interleaved(
     })
     .await
     .expect("the interleaved rounds finished")
+}
+
+/// One request as [`send_one`] sends it, with `Accept: field` too if given.
+async fn send_with(
+    client: &ClientWithMiddleware,
+    url: &url::Url,
+    header: Option<&HeaderValue>,
+    field: Option<&HeaderValue>,
+) {
+    let Some(field) = field else {
+        return send_one(client, url, header).await;
+    };
+    let mut request = client.get(url.clone()).header(ACCEPT, field.clone());
+    if let Some(h) = header {
+        request = request.header(AUTHORIZATION, h.clone());
+    }
+    let response = request.send().await.expect("request sent");
+    assert!(response.status().is_success(), "{}", response.status());
+    response.bytes().await.expect("body read");
 }
 
 /// `n` requests, one after the other, each answer read whole.

@@ -291,9 +291,11 @@ impl BearerAuth {
             let mut after = {
                 let mut send = sent.track(request.next.clone().run(req, request.extensions));
                 let answer = InSpan::new(&mut send, span).await;
+                // A bearer token, so not `rejection_for`: asking the token
+                // whether it is bound would read its lines for every answer.
                 let rejects = answer.as_ref().is_ok_and(|response| {
                     (self.auth)
-                        .rejection_for(&token, response.status(), response.headers())
+                        .rejection(response.status(), response.headers())
                         .is_some()
                 });
                 if !rejects {

@@ -198,6 +198,8 @@ impl Authorizer {
     /// request carried, and the verdict: a 401, judged by
     /// [`verdict`](Self::verdict), or a gRPC `UNAUTHENTICATED` in the
     /// headers, which blames the token. `None`: not a rejection.
+    // Once per answer in the reqwest adapter's bearer path: inlined there.
+    #[inline]
     pub fn rejection(&self, status: StatusCode, headers: &HeaderMap) -> Option<Verdict> {
         rejection(
             status,
