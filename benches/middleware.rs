@@ -53,14 +53,13 @@ use std::time::{Duration, Instant};
 
 use bearer_testkit::TestServer;
 use http::HeaderValue;
-use http::header::{ACCEPT, AUTHORIZATION};
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, TokenCache, TokenKey};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
 #[path = "shared/throughput.rs"]
 mod shared;
-use shared::{send_one, throughput};
+use shared::{send_one, send_one_with, throughput};
 
 /// The system allocator, counting allocations process-wide.
 struct Counting;
@@ -124,7 +123,7 @@ fn main() {
         callers: number("--callers").map(|n| n.max(1) as usize),
     };
     // Instruction counts want one thread: no work stealing, no spinning
-    // workers, the same path every run.
+    // workers, the same path every run (and `--one-thread` asks for one).
     let one_thread = args.iter().any(|a| a == "--one-thread");
     let mut runtime = if settings.requests_only.is_some() || one_thread {
         tokio::runtime::Builder::new_current_thread()
@@ -177,7 +176,7 @@ async fn run(settings: Settings) {
         .with(FutureSize)
         .with(auth.clone())
         .build();
-    sequential(&measured, &url, None, 1).await;
+    sequential(&measured, &url, None, None, 1).await;
     println!(
         "RESULT future_bytes impl=reqwest-bearer value={}",
         FUTURE_BYTES.load(Ordering::Relaxed)
@@ -190,13 +189,13 @@ async fn run(settings: Settings) {
             "none" => (&without, Some(&fixed)),
             other => panic!("--requests-only ours|noop|none N, not {other}"),
         };
-        sequential(client, &url, header, 200).await;
+        sequential(client, &url, header, None, 200).await;
         let callers = settings.callers.unwrap_or(1) as u64;
         let tasks: Vec<_> = (0..callers)
             .map(|_| {
                 let (client, url, header) = (client.clone(), url.clone(), header.cloned());
                 tokio::spawn(async move {
-                    sequential(&client, &url, header.as_ref(), n / callers).await
+                    sequential(&client, &url, header.as_ref(), None, n / callers).await
                 })
             })
             .collect();
@@ -284,7 +283,7 @@ async fn run(settings: Settings) {
         (&with, None, Some(&accept)),
         (&noop, Some(&fixed), Some(&accept)),
     ];
-    sequential(&no_resend, &url, None, 200).await;
+    sequential(&no_resend, &url, None, None, 200).await;
     let block = 500u64;
     let mut samples: [Vec<f64>; 5] = Default::default();
     for round in 0..9 {
@@ -292,9 +291,7 @@ async fn run(settings: Settings) {
             let which = (round + i) % variants.len();
             let (client, header, field) = variants[which];
             let before = ALLOCATIONS.load(Ordering::Relaxed);
-            for _ in 0..block {
-                send_with(client, &url, header, field).await;
-            }
+            sequential(client, &url, header, field, block).await;
             let count = ALLOCATIONS.load(Ordering::Relaxed) - before;
             samples[which].push(count as f64 / block as f64);
         }
@@ -402,34 +399,17 @@ async fn interleaved(
     .expect("the interleaved rounds finished")
 }
 
-/// One request as [`send_one`] sends it, with `Accept: field` too if given.
-async fn send_with(
-    client: &ClientWithMiddleware,
-    url: &url::Url,
-    header: Option<&HeaderValue>,
-    field: Option<&HeaderValue>,
-) {
-    let Some(field) = field else {
-        return send_one(client, url, header).await;
-    };
-    let mut request = client.get(url.clone()).header(ACCEPT, field.clone());
-    if let Some(h) = header {
-        request = request.header(AUTHORIZATION, h.clone());
-    }
-    let response = request.send().await.expect("request sent");
-    assert!(response.status().is_success(), "{}", response.status());
-    response.bytes().await.expect("body read");
-}
-
-/// `n` requests, one after the other, each answer read whole.
+/// `n` requests, one after the other (with `accept` as their own `Accept`
+/// field, if given), each answer read whole.
 async fn sequential(
     client: &ClientWithMiddleware,
     url: &url::Url,
     header: Option<&HeaderValue>,
+    accept: Option<&HeaderValue>,
     n: u64,
 ) {
     for _ in 0..n {
-        send_one(client, url, header).await;
+        send_one_with(client, url, header, accept).await;
     }
 }
 

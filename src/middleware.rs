@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bearer_cache::{CachedToken, TokenCache, TokenKey, TokenSource};
-use bearer_http::{Adapter, AuthBuilder, Authorizer, Resends, Step};
+use bearer_http::{Adapter, AuthBuilder, Authorizer, Resends, Step, Verdict};
 use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
@@ -293,20 +293,18 @@ impl BearerAuth {
                 let answer = InSpan::new(&mut send, span).await;
                 // A bearer token, so not `rejection_for`: asking the token
                 // whether it is bound would read its lines for every answer.
-                let rejects = answer.as_ref().is_ok_and(|response| {
-                    (self.auth)
-                        .rejection(response.status(), response.headers())
-                        .is_some()
+                let verdict = answer.as_ref().ok().and_then(|response| {
+                    (self.auth).rejection(response.status(), response.headers())
                 });
-                if !rejects {
+                let Some(verdict) = verdict else {
                     // Handed back whole: taken apart and put together
                     // again, the answer (136 bytes) was copied each time.
                     return answer;
-                }
+                };
                 let response = answer?;
                 let hops = send.hops();
                 let key = request.key(&self.auth);
-                let rejected = Rejected::new(key, token, spare, resends, hops);
+                let rejected = Rejected::new(key, token, spare, resends, hops, verdict);
                 self.boxed_after_unauthorized(
                     response,
                     rejected,
@@ -344,15 +342,14 @@ impl BearerAuth {
             let mut send = sent.track(request.next.clone().run(req, request.extensions));
             let response = (&mut send).await?;
             Authorizer::observe_answer(&token, &target, response.headers());
-            if (self.auth)
-                .rejection_for(&token, response.status(), response.headers())
-                .is_none()
-            {
+            let Some(verdict) =
+                (self.auth).rejection_for(&token, response.status(), response.headers())
+            else {
                 return Ok(response);
-            }
+            };
             let hops = send.hops();
             let key = request.key(&self.auth);
-            let rejected = Rejected::new(key, token, spare, resends, hops);
+            let rejected = Rejected::new(key, token, spare, resends, hops, verdict);
             self.after_unauthorized(response, rejected, on_401, request.extensions, request.next)
                 .await
         }
@@ -389,9 +386,11 @@ impl BearerAuth {
     ) -> Result<Response> {
         let auth = &self.auth;
         loop {
-            let Some(verdict) =
+            // The first answer was judged by the send that got it; a
+            // resend's answer is judged here.
+            let Some(verdict) = state.verdict.take().or_else(|| {
                 auth.rejection_for(&state.token, response.status(), response.headers())
-            else {
+            }) else {
                 return Ok(response);
             };
             if !state.hops.carried(&response) {
@@ -497,17 +496,20 @@ struct Rejected {
     hops: Hops,
     /// The URL to resend to, once found.
     url: Option<Url>,
+    /// The verdict on the first answer, until the loop takes it.
+    verdict: Option<Verdict>,
 }
 
 impl Rejected {
     /// What the 401 path takes from the first attempt, whose answer
-    /// rejected `token`.
+    /// rejected `token` with `verdict`.
     fn new(
         key: &TokenKey,
         token: CachedToken,
         spare: Option<Spare>,
         resends: Resends,
         hops: Hops,
+        verdict: Verdict,
     ) -> Self {
         Rejected {
             key: key.clone(),
@@ -516,6 +518,7 @@ impl Rejected {
             resends,
             hops,
             url: None,
+            verdict: Some(verdict),
         }
     }
 

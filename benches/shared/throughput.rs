@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
-use http::header::AUTHORIZATION;
+use http::header::{ACCEPT, AUTHORIZATION};
 use reqwest_middleware::ClientWithMiddleware;
 
 /// Requests per second over `duration`, with `concurrency` workers each
@@ -49,7 +49,21 @@ pub(crate) async fn send_one(
     url: &url::Url,
     header: Option<&HeaderValue>,
 ) {
+    send_one_with(client, url, header, None).await;
+}
+
+/// [`send_one`], with `accept` as the request's own `Accept` field, if
+/// given.
+pub(crate) async fn send_one_with(
+    client: &ClientWithMiddleware,
+    url: &url::Url,
+    header: Option<&HeaderValue>,
+    accept: Option<&HeaderValue>,
+) {
     let mut request = client.get(url.clone());
+    if let Some(accept) = accept {
+        request = request.header(ACCEPT, accept.clone());
+    }
     if let Some(h) = header {
         request = request.header(AUTHORIZATION, h.clone());
     }
