@@ -6,14 +6,20 @@
 //!   against the same client without it sending the same token as a fixed
 //!   header, both to the testkit's `/api/echo` (so the server does the same
 //!   work), at concurrency 1 and 64. Many short rounds, each measuring all
-//!   three clients (ours, none, the nothing-middleware) back to back, the
-//!   rounds cycling through all six orders, so load that comes and goes on
-//!   a shared machine hits the three alike; prints the median of the
-//!   per-round ratios and their interquartile range (`iqr=p25..p75`: how
-//!   noisy the run was), and the ratio of the summed throughputs
-//!   (`pooled=`), for ours and for the nothing-middleware from the same
-//!   rounds (1.0 = free).
-//! - Overhead in turns, at 1 caller: the three clients take turns request
+//!   four clients (ours, none, the nothing-middleware, the essentials
+//!   layer) back to back, the rounds cycling through all 24 orders, so
+//!   load that comes and goes on a shared machine hits them alike; prints
+//!   the median of the per-round ratios and their interquartile range
+//!   (`iqr=p25..p75`: how noisy the run was), and the ratio of the summed
+//!   throughputs (`pooled=`), for ours, for the nothing-middleware and for
+//!   the essentials layer from the same rounds (1.0 = free).
+//! - The essentials layer (`Essentials`) does only what any token layer
+//!   must: check the origin, take the cached token's header value, set it,
+//!   send, and look at the status for a 401. Its ratio is the floor a
+//!   token layer reaches on the machine at hand; ours beyond it is what
+//!   the rest of ours (resend copy, redirect record, gRPC and challenge
+//!   reading, spans, per-request options) costs.
+//! - Overhead in turns, at 1 caller: the four clients take turns request
 //!   by request, each request timed (see `interleaved`), in as many rounds
 //!   of 1,000 turns as the overhead above has rounds.
 //! - Allocations: per request through the middleware, through the
@@ -36,8 +42,8 @@
 //! `-- --one-thread` runs everything on one current-thread runtime (no
 //! task changes core).
 //!
-//! `-- --requests-only ours|noop|none N` sends only N warm requests
-//! through one client (`none`: the one without a middleware), for
+//! `-- --requests-only ours|noop|essentials|none N` sends only N warm
+//! requests through one client (`none`: the one without a middleware), for
 //! instruction counts under `valgrind --tool=callgrind`: the difference
 //! between two N, divided by the difference in N, is the cost of one
 //! request (ours minus the nothing-middleware's is the middleware's), and
@@ -51,8 +57,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bearer_http::Authorizer;
 use bearer_testkit::TestServer;
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 use reqwest_bearer::oauth2::ClientCredentials;
 use reqwest_bearer::{BearerAuth, TokenCache, TokenKey};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
@@ -102,12 +109,12 @@ fn main() {
     let requests_only = args.iter().position(|a| a == "--requests-only").map(|i| {
         let which = args
             .get(i + 1)
-            .expect("--requests-only ours|noop|none N")
+            .expect("--requests-only ours|noop|essentials|none N")
             .clone();
         let n = args
             .get(i + 2)
             .and_then(|n| n.parse().ok())
-            .expect("--requests-only ours|noop|none N");
+            .expect("--requests-only ours|noop|essentials|none N");
         (which, n)
     });
     let number = |flag: &str| {
@@ -159,7 +166,21 @@ async fn run(settings: Settings) {
     // The floor any middleware pays in reqwest-middleware: one that does
     // nothing, with the token preset like the baseline's.
     let noop = ClientBuilder::new(http.clone()).with(Noop).build();
+    // The least any token layer does, on the same cache.
+    let essentials = ClientBuilder::new(http.clone())
+        .with(Essentials::new(auth.cache().clone(), &server.base_url()))
+        .build();
     let url = server.api_url("/api/echo");
+    // Each measurement's clients, by the indices of `OURS`, `NONE`, `NOOP`
+    // and `ESSENTIALS`, with the fixed header for the two without a layer
+    // of ours.
+    let clients = [
+        (&with, None),
+        (&without, Some(&fixed)),
+        (&noop, Some(&fixed)),
+        (&essentials, None),
+    ];
+    let orders = orders();
 
     // The same layer with resends off shows what the resend copy costs.
     let no_resend = ClientBuilder::new(http.clone())
@@ -186,8 +207,9 @@ async fn run(settings: Settings) {
         let (client, header) = match which.as_str() {
             "ours" => (&with, None),
             "noop" => (&noop, Some(&fixed)),
+            "essentials" => (&essentials, None),
             "none" => (&without, Some(&fixed)),
-            other => panic!("--requests-only ours|noop|none N, not {other}"),
+            other => panic!("--requests-only ours|noop|essentials|none N, not {other}"),
         };
         sequential(client, &url, header, None, 200).await;
         let callers = settings.callers.unwrap_or(1) as u64;
@@ -212,61 +234,60 @@ async fn run(settings: Settings) {
     };
     for concurrency in callers {
         // Warm the connection pools.
-        for (client, header) in [
-            (&with, None),
-            (&without, Some(&fixed)),
-            (&noop, Some(&fixed)),
-        ] {
+        for (client, header) in clients {
             throughput(client, &url, header, concurrency, settings.round).await;
         }
-        let mut ratios = Vec::with_capacity(settings.rounds);
-        let mut floor = Vec::with_capacity(settings.rounds);
-        let mut sums = [0.0; 3];
+        let mut samples: [Vec<f64>; 3] = Default::default();
+        let mut sums = [0.0; CLIENTS];
         for round in 0..settings.rounds {
-            // Through all six orders, so drift hurts none of them and each
+            // Through all orders, so drift hurts none of them and each
             // follows each of the others equally often.
-            let mut rps = [0.0; 3];
-            for which in ORDERS[round % ORDERS.len()] {
-                rps[which] = match which {
-                    0 => throughput(&with, &url, None, concurrency, settings.round).await,
-                    1 => {
-                        throughput(&without, &url, Some(&fixed), concurrency, settings.round).await
-                    }
-                    _ => throughput(&noop, &url, Some(&fixed), concurrency, settings.round).await,
-                };
+            let mut rps = [0.0; CLIENTS];
+            for which in orders[round % orders.len()] {
+                let (client, header) = clients[which];
+                rps[which] = throughput(client, &url, header, concurrency, settings.round).await;
             }
-            ratios.push(rps[0] / rps[1]);
-            floor.push(rps[2] / rps[1]);
+            for (samples, which) in samples.iter_mut().zip([OURS, NOOP, ESSENTIALS]) {
+                samples.push(rps[which] / rps[NONE]);
+            }
             for (sum, rps) in sums.iter_mut().zip(rps) {
                 *sum += rps;
             }
         }
-        let (ours, noop) = (Spread::of(ratios), Spread::of(floor));
+        let [ours, noop, least] = samples.map(Spread::of);
         println!(
-            "RESULT overhead concurrency={concurrency} ratio={:.3} iqr={:.3}..{:.3} pooled={:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3} noop_pooled={:.3}",
+            "RESULT overhead concurrency={concurrency} ratio={:.3} iqr={:.3}..{:.3} pooled={:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3} noop_pooled={:.3} essentials_ratio={:.3} essentials_iqr={:.3}..{:.3} essentials_pooled={:.3}",
             ours.median,
             ours.p25,
             ours.p75,
-            sums[0] / sums[1],
+            sums[OURS] / sums[NONE],
             settings.rounds,
             noop.median,
             noop.p25,
             noop.p75,
-            sums[2] / sums[1]
+            sums[NOOP] / sums[NONE],
+            least.median,
+            least.p25,
+            least.p75,
+            sums[ESSENTIALS] / sums[NONE],
         );
     }
 
-    // One caller again, the three clients taking turns request by request.
+    // One caller again, the four clients taking turns request by request.
     if settings.callers.is_none_or(|n| n == 1) {
-        let clients = [
-            (&with, None),
-            (&without, Some(&fixed)),
-            (&noop, Some(&fixed)),
-        ];
-        let (ours, noop) = interleaved(clients, &url, settings.rounds).await;
+        let [ours, noop, least] = interleaved(clients, &url, &orders, settings.rounds).await;
         println!(
-            "RESULT overhead_interleaved concurrency=1 ratio={:.3} iqr={:.3}..{:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3}",
-            ours.median, ours.p25, ours.p75, settings.rounds, noop.median, noop.p25, noop.p75
+            "RESULT overhead_interleaved concurrency=1 ratio={:.3} iqr={:.3}..{:.3} rounds={} noop_ratio={:.3} noop_iqr={:.3}..{:.3} essentials_ratio={:.3} essentials_iqr={:.3}..{:.3}",
+            ours.median,
+            ours.p25,
+            ours.p75,
+            settings.rounds,
+            noop.median,
+            noop.p25,
+            noop.p75,
+            least.median,
+            least.p25,
+            least.p75,
         );
     }
 
@@ -344,45 +365,56 @@ impl Spread {
     }
 }
 
-/// The orders in which the three clients (0 ours, 1 without, 2 the
-/// nothing-middleware) take a round or a turn, cycled through.
-const ORDERS: [[usize; 3]; 6] = [
-    [0, 1, 2],
-    [0, 2, 1],
-    [1, 0, 2],
-    [1, 2, 0],
-    [2, 0, 1],
-    [2, 1, 0],
-];
+/// The clients the overhead compares, by their index in each round and
+/// turn: ours, the one without a layer, the nothing-middleware, the
+/// essentials layer.
+const CLIENTS: usize = 4;
+const OURS: usize = 0;
+const NONE: usize = 1;
+const NOOP: usize = 2;
+const ESSENTIALS: usize = 3;
 
-/// The throughput ratios at one caller (ours ÷ without, the
-/// nothing-middleware ÷ without) with the three clients taking turns
+/// Every order of the clients (24), for the rounds and the turns to cycle
+/// through.
+fn orders() -> Vec<[usize; CLIENTS]> {
+    let mut all = Vec::new();
+    for code in 0..CLIENTS.pow(CLIENTS as u32) {
+        let order: [usize; CLIENTS] =
+            std::array::from_fn(|i| code / CLIENTS.pow(i as u32) % CLIENTS);
+        if (0..CLIENTS).all(|which| order.contains(&which)) {
+            all.push(order);
+        }
+    }
+    all
+}
+
+/// The throughput ratios at one caller (ours, the nothing-middleware and
+/// the essentials layer, each ÷ without) with the clients taking turns
 /// request by request, each request timed on its own, in `rounds` rounds of
 /// 1,000 turns: the ratio of a round is that of the time its requests took.
 /// A change in the machine's speed that lasts longer than a turn (~0.1 ms)
-/// then slows the three alike, where rounds of one client at a time each
-/// meet it at a different moment. The turns go through all six orders in
-/// a cycle: ours follows the client without a layer exactly as often as
-/// that client follows ours, and the two follow the nothing-middleware,
-/// and themselves, equally often, so whatever a request leaves behind for
-/// the next one falls on both alike. One caller only: with many, each
-/// request's time is mostly waiting for the others, whichever client they
-/// go through.
+/// then slows them alike, where rounds of one client at a time each meet
+/// it at a different moment. The turns go through all `orders` in a cycle:
+/// each client follows each other one equally often, so whatever a request
+/// leaves behind for the next one falls on all alike. One caller only:
+/// with many, each request's time is mostly waiting for the others,
+/// whichever client they go through.
 async fn interleaved(
-    clients: [(&ClientWithMiddleware, Option<&HeaderValue>); 3],
+    clients: [(&ClientWithMiddleware, Option<&HeaderValue>); CLIENTS],
     url: &url::Url,
+    orders: &[[usize; CLIENTS]],
     rounds: usize,
-) -> (Spread, Spread) {
+) -> [Spread; 3] {
     const TURNS: usize = 1_000;
     let (clients, url) = (clients.map(|(c, h)| (c.clone(), h.cloned())), url.clone());
+    let orders = orders.to_vec();
     // On a runtime worker, as the throughput rounds' callers are.
     tokio::spawn(async move {
-        let mut ours = Vec::with_capacity(rounds);
-        let mut floor = Vec::with_capacity(rounds);
+        let mut samples: [Vec<f64>; 3] = Default::default();
         for _ in 0..rounds {
-            let mut spent = [Duration::ZERO; 3];
+            let mut spent = [Duration::ZERO; CLIENTS];
             for turn in 0..TURNS {
-                for which in ORDERS[turn % ORDERS.len()] {
+                for which in orders[turn % orders.len()] {
                     let (client, header) = &clients[which];
                     let start = Instant::now();
                     send_one(client, &url, header.as_ref()).await;
@@ -390,10 +422,11 @@ async fn interleaved(
                 }
             }
             // Throughput is the inverse of the time a request takes.
-            ours.push(spent[1].as_secs_f64() / spent[0].as_secs_f64());
-            floor.push(spent[1].as_secs_f64() / spent[2].as_secs_f64());
+            for (samples, which) in samples.iter_mut().zip([OURS, NOOP, ESSENTIALS]) {
+                samples.push(spent[NONE].as_secs_f64() / spent[which].as_secs_f64());
+            }
         }
-        (Spread::of(ours), Spread::of(floor))
+        samples.map(Spread::of)
     })
     .await
     .expect("the interleaved rounds finished")
@@ -447,5 +480,62 @@ impl reqwest_middleware::Middleware for Noop {
         next: reqwest_middleware::Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         next.run(req, extensions).await
+    }
+}
+
+/// The least a token layer does per request, for the floor beside ours:
+/// checks the origin, takes the cached token and the header value derived
+/// from it once per thread (the same as ours), sets the header, sends, and
+/// on a 401 invalidates the token. No resend copy, no redirect record, no
+/// gRPC or challenge reading, no spans, no per-request key or options.
+struct Essentials {
+    cache: TokenCache,
+    key: TokenKey,
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Essentials {
+    fn new(cache: TokenCache, origin: &url::Url) -> Self {
+        Essentials {
+            cache,
+            key: TokenKey::new(),
+            scheme: origin.scheme().to_owned(),
+            host: origin.host_str().expect("a host").to_owned(),
+            port: origin.port_or_known_default(),
+        }
+    }
+
+    fn allows(&self, url: &url::Url) -> bool {
+        url.scheme() == self.scheme
+            && url.host_str() == Some(self.host.as_str())
+            && url.port_or_known_default() == self.port
+    }
+}
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Essentials {
+    async fn handle(
+        &self,
+        mut req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let token = match self.allows(req.url()) {
+            true => self.cache.get_cached(&self.key),
+            false => None,
+        };
+        if let Some(token) = &token {
+            let value = Authorizer::header_value(token).expect("a header-safe token");
+            req.headers_mut().insert(http::header::AUTHORIZATION, value);
+        }
+        let answer = next.run(req, extensions).await?;
+        if answer.status() == StatusCode::UNAUTHORIZED {
+            if let Some(token) = &token {
+                self.cache.invalidate_if_current(&self.key, token);
+            }
+        }
+        Ok(answer)
     }
 }

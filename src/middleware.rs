@@ -281,6 +281,7 @@ impl BearerAuth {
             // copied in whole.
             let mut spare = None;
             take_spare(&mut req, resends, &mut spare);
+            let grpc_call = self.auth.is_grpc_call(req.headers());
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let span = request.span.as_ref();
@@ -294,7 +295,7 @@ impl BearerAuth {
                 // A bearer token, so not `rejection_for`: asking the token
                 // whether it is bound would read its lines for every answer.
                 let verdict = answer.as_ref().ok().and_then(|response| {
-                    (self.auth).rejection(response.status(), response.headers())
+                    (self.auth).rejection(response.status(), response.headers(), grpc_call)
                 });
                 let Some(verdict) = verdict else {
                     // Handed back whole: taken apart and put together
@@ -304,7 +305,7 @@ impl BearerAuth {
                 let response = answer?;
                 let hops = send.hops();
                 let key = request.key(&self.auth);
-                let rejected = Rejected::new(key, token, spare, resends, hops, verdict);
+                let rejected = Rejected::new(key, token, spare, resends, hops, verdict, grpc_call);
                 self.boxed_after_unauthorized(
                     response,
                     rejected,
@@ -336,6 +337,7 @@ impl BearerAuth {
             resends.allow_reproof();
             let mut spare = None;
             take_spare(&mut req, resends, &mut spare);
+            let grpc_call = self.auth.is_grpc_call(req.headers());
             let sent = Sent::new(req.url());
             set_authorization(&mut req, &token)?;
             let target = prove(&mut req, &token)?;
@@ -343,13 +345,13 @@ impl BearerAuth {
             let response = (&mut send).await?;
             Authorizer::observe_answer(&token, &target, response.headers());
             let Some(verdict) =
-                (self.auth).rejection_for(&token, response.status(), response.headers())
+                (self.auth).rejection_for(&token, response.status(), response.headers(), grpc_call)
             else {
                 return Ok(response);
             };
             let hops = send.hops();
             let key = request.key(&self.auth);
-            let rejected = Rejected::new(key, token, spare, resends, hops, verdict);
+            let rejected = Rejected::new(key, token, spare, resends, hops, verdict, grpc_call);
             self.after_unauthorized(response, rejected, on_401, request.extensions, request.next)
                 .await
         }
@@ -389,7 +391,8 @@ impl BearerAuth {
             // The first answer was judged by the send that got it; a
             // resend's answer is judged here.
             let Some(verdict) = state.verdict.take().or_else(|| {
-                auth.rejection_for(&state.token, response.status(), response.headers())
+                let (status, headers) = (response.status(), response.headers());
+                auth.rejection_for(&state.token, status, headers, state.grpc_call)
             }) else {
                 return Ok(response);
             };
@@ -498,6 +501,9 @@ struct Rejected {
     url: Option<Url>,
     /// The verdict on the first answer, until the loop takes it.
     verdict: Option<Verdict>,
+    /// Whether the request is a gRPC call, whose answers can reject the
+    /// token with a gRPC status.
+    grpc_call: bool,
 }
 
 impl Rejected {
@@ -510,6 +516,7 @@ impl Rejected {
         resends: Resends,
         hops: Hops,
         verdict: Verdict,
+        grpc_call: bool,
     ) -> Self {
         Rejected {
             key: key.clone(),
@@ -519,6 +526,7 @@ impl Rejected {
             hops,
             url: None,
             verdict: Some(verdict),
+            grpc_call,
         }
     }
 

@@ -400,3 +400,30 @@ async fn grpc_unauthenticated_replaces_the_token_and_resends() {
     assert_eq!(counters.issued.client_credentials, 2);
     assert_eq!(counters.api_requests, 2);
 }
+
+/// Only a gRPC call's answer speaks gRPC: a `grpc-status: 16` in the
+/// answer to any other request says nothing about the token, which is
+/// kept, and the answer is returned as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_status_in_the_answer_to_a_plain_request_is_not_a_rejection() {
+    let (server, auth, client) = setup().await;
+    let control = server.control();
+    control.reject_next_api_requests(1);
+    for content_type in [None, Some("application/json")] {
+        let mut request = client.post(server.api_url("/api/grpc")).body("{}");
+        if let Some(content_type) = content_type {
+            request = request.header(http::header::CONTENT_TYPE, content_type);
+        }
+        let answer = request.send().await.unwrap();
+        let expected = if content_type.is_none() { "16" } else { "0" };
+        assert_eq!(
+            answer.headers()["grpc-status"],
+            expected,
+            "{content_type:?}"
+        );
+    }
+    assert_eq!(auth.cache().stats().invalidations, 0);
+    let counters = control.counters();
+    assert_eq!(counters.issued.client_credentials, 1, "the token was kept");
+    assert_eq!(counters.api_requests, 2, "neither was resent");
+}

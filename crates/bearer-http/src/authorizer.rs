@@ -196,16 +196,24 @@ impl Authorizer {
 
     /// Whether a response (its status and headers) rejects the token the
     /// request carried, and the verdict: a 401, judged by
-    /// [`verdict`](Self::verdict), or a gRPC `UNAUTHENTICATED` in the
-    /// headers, which blames the token. `None`: not a rejection.
+    /// [`verdict`](Self::verdict), or, when the request was a gRPC call
+    /// (`grpc_call`, from [`is_grpc_call`](Self::is_grpc_call) before the
+    /// send), a gRPC `UNAUTHENTICATED` in the headers, which blames the
+    /// token. `None`: not a rejection.
     // Once per answer in the reqwest adapter's bearer path: inlined there.
     #[inline]
-    pub fn rejection(&self, status: StatusCode, headers: &HeaderMap) -> Option<Verdict> {
+    pub fn rejection(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        grpc_call: bool,
+    ) -> Option<Verdict> {
         rejection(
             status,
             headers,
             self.inner.settings.refresh_without_challenge,
             false,
+            grpc_call,
         )
     }
 
@@ -220,24 +228,55 @@ impl Authorizer {
         token: &CachedToken,
         status: StatusCode,
         headers: &HeaderMap,
+        grpc_call: bool,
     ) -> Option<Verdict> {
         rejection(
             status,
             headers,
             self.inner.settings.refresh_without_challenge,
             token.binding().is_some(),
+            grpc_call,
         )
     }
 
-    /// Whether the answer to a request with these headers can reject the
-    /// token in its trailers (a gRPC call), so an adapter should watch them.
-    pub fn trailers_may_reject(&self, request_headers: &HeaderMap) -> bool {
+    /// Whether a request with these headers is a gRPC call
+    /// (`content-type: application/grpc…`): only its answer can reject the
+    /// token with a gRPC status, in the headers
+    /// ([`rejection`](Self::rejection)) or in the trailers, which an
+    /// adapter should then watch
+    /// ([`rejected_in_trailers`](Self::rejected_in_trailers)). Asked before
+    /// the send: free for a request without fields of its own yet.
+    ///
+    /// ```
+    /// use bearer_cache::{StaticSource, TokenCache};
+    /// use bearer_http::{Authorizer, Verdict};
+    /// use http::header::{CONTENT_TYPE, HeaderValue};
+    /// use http::{HeaderMap, StatusCode};
+    ///
+    /// let cache = TokenCache::builder(StaticSource::new("t0k3n")).build();
+    /// let auth = Authorizer::builder(cache)
+    ///     .allow_origin("https://api.example.com".parse()?)
+    ///     .build()?;
+    /// let mut request = HeaderMap::new();
+    /// assert!(!auth.is_grpc_call(&request));
+    /// request.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc+proto"));
+    /// let grpc_call = auth.is_grpc_call(&request);
+    /// assert!(grpc_call);
+    ///
+    /// let mut answer = HeaderMap::new();
+    /// answer.insert("grpc-status", HeaderValue::from_static("16"));
+    /// assert_eq!(auth.rejection(StatusCode::OK, &answer, grpc_call), Some(Verdict::Refresh));
+    /// assert_eq!(auth.rejection(StatusCode::OK, &answer, false), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn is_grpc_call(&self, request_headers: &HeaderMap) -> bool {
         is_grpc(request_headers)
     }
 
     /// Whether the trailers of the answer to a gRPC call reject the token
     /// (`UNAUTHENTICATED` after the headers; watched when
-    /// [`trailers_may_reject`](Self::trailers_may_reject)). The answer has
+    /// [`is_grpc_call`](Self::is_grpc_call)). The answer has
     /// been handed on by then: the token can only be reported, not the
     /// request resent.
     pub fn rejected_in_trailers(&self, trailers: &HeaderMap) -> bool {

@@ -108,16 +108,20 @@ pub(crate) fn bound_verdict(headers: &HeaderMap, refresh_without_challenge: bool
 const GRPC_UNAUTHENTICATED: &[u8] = b"16";
 
 /// Whether a response rejects the token it carried, and what it says: a
-/// 401 is judged by its `WWW-Authenticate` fields; a gRPC `UNAUTHENTICATED`
-/// (`grpc-status: 16` in the headers of a trailers-only answer) blames the
-/// token. `None`: not a rejection.
-// Asked of every answer: inlined, down to the calls that read a 401.
+/// 401 is judged by its `WWW-Authenticate` fields; to a gRPC call (`grpc`,
+/// see [`is_grpc`]), a gRPC `UNAUTHENTICATED` (`grpc-status: 16` in the
+/// headers of a trailers-only answer) blames the token. `None`: not a
+/// rejection.
+// Asked of every answer: inlined, down to the calls that read a 401. The
+// answer to anything but a gRPC call is not searched for `grpc-status`:
+// only a gRPC server speaks it, and only to a gRPC call.
 #[inline]
 pub(crate) fn rejection(
     status: StatusCode,
     headers: &HeaderMap,
     refresh_without_challenge: bool,
     bound: bool,
+    grpc: bool,
 ) -> Option<Verdict> {
     if status == StatusCode::UNAUTHORIZED {
         Some(if bound {
@@ -125,7 +129,7 @@ pub(crate) fn rejection(
         } else {
             verdict(headers, refresh_without_challenge)
         })
-    } else if grpc_unauthenticated(headers) {
+    } else if grpc && grpc_unauthenticated(headers) {
         Some(Verdict::Refresh)
     } else {
         None
@@ -134,7 +138,9 @@ pub(crate) fn rejection(
 
 /// Whether a request is a gRPC call (`content-type: application/grpc…`,
 /// the type compared without regard to case, as media types are), whose
-/// answer may reject the token in its trailers.
+/// answer may reject the token with a gRPC status, in its headers or its
+/// trailers.
+#[inline]
 pub(crate) fn is_grpc(request_headers: &HeaderMap) -> bool {
     const GRPC: &[u8] = b"application/grpc";
     field(request_headers, &http::header::CONTENT_TYPE).is_some_and(|v| {
@@ -174,11 +180,13 @@ mod tests {
         let mut grpc = HeaderMap::new();
         grpc.insert("grpc-status", HeaderValue::from_static("16"));
         assert_eq!(
-            rejection(StatusCode::OK, &grpc, false, false),
+            rejection(StatusCode::OK, &grpc, false, false, true),
             Some(Verdict::Refresh)
         );
+        // Only a gRPC call's answer speaks gRPC.
+        assert_eq!(rejection(StatusCode::OK, &grpc, false, false, false), None);
         grpc.insert("grpc-status", HeaderValue::from_static("7"));
-        assert_eq!(rejection(StatusCode::OK, &grpc, false, false), None);
+        assert_eq!(rejection(StatusCode::OK, &grpc, false, false, true), None);
         assert!(!grpc_unauthenticated(&grpc));
         for (content_type, grpc) in [
             ("application/grpc", true),
@@ -197,11 +205,11 @@ mod tests {
         }
         assert!(!is_grpc(&HeaderMap::new()));
         assert_eq!(
-            rejection(StatusCode::FORBIDDEN, &headers(&[]), true, false),
+            rejection(StatusCode::FORBIDDEN, &headers(&[]), true, false, true),
             None
         );
         assert_eq!(
-            rejection(StatusCode::UNAUTHORIZED, &headers(&[]), true, false),
+            rejection(StatusCode::UNAUTHORIZED, &headers(&[]), true, false, false),
             Some(Verdict::Refresh)
         );
     }
@@ -338,11 +346,11 @@ mod tests {
         // Through `rejection`: only a bound token reads DPoP challenges.
         let nonce = headers(&[b"DPoP error=use_dpop_nonce"]);
         assert!(matches!(
-            rejection(StatusCode::UNAUTHORIZED, &nonce, false, true),
+            rejection(StatusCode::UNAUTHORIZED, &nonce, false, true, false),
             Some(Verdict::Reprove(_))
         ));
         assert!(matches!(
-            rejection(StatusCode::UNAUTHORIZED, &nonce, false, false),
+            rejection(StatusCode::UNAUTHORIZED, &nonce, false, false, false),
             Some(Verdict::Final(_))
         ));
     }

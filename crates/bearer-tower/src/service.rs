@@ -94,16 +94,17 @@ where
         .keep_copy()
         .then(|| try_clone_request(&request))
         .flatten();
-    let watch_trailers = auth.trailers_may_reject(request.headers());
+    let grpc_call = auth.is_grpc_call(request.headers());
     set_authorization(&mut request, &token, target.as_deref())?;
     let mut response = inner.call(request).await.map_err(Into::into)?;
     loop {
         if let Some(target) = &target {
             Authorizer::observe_answer(&token, target, response.headers());
         }
-        let Some(verdict) = auth.rejection_for(&token, response.status(), response.headers())
+        let Some(verdict) =
+            auth.rejection_for(&token, response.status(), response.headers(), grpc_call)
         else {
-            if !watch_trailers {
+            if !grpc_call {
                 return Ok(unwatched(response));
             }
             // A gRPC call may still be refused in its trailers.
