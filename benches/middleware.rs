@@ -522,10 +522,9 @@ impl reqwest_middleware::Middleware for Essentials {
         extensions: &mut http::Extensions,
         next: reqwest_middleware::Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let token = match self.allows(req.url()) {
-            true => self.cache.get_cached(&self.key),
-            false => None,
-        };
+        let token = (self.allows(req.url()))
+            .then(|| self.cache.get_cached(&self.key))
+            .flatten();
         if let Some(token) = &token {
             let value = Authorizer::header_value(token).expect("a header-safe token");
             req.headers_mut().insert(http::header::AUTHORIZATION, value);

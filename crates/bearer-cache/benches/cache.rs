@@ -494,12 +494,11 @@ fn main() {
     rt.block_on(shared_baseline.get());
     // Each batch, two tasks hold one worker each; each runs its lookups
     // alone (the other waiting) and then both at once, timed inside the
-    // task. A thread at once is compared with itself alone: on this VM a
-    // thread's own speed at this loop differs from the other's by up to a
-    // third, and stays so for the process's life, alone or not (data
-    // layout: the same code on a slow and a fast thread), so comparing the
-    // slower thread at once with a one-thread figure from either thread
-    // read 1.4 where neither thread slowed down at all.
+    // task. A thread at once is compared with itself alone, milliseconds
+    // before: on a shared host a worker's speed at this loop can differ
+    // from the other's by a third, and change over time, alone or not, so
+    // comparing the slower thread at once with a one-thread figure taken
+    // earlier read 1.4 where neither thread slowed down at all.
     let both_threads = |ours: bool| {
         let (mut at_once, mut ratios) = (Vec::new(), Vec::new());
         for _ in 0..batches {
